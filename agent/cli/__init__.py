@@ -1,0 +1,15 @@
+"""The technician's command line, ``qatysu`` (SPEC section 4).
+
+Each command lives in its own module and registers itself on :data:`cli`.
+Exit codes: 0 ok, 1 failure, 2 usage or invalid config. Errors are one line,
+``qatysu: error: ...``; ``--debug`` re-raises instead.
+"""
+
+from __future__ import annotations
+
+from agent.cli.base import cli, main
+
+# Importing a command module registers its commands on ``cli``.
+from agent.cli import verify as _verify  # noqa: F401  # isort: skip
+
+__all__ = ["cli", "main"]

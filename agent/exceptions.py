@@ -1,0 +1,72 @@
+"""Every exception the agent raises on purpose.
+
+The tree::
+
+    QatysuError
+    ├── ProtocolError (ValueError)
+    │   ├── EncodingError       a value outside the canonical value set
+    │   └── ReceiptError        a portal receipt that must not be acted on
+    ├── KeyFileError (OSError)  a device key file missing, unreadable or too open
+    ├── ConfigError (ValueError) a config file or key that cannot be used
+    ├── RecordBufferError       the local record buffer
+    │   ├── BufferLockedError   another process owns the buffer
+    │   └── BufferFullError (OSError) an append could not be made durable
+    ├── HardwareError           readers and sensors (foreign errors wrapped here)
+    │   └── ReaderError
+    ├── UploadError             the uploader's view of a portal exchange
+    └── ControlError            the daemon's control socket
+"""
+
+from __future__ import annotations
+
+
+class QatysuError(Exception):
+    """Root of every error raised by the agent."""
+
+
+class ProtocolError(QatysuError, ValueError):
+    """A record, receipt or bundle that does not follow the wire format."""
+
+
+class EncodingError(ProtocolError):
+    """A value that has no canonical encoding (SPEC section 1)."""
+
+
+class ReceiptError(ProtocolError):
+    """A receipt that fails verification and must not delete anything."""
+
+
+class KeyFileError(QatysuError, OSError):
+    """A key file that cannot be used safely."""
+
+
+class ConfigError(QatysuError, ValueError):
+    """A configuration that cannot be used; the message names file and key."""
+
+
+class RecordBufferError(QatysuError):
+    """The local record buffer cannot do what was asked."""
+
+
+class BufferLockedError(RecordBufferError):
+    """Another process holds the buffer's write lock."""
+
+
+class BufferFullError(RecordBufferError, OSError):
+    """An append failed (disk full or quota exceeded); nothing stored was touched."""
+
+
+class HardwareError(QatysuError):
+    """A reader, sensor or bus failed; the foreign exception is the cause."""
+
+
+class ReaderError(HardwareError):
+    """A badge reader failed."""
+
+
+class UploadError(QatysuError):
+    """An upload attempt failed; the buffer is unchanged."""
+
+
+class ControlError(QatysuError):
+    """The daemon's control socket could not serve a request."""

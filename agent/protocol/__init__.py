@@ -1,0 +1,75 @@
+"""The wire format: canonical encoding, records, chains, receipts and bundles.
+
+Imports only the standard library and ``cryptography`` (SPEC section 0), so
+the portal and third parties can verify records without hardware libraries.
+"""
+
+from __future__ import annotations
+
+from agent.protocol.bundle import BundleReport, bundle_filename, make_bundle, verify_bundle
+from agent.protocol.canonical import MAX_SAFE_INT, canonical_bytes, check_value, parse_json
+from agent.protocol.keys import (
+    b64decode_strict,
+    private_key_from_raw,
+    private_key_raw,
+    public_key_b64,
+    public_key_from_b64,
+)
+from agent.protocol.receipts import RECEIPT_FIELDS, build_receipt, verify_receipt
+from agent.protocol.records import (
+    RECORD_FIELDS,
+    RECORD_TYPES,
+    RECORD_VERSION,
+    ZERO_HASH,
+    build_record,
+    check_record_shape,
+    seal,
+    seal_digest,
+    signature_valid,
+)
+from agent.protocol.verify import (
+    REASONS,
+    ChainReport,
+    ChainVerifier,
+    DeclaredGap,
+    Failure,
+    collect_declared_gaps,
+    parse_gap_data,
+    verify_chain,
+)
+
+__all__ = [
+    "MAX_SAFE_INT",
+    "REASONS",
+    "RECEIPT_FIELDS",
+    "RECORD_FIELDS",
+    "RECORD_TYPES",
+    "RECORD_VERSION",
+    "ZERO_HASH",
+    "BundleReport",
+    "ChainReport",
+    "ChainVerifier",
+    "DeclaredGap",
+    "Failure",
+    "b64decode_strict",
+    "build_receipt",
+    "build_record",
+    "bundle_filename",
+    "canonical_bytes",
+    "check_record_shape",
+    "check_value",
+    "collect_declared_gaps",
+    "make_bundle",
+    "parse_gap_data",
+    "parse_json",
+    "private_key_from_raw",
+    "private_key_raw",
+    "public_key_b64",
+    "public_key_from_b64",
+    "seal",
+    "seal_digest",
+    "signature_valid",
+    "verify_bundle",
+    "verify_chain",
+    "verify_receipt",
+]

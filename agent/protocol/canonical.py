@@ -1,0 +1,110 @@
+"""Canonical JSON: the bytes that are hashed and signed (SPEC section 1).
+
+The value set is RFC 8785 restricted to what records need: objects with ASCII
+keys, arrays, strings of Unicode scalar values, integers with ``|n| < 2**53``,
+booleans and null. Floats are outside it on purpose: a ``1.0`` that one
+language prints as ``1`` would give two encodings of one value.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from agent.exceptions import EncodingError
+
+MAX_SAFE_INT = 2**53 - 1
+
+__all__ = ["MAX_SAFE_INT", "canonical_bytes", "check_value", "parse_json"]
+
+
+def check_value(value: Any, path: str = "$") -> None:
+    """Raise :class:`EncodingError` naming the path of the first value outside the set."""
+    if value is None or value is True or value is False:
+        return
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INT:
+            raise EncodingError(f"{path}: integer {value} is outside |n| < 2^53")
+        return
+    if isinstance(value, str):
+        _check_string(value, path)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise EncodingError(f"{path}: object key {key!r} is not a string")
+            if not key.isascii():
+                raise EncodingError(f"{path}: object key {key!r} is not ASCII")
+            check_value(item, f"{path}.{key}")
+        return
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            check_value(item, f"{path}[{index}]")
+        return
+    if isinstance(value, float):
+        raise EncodingError(f"{path}: number {value!r} has a fraction or exponent")
+    raise EncodingError(f"{path}: {type(value).__name__} is not a JSON value")
+
+
+def _check_string(value: str, path: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise EncodingError(f"{path}: string holds a lone surrogate") from exc
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """The canonical encoding of ``value``; raises :class:`EncodingError` outside the set."""
+    check_value(value)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def _no_float(text: str) -> Any:
+    raise EncodingError(f"number {text} has a fraction or exponent")
+
+
+def _bounded_int(text: str) -> int:
+    # Reject before int() so a million-digit literal costs nothing.
+    digits = text.lstrip("-")
+    if len(digits) > 16 or abs(int(text)) > MAX_SAFE_INT:
+        raise EncodingError(f"integer {text[:20]} is outside |n| < 2^53")
+    return int(text)
+
+
+def _no_constant(text: str) -> Any:
+    raise EncodingError(f"{text} is not a JSON number")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise EncodingError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def parse_json(data: bytes | str) -> Any:
+    """Parse JSON strictly: duplicate keys, floats, NaN and big integers are errors.
+
+    Raises :class:`EncodingError` for anything that is not a value of the set,
+    including bytes that are not UTF-8 or text that is not JSON.
+    """
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
+        value = json.loads(
+            text,
+            object_pairs_hook=_unique_keys,
+            parse_float=_no_float,
+            parse_int=_bounded_int,
+            parse_constant=_no_constant,
+        )
+    except EncodingError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise EncodingError(f"not JSON: {exc}") from exc
+    check_value(value)
+    return value
+

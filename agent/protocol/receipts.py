@@ -1,0 +1,69 @@
+"""Portal receipts (SPEC section 2): signed like records, acted on only when pinned."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from agent.exceptions import EncodingError, ReceiptError
+from agent.protocol.canonical import check_value
+from agent.protocol.records import _is_hex64, _is_int, seal, seal_digest, signature_valid
+
+__all__ = ["RECEIPT_FIELDS", "build_receipt", "verify_receipt"]
+
+RECEIPT_FIELDS = ("v", "device", "seq", "record_hash", "server_ms", "hash", "sig")
+
+
+def build_receipt(
+    key: Ed25519PrivateKey, *, device: str, seq: int, record_hash: str, server_ms: int
+) -> dict[str, Any]:
+    """Sign a receipt for the head ``(seq, record_hash)`` of ``device``'s stored chain."""
+    body = {
+        "v": 1,
+        "device": device,
+        "seq": seq,
+        "record_hash": record_hash,
+        "server_ms": server_ms,
+    }
+    return seal(body, key)
+
+
+def verify_receipt(
+    receipt: object, public_key: Ed25519PublicKey, device: str | None = None
+) -> dict[str, Any]:
+    """Return ``receipt`` if it is well formed and signed by ``public_key``.
+
+    Raises :class:`ReceiptError` otherwise. Whether the receipt's hash is one
+    the device knows is the buffer's question, not this function's.
+    """
+    if not isinstance(receipt, dict):
+        raise ReceiptError("receipt is not an object")
+    if set(receipt) != set(RECEIPT_FIELDS):
+        odd = sorted(set(receipt).symmetric_difference(RECEIPT_FIELDS), key=str)
+        raise ReceiptError(f"receipt fields differ from v1 at {odd[0]!r}")
+    try:
+        check_value(receipt)
+    except EncodingError as exc:
+        raise ReceiptError(f"receipt encoding: {exc}") from exc
+    if receipt["v"] != 1 or not _is_int(receipt["v"]):
+        raise ReceiptError("receipt 'v' must be 1")
+    if not _is_int(receipt["seq"]) or receipt["seq"] < 0:
+        raise ReceiptError("receipt 'seq' must be an integer >= 0")
+    if not _is_int(receipt["server_ms"]):
+        raise ReceiptError("receipt 'server_ms' must be an integer")
+    if not (_is_hex64(receipt["record_hash"]) and _is_hex64(receipt["hash"])):
+        raise ReceiptError("receipt hashes must be 64 lowercase hex characters")
+    if not isinstance(receipt["sig"], str) or not isinstance(receipt["device"], str):
+        raise ReceiptError("receipt 'sig' and 'device' must be strings")
+    if device is not None and receipt["device"] != device:
+        raise ReceiptError(f"receipt is for device {receipt['device']!r}, not {device!r}")
+    data, digest = seal_digest(receipt, checked=True)
+    if digest != receipt["hash"]:
+        raise ReceiptError("receipt hash does not match its canonical bytes")
+    if not signature_valid(data, receipt["sig"], public_key):
+        raise ReceiptError("receipt signature does not verify with the pinned portal key")
+    return receipt

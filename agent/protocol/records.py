@@ -1,0 +1,187 @@
+"""Presence records, wire format v1 (SPEC section 1): shape, hashing and signing."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from agent.exceptions import EncodingError, ProtocolError
+from agent.protocol.canonical import canonical_bytes, check_value
+from agent.protocol.keys import b64decode_strict
+
+__all__ = [
+    "RECORD_FIELDS",
+    "RECORD_TYPES",
+    "RECORD_VERSION",
+    "ZERO_HASH",
+    "build_record",
+    "check_record_shape",
+    "seal",
+    "seal_digest",
+    "signature_valid",
+]
+
+RECORD_VERSION = 1
+ZERO_HASH = "0" * 64
+RECORD_TYPES = frozenset(
+    {"boot", "badge", "door", "tamper", "heartbeat", "reader", "gap", "config", "alarm"}
+)
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+RECORD_FIELDS: tuple[str, ...] = (
+    "v", "device", "seq", "prev", "type", "wall_ms", "synced",
+    "boot", "mono_ns", "anchor", "data", "hash", "sig",
+)  # fmt: skip
+
+
+def _is_int(value: object) -> bool:
+    return type(value) is int
+
+
+def _is_hex64(value: object) -> bool:
+    return isinstance(value, str) and _HEX64.fullmatch(value) is not None
+
+
+def seal_digest(body: Mapping[str, Any], *, checked: bool = False) -> tuple[bytes, str]:
+    """Canonical bytes of ``body`` without ``hash``/``sig``, and their SHA-256 hex.
+
+    ``checked=True`` skips the value-set walk for a body already known valid
+    (the verifier's hot path); the encoding itself is the same.
+    """
+    unsigned = {k: v for k, v in body.items() if k not in ("hash", "sig")}
+    if checked:
+        data = json.dumps(
+            unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode("utf-8")
+    else:
+        data = canonical_bytes(unsigned)
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def seal(body: Mapping[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
+    """Return ``body`` with ``hash`` and ``sig`` over its canonical bytes."""
+    data, digest = seal_digest(body)
+    sealed = dict(body)
+    sealed["hash"] = digest
+    sealed["sig"] = base64.b64encode(key.sign(data)).decode("ascii")
+    return sealed
+
+
+def signature_valid(data: bytes, sig: str, key: Ed25519PublicKey) -> bool:
+    """Check a base64 signature; a malformed one is simply not valid."""
+    try:
+        raw = b64decode_strict(sig, "sig")
+    except ProtocolError:
+        return False
+    if len(raw) != 64:
+        return False
+    try:
+        key.verify(raw, data)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def check_record_shape(record: object) -> str | None:
+    """Why ``record`` is not a v1 record (reason ``encoding``), or None if it is one.
+
+    Checks the field set, each field's type and the value set; it does not
+    check the hash, the signature or the chain.
+    """
+    if not isinstance(record, dict):
+        return f"record is {type(record).__name__}, not an object"
+    fields = set(record)
+    missing = [f for f in RECORD_FIELDS if f not in fields]
+    if missing:
+        return f"missing field {missing[0]!r}"
+    extra = sorted(fields.difference(RECORD_FIELDS), key=str)
+    if extra:
+        return f"unknown field {extra[0]!r}"
+    try:
+        check_value(record)
+    except EncodingError as exc:
+        return str(exc)
+    problem = _field_problem(record)
+    if problem:
+        return problem
+    if not isinstance(record["sig"], str):
+        return "field 'sig' is not a string"
+    try:
+        if len(b64decode_strict(record["sig"], "sig")) != 64:
+            return "field 'sig' is not a 64-byte Ed25519 signature"
+    except ProtocolError as exc:
+        return str(exc)
+    return None
+
+
+def _field_problem(r: dict[str, Any]) -> str | None:
+    if not _is_int(r["v"]) or r["v"] != RECORD_VERSION:
+        return f"field 'v' must be {RECORD_VERSION}"
+    if not isinstance(r["device"], str) or not r["device"]:
+        return "field 'device' must be a non-empty string"
+    if not _is_int(r["seq"]) or r["seq"] < 1:
+        return "field 'seq' must be an integer >= 1"
+    if not _is_hex64(r["prev"]):
+        return "field 'prev' must be 64 lowercase hex characters"
+    if not isinstance(r["type"], str) or not r["type"]:
+        return "field 'type' must be a non-empty string"
+    if not _is_int(r["wall_ms"]):
+        return "field 'wall_ms' must be an integer"
+    if not isinstance(r["synced"], bool):
+        return "field 'synced' must be true or false"
+    if not isinstance(r["boot"], str):
+        return "field 'boot' must be a string"
+    if not _is_int(r["mono_ns"]) or r["mono_ns"] < 0:
+        return "field 'mono_ns' must be an integer >= 0"
+    if not (r["anchor"] == "" or _is_hex64(r["anchor"])):
+        return "field 'anchor' must be \"\" or 64 lowercase hex characters"
+    if not isinstance(r["data"], dict):
+        return "field 'data' must be an object"
+    if not _is_hex64(r["hash"]):
+        return "field 'hash' must be 64 lowercase hex characters"
+    return None
+
+
+def build_record(
+    key: Ed25519PrivateKey,
+    *,
+    device: str,
+    seq: int,
+    prev: str,
+    type: str,
+    wall_ms: int,
+    synced: bool,
+    boot: str,
+    mono_ns: int,
+    anchor: str,
+    data: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Build and sign one record; raises :class:`EncodingError` for a value outside the set."""
+    body: dict[str, Any] = {
+        "v": RECORD_VERSION,
+        "device": device,
+        "seq": seq,
+        "prev": prev,
+        "type": type,
+        "wall_ms": wall_ms,
+        "synced": synced,
+        "boot": boot,
+        "mono_ns": mono_ns,
+        "anchor": anchor,
+        "data": dict(data),
+    }
+    record = seal(body, key)
+    problem = check_record_shape(record)
+    if problem:
+        raise EncodingError(problem)
+    return record

@@ -1,0 +1,233 @@
+"""Chain verification (SPEC section 1): one record at a time, first failure wins.
+
+Checks run in the order the SPEC fixes: ``encoding``, ``device``, ``hash``,
+``signature``, then the sequence: ``regression``, ``gap``, ``link``. The
+verifier never raises on what it is given; every problem is a :class:`Failure`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from agent.protocol.records import (
+    ZERO_HASH,
+    _is_hex64,
+    _is_int,
+    check_record_shape,
+    seal_digest,
+    signature_valid,
+)
+
+__all__ = [
+    "REASONS",
+    "ChainReport",
+    "ChainVerifier",
+    "DeclaredGap",
+    "Failure",
+    "collect_declared_gaps",
+    "parse_gap_data",
+    "verify_chain",
+]
+
+REASONS = ("encoding", "device", "hash", "signature", "regression", "gap", "link")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The first thing wrong with a record: its ``seq`` (None if unreadable) and why."""
+
+    seq: int | None
+    reason: str
+    detail: str
+
+    def __str__(self) -> str:
+        where = f"seq {self.seq}" if self.seq is not None else "record"
+        return f"{where}: {self.reason}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class DeclaredGap:
+    """A hole the device declared with a signed ``gap`` record."""
+
+    first_seq: int
+    last_seq: int
+    last_hash: str  # "" when the device lost its newest records and cannot know it
+    reason: str
+    declared_at: int  # seq of the gap record itself
+
+    @property
+    def resume_prev(self) -> str:
+        """The ``prev`` the record after the hole must carry."""
+        return self.last_hash or ZERO_HASH
+
+    def bridges(self, expected_seq: int) -> bool:
+        """True when a verifier expecting ``expected_seq`` may jump past this hole."""
+        return self.first_seq <= expected_seq <= self.last_seq + 1
+
+
+def parse_gap_data(record: dict[str, Any]) -> DeclaredGap | str:
+    """The declared hole of a well-formed ``gap`` record, or why its data is invalid."""
+    data = record["data"]
+    first, last = data.get("first_seq"), data.get("last_seq")
+    last_hash, reason = data.get("last_hash"), data.get("reason", "")
+    if not (_is_int(first) and _is_int(last) and 1 <= first <= last):
+        return "gap data needs integers 1 <= first_seq <= last_seq"
+    if not (last_hash == "" or _is_hex64(last_hash)):
+        return "gap data 'last_hash' must be \"\" or 64 lowercase hex characters"
+    if last >= record["seq"]:
+        return "gap record must come after the hole it declares"
+    if last_hash == "" and record["seq"] != last + 1:
+        return "a gap with unknown last_hash must be the record right after the hole"
+    return DeclaredGap(first, last, last_hash, str(reason), record["seq"])
+
+
+@dataclass
+class ChainVerifier:
+    """Checks each next record of one device against the last accepted ``(seq, hash)``.
+
+    ``check`` only inspects; ``feed`` checks and, on success, advances.
+    ``signatures=False`` checks hashes and links only (the chain-only mode).
+    """
+
+    public_key: Ed25519PublicKey
+    device: str
+    last_seq: int = 0
+    last_hash: str = ZERO_HASH
+    gaps: list[DeclaredGap] = field(default_factory=list)
+    signatures: bool = True
+
+    @property
+    def next_seq(self) -> int:
+        return self.last_seq + 1
+
+    def check_content(self, record: object) -> Failure | None:
+        """Encoding, device, hash and signature: everything but the sequence."""
+        seq = _seq_of(record)
+        problem = check_record_shape(record)
+        if problem:
+            return Failure(seq, "encoding", problem)
+        assert isinstance(record, dict)
+        if record["device"] != self.device:
+            return Failure(seq, "device", f"record is for device {record['device']!r}")
+        data, digest = seal_digest(record, checked=True)
+        if digest != record["hash"]:
+            return Failure(seq, "hash", "hash does not match the canonical bytes")
+        if self.signatures and not signature_valid(data, record["sig"], self.public_key):
+            return Failure(seq, "signature", "signature does not verify with the device key")
+        return None
+
+    def check_sequence(self, record: dict[str, Any]) -> Failure | None:
+        """Regression, gap and link, bridging holes that a known ``gap`` declares."""
+        seq = record["seq"]
+        expected_prev = self.last_hash
+        if seq < self.next_seq:
+            return Failure(seq, "regression", f"expected seq {self.next_seq}")
+        if seq > self.next_seq:
+            gap = self._bridge_for(seq)
+            if gap is None:
+                return Failure(seq, "gap", f"expected seq {self.next_seq}")
+            expected_prev = gap.resume_prev
+        if record["prev"] != expected_prev:
+            return Failure(seq, "link", "prev is not the hash of the previous record")
+        return None
+
+    def _bridge_for(self, seq: int) -> DeclaredGap | None:
+        for gap in self.gaps:
+            if gap.last_seq + 1 == seq and gap.bridges(self.next_seq):
+                return gap
+        return None
+
+    def check(self, record: object) -> Failure | None:
+        failure = self.check_content(record)
+        if failure is None:
+            assert isinstance(record, dict)
+            failure = self.check_sequence(record)
+        return failure
+
+    def feed(self, record: object) -> Failure | None:
+        failure = self.check(record)
+        if failure is None:
+            assert isinstance(record, dict)
+            self.last_seq = record["seq"]
+            self.last_hash = record["hash"]
+        return failure
+
+
+def _seq_of(record: object) -> int | None:
+    if isinstance(record, dict):
+        seq = record.get("seq")
+        if isinstance(seq, int) and _is_int(seq):
+            return seq
+    return None
+
+
+def collect_declared_gaps(
+    records: Iterable[object], public_key: Ed25519PublicKey, device: str
+) -> list[DeclaredGap]:
+    """The holes declared by validly signed ``gap`` records of ``device`` among ``records``."""
+    probe = ChainVerifier(public_key, device)
+    gaps = []
+    for record in records:
+        if not (isinstance(record, dict) and record.get("type") == "gap"):
+            continue
+        if probe.check_content(record) is not None:
+            continue
+        parsed = parse_gap_data(record)
+        if isinstance(parsed, DeclaredGap):
+            gaps.append(parsed)
+    return gaps
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """Outcome of verifying a run of records."""
+
+    checked: int
+    failure: Failure | None
+    gaps: tuple[DeclaredGap, ...]  # the holes actually bridged
+    head_seq: int
+    head_hash: str
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+def verify_chain(
+    records: Sequence[object],
+    public_key: Ed25519PublicKey,
+    device: str,
+    *,
+    start: tuple[int, str] | None = None,
+    signatures: bool = True,
+) -> ChainReport:
+    """Verify ``records`` in order, bridging only holes their own ``gap`` records declare.
+
+    ``start`` is the last accepted ``(seq, hash)``; without it the first
+    record's ``prev`` is taken as given unless its ``seq`` is 1.
+    """
+    if start is None:
+        start = (0, ZERO_HASH)
+        first = records[0] if records else None
+        if isinstance(first, dict) and _is_int(first.get("seq")) and first["seq"] > 1:
+            prev = first.get("prev")
+            start = (first["seq"] - 1, prev if isinstance(prev, str) else "")
+    gaps = collect_declared_gaps(records, public_key, device)
+    verifier = ChainVerifier(public_key, device, start[0], start[1], gaps, signatures)
+    bridged: list[DeclaredGap] = []
+    for index, record in enumerate(records):
+        before = verifier.next_seq
+        failure = verifier.feed(record)
+        if failure is not None:
+            return ChainReport(
+                index, failure, tuple(bridged), verifier.last_seq, verifier.last_hash
+            )
+        if verifier.last_seq > before:  # jumped a declared hole
+            bridged.append(next(g for g in gaps if g.last_seq + 1 == verifier.last_seq))
+    return ChainReport(
+        len(records), None, tuple(bridged), verifier.last_seq, verifier.last_hash
+    )
