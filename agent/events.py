@@ -1,0 +1,58 @@
+"""What the hardware tells the daemon: plain values, no I/O.
+
+Readers and sensors produce these; the daemon's single writer turns each into
+exactly one record (SPEC section 1). Keeping them here, apart from any driver,
+lets the core and the tests build them without hardware libraries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["BadgeRead", "Event", "ReaderStatus", "SensorChange"]
+
+
+@dataclass(frozen=True)
+class BadgeRead:
+    """One presentation of a card: a ``badge`` record's data."""
+
+    reader: str
+    driver: str
+    uid: str  # uppercase hex of the real UID bytes, never a check byte
+    uid_len: int  # bytes
+
+    def record_data(self) -> dict[str, object]:
+        return {
+            "reader": self.reader,
+            "driver": self.driver,
+            "uid": self.uid,
+            "uid_len": self.uid_len,
+        }
+
+
+@dataclass(frozen=True)
+class ReaderStatus:
+    """A reader fault or recovery: a ``reader`` record's data."""
+
+    reader: str
+    state: Literal["fault", "recovered"]
+    detail: str
+
+    def record_data(self) -> dict[str, object]:
+        return {"reader": self.reader, "state": self.state, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class SensorChange:
+    """A settled door or tamper change: a ``door`` or ``tamper`` record's data."""
+
+    kind: Literal["door", "tamper"]
+    sensor: str
+    state: Literal["open", "closed"]
+
+    def record_data(self) -> dict[str, object]:
+        return {"sensor": self.sensor, "state": self.state}
+
+
+Event = BadgeRead | ReaderStatus | SensorChange

@@ -1,0 +1,1 @@
+"""Badge readers: one module per driver behind :class:`agent.readers.base.Reader`."""
