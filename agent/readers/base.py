@@ -37,7 +37,7 @@ class Reader(ABC):
         """One line on what answered (e.g. ``MFRC522 VersionReg 0x92``); raises ReaderError."""
         return f"{self.driver} reader {self.name}: no probe for this driver"
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, deliberately a no-op
         """Release the bus or port."""
 
     def __repr__(self) -> str:
