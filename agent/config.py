@@ -7,8 +7,15 @@ typo), ``config set`` and writing commented files belong here too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import difflib
+import tomllib
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from agent.exceptions import ConfigError
 
 __all__ = [
     "AgentConfig",
@@ -19,6 +26,8 @@ __all__ = [
     "PortalConfig",
     "ReaderConfig",
     "SensorConfig",
+    "config_from_dict",
+    "load_config",
 ]
 
 
@@ -117,3 +126,101 @@ class AgentConfig:
     @property
     def key_path(self) -> Path:
         return self.device.state_dir / "device.key"
+
+
+# --- loading -----------------------------------------------------------------
+
+_SECTIONS: dict[str, type[Any]] = {
+    "device": DeviceConfig,
+    "portal": PortalConfig,
+    "feedback": FeedbackConfig,
+    "heartbeat": HeartbeatConfig,
+    "buffer": BufferConfig,
+}
+_LISTS: dict[str, type[Any]] = {
+    "readers": ReaderConfig,
+    "doors": SensorConfig,
+    "tamper": SensorConfig,
+}
+
+
+def load_config(path: Path) -> AgentConfig:
+    """Read and validate ``path``; raises :class:`ConfigError` naming file and key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no config file (run 'qatysu init --profile NAME')") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return config_from_dict(raw, path)
+
+
+def config_from_dict(raw: Mapping[str, Any], path: Path | None = None) -> AgentConfig:
+    where = str(path) if path else "config"
+    values: dict[str, Any] = {"path": path}
+    for key, value in raw.items():
+        if key in _SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: [{key}] must be a table")
+            values[key] = _build(_SECTIONS[key], value, where, key)
+        elif key in _LISTS:
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                raise ConfigError(f"{where}: {key} must be written as [[{key}]] tables")
+            values[key] = tuple(
+                _build(_LISTS[key], item, where, f"{key}.{index}")
+                for index, item in enumerate(value)
+            )
+        else:
+            raise ConfigError(f"{where}: unknown section {key!r}{_did_you_mean(key, _ALL_TOP)}")
+    return AgentConfig(**values)
+
+
+_ALL_TOP = [*_SECTIONS, *_LISTS]
+
+
+def _did_you_mean(key: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(key, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _build(cls: type[Any], table: Mapping[str, Any], where: str, prefix: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    hints = get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(
+                f"{where}: unknown key {prefix}.{key}{_did_you_mean(key, list(known))}"
+            )
+        kwargs[key] = _coerce(value, hints[key], where, f"{prefix}.{key}")
+    missing = [
+        f.name
+        for f in known.values()
+        if f.default is MISSING and f.default_factory is MISSING and f.name not in kwargs
+    ]
+    if missing:
+        raise ConfigError(f"{where}: {prefix}.{missing[0]} is required")
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, where: str, key: str) -> Any:
+    accepted = get_args(hint) if get_origin(hint) in (Union, UnionType) else (hint,)
+    for kind in accepted:
+        if kind is type(None) and value is None:
+            return None
+        if kind is bool and isinstance(value, bool):
+            return value
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if kind is str and isinstance(value, str):
+            return value
+        if kind is Path and isinstance(value, str):
+            return Path(value)
+    names = " or ".join(getattr(k, "__name__", str(k)) for k in accepted)
+    raise ConfigError(f"{where}: {key} must be {names}, not {value!r}")
