@@ -131,8 +131,13 @@ def load_device(conn: Connection, device_id: str, *, lock: bool = False) -> Devi
 def store_receipt(
     conn: Connection, key: Ed25519PrivateKey, device_id: str, seq: int, record_hash: str, now: int
 ) -> dict[str, Any]:
-    """Sign a receipt for ``(seq, record_hash)`` and keep it by hash."""
+    """Sign a receipt for ``(seq, record_hash)`` and keep it by hash (device row held)."""
     receipt = build_receipt(key, device=device_id, seq=seq, record_hash=record_hash, server_ms=now)
+    # The same head in the same millisecond signs to the same bytes (Ed25519 is
+    # deterministic): keep it once. Callers hold the device row, so no race here.
+    known = select(receipts.c.hash).where(receipts.c.hash == receipt["hash"])
+    if conn.execute(known).first() is not None:
+        return receipt
     conn.execute(
         insert(receipts).values(
             hash=receipt["hash"],
@@ -151,7 +156,7 @@ def cursor_receipt(
 ) -> dict[str, Any]:
     """A fresh receipt for the device's current head (``GET .../cursor``)."""
     with write_transaction(engine) as conn:
-        head = load_device(conn, device_id)
+        head = load_device(conn, device_id, lock=True)
         if head.revoked:
             raise RevokedDeviceError(f"device {device_id!r} is revoked")
         conn.execute(
