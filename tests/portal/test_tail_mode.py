@@ -67,7 +67,9 @@ def test_only_the_tail_is_checked_then_verify_finds_a_bad_inner_signature(
     assert kinds == ["stored_chain", "signature_late"]
 
 
-def test_a_bad_tail_signature_is_refused_and_the_prefix_ends_on_a_checked_one(tail_portal: Portal) -> None:
+def test_a_bad_tail_signature_is_refused_and_the_prefix_ends_on_a_checked_one(
+    tail_portal: Portal,
+) -> None:
     portal = tail_portal
     device = enroll(portal)
     batch = device.batch(10)
