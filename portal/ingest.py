@@ -418,6 +418,22 @@ def _held_hashes(conn: Connection, head: DeviceHead, good: list[dict[str, Any]])
     return {int(row.seq): row.hash for row in rows}
 
 
+_RECORD_COLUMNS = (
+    "device_id", "seq", "hash", "prev", "type", "wall_ms", "synced", "boot", "mono_ns",
+    "anchor", "data", "body", "received_ms", "covered_ms", "sig_checked",
+)  # fmt: skip
+_JSON_COLUMNS = ("data", "body")
+
+
+def _insert_sql(dialect: str) -> str:
+    """A plain INSERT for the driver: the JSON columns get text we already encoded."""
+    if dialect == "sqlite":
+        marks = [f":{c}" for c in _RECORD_COLUMNS]
+    else:
+        marks = [f"%({c})s::json" if c in _JSON_COLUMNS else f"%({c})s" for c in _RECORD_COLUMNS]
+    return f"INSERT INTO records ({', '.join(_RECORD_COLUMNS)}) VALUES ({', '.join(marks)})"
+
+
 def _insert_records(
     conn: Connection,
     device_id: str,
@@ -426,11 +442,18 @@ def _insert_records(
     indexes: list[int],
     now: int,
 ) -> None:
+    """Insert the accepted records in one executemany.
+
+    This bypasses SQLAlchemy's per-row JSON processing (a third of the store
+    time): ``body`` is the canonical text the content phase already built,
+    with ``hash`` and ``sig`` spliced in, which parses back to the record.
+    """
     if not rows:
         return
-    conn.execute(
-        insert(records),
-        [
+    params = []
+    for r, i in zip(rows, indexes, strict=True):
+        canonical = content.data[i].decode("utf-8")
+        params.append(
             {
                 "device_id": device_id,
                 "seq": r["seq"],
@@ -442,15 +465,14 @@ def _insert_records(
                 "boot": r["boot"],
                 "mono_ns": r["mono_ns"],
                 "anchor": r["anchor"],
-                "data": r["data"],
-                "body": r,
+                "data": json.dumps(r["data"], separators=(",", ":"), ensure_ascii=False),
+                "body": f'{canonical[:-1]},"hash":"{r["hash"]}","sig":"{r["sig"]}"}}',
                 "received_ms": now,
                 "covered_ms": now,  # the receipt signed in this transaction covers it
                 "sig_checked": content.sig_checked[i],
             }
-            for r, i in zip(rows, indexes, strict=True)
-        ],
-    )
+        )
+    conn.exec_driver_sql(_insert_sql(conn.dialect.name), params)
 
 
 def _gap_record(good: list[dict[str, Any]], gap: DeclaredGap) -> dict[str, Any]:

@@ -12,8 +12,11 @@ from portal.cli.base import Context, cli
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--access-log/--no-access-log", default=True, show_default=True, help="Log every request."
+)
 @click.pass_obj
-def serve_command(ctx: Context, host: str, port: int) -> int:
+def serve_command(ctx: Context, host: str, port: int, access_log: bool) -> int:
     """Run the portal: migrate the store, load or create the key, serve HTTP."""
     import uvicorn
 
@@ -23,5 +26,5 @@ def serve_command(ctx: Context, host: str, port: int) -> int:
     portal = ctx.portal()
     app = create_app(portal.settings, portal=portal)
     click.echo(f"portal key {portal.public_key}", err=True)
-    uvicorn.run(app, host=host, port=port, proxy_headers=False)
+    uvicorn.run(app, host=host, port=port, proxy_headers=False, access_log=access_log)
     return 0
