@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,15 +207,11 @@ def _check_content(
     """
     datas: list[bytes] = []
     failure: Failure | None = None
-    jobs: list[tuple[int, Any]] = []  # (first index, future or list of results)
+    jobs = _SignatureJobs(public_key, pool)
     pending: list[tuple[bytes, str]] = []
 
     def flush() -> None:
-        first = len(datas) - len(pending)
-        if pool is None:
-            jobs.append((first, _verify_chunk(pending, public_key)))
-        else:
-            jobs.append((first, pool.submit(_verify_chunk, list(pending), public_key)))
+        jobs.add(len(datas) - len(pending), list(pending))
         pending.clear()
 
     for record in batch:
@@ -240,12 +237,10 @@ def _check_content(
     if pending:
         flush()
     if not every:
-        tails = _run_tails(len(datas), batch)
-        results = [signature_valid(datas[i], batch[i]["sig"], public_key) for i in tails]  # type: ignore[index]
-        jobs = [(i, [ok]) for i, ok in zip(tails, results, strict=True)]
+        for i in _run_tails(len(datas), batch):
+            jobs.add(i, [(datas[i], batch[i]["sig"])])  # type: ignore[index]
     checked = [False] * len(datas)
-    for first, job in jobs:
-        oks = job if isinstance(job, list) else job.result()
+    for first, oks in jobs.finish():
         bad = next((n for n, ok in enumerate(oks) if not ok), None)
         for n in range(len(oks) if bad is None else bad):
             checked[first + n] = True
@@ -260,6 +255,41 @@ def _check_content(
             )
             break
     return _Content(datas, failure, checked)
+
+
+class _SignatureJobs:
+    """Chunks of signature checks taken by the pool's threads and, at the end, by ours.
+
+    The caller's thread helps drain the queue once its own Python work is done,
+    instead of idling while the pool catches up.
+    """
+
+    def __init__(self, public_key: Ed25519PublicKey, pool: Executor | None) -> None:
+        self._key = public_key
+        self._pool = pool
+        self._queue: deque[tuple[int, list[tuple[bytes, str]]]] = deque()
+        self._results: dict[int, list[bool]] = {}
+        self._futures: list[Future[None]] = []
+
+    def add(self, first: int, items: list[tuple[bytes, str]]) -> None:
+        self._queue.append((first, items))
+        if self._pool is not None:
+            self._futures.append(self._pool.submit(self._work))
+
+    def _work(self) -> None:
+        try:
+            first, items = self._queue.popleft()
+        except IndexError:  # another thread took it
+            return
+        self._results[first] = _verify_chunk(items, self._key)
+
+    def finish(self) -> list[tuple[int, list[bool]]]:
+        """Every chunk's results, in index order."""
+        while self._queue:
+            self._work()
+        for future in self._futures:
+            future.result()
+        return sorted(self._results.items())
 
 
 def _verify_chunk(items: list[tuple[bytes, str]], public_key: Ed25519PublicKey) -> list[bool]:
