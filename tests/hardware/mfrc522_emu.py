@@ -21,7 +21,8 @@ TxCRCEn/RxCRCEn, MFAuthent and the other radio settings are not emulated.
 Controls for tests: :meth:`Mfrc522Chip.add_card`, :meth:`remove_card`,
 :meth:`stop_answering` (every read gives 0x00 or 0xFF, writes are lost, until
 :meth:`resume` or, with ``until_reset``, a reset pulse), :meth:`brownout`
-(registers back to reset values behind the driver's back), ``version`` and
+(registers back to reset values behind the driver's back), ``io_error`` (every
+transfer raises it, like a bus that went away), ``version`` and
 ``transfers`` (SPI transfers so far).
 """
 
@@ -172,6 +173,7 @@ class Mfrc522Chip:
         self.transfers = 0
         self.cards: list[EmulatedCard] = []
         self.resets = 0  # hardware reset pulses seen
+        self.io_error: OSError | None = None  # raised by every transfer while set
         self._dead: int | None = None
         self._dead_until_reset = False
         self._powered_down = False
@@ -229,6 +231,8 @@ class Mfrc522Chip:
     def transfer(self, data: list[int], speed_hz: int) -> list[int]:
         self.transfers += 1
         self.bus_time += len(data) * 8 / speed_hz
+        if self.io_error is not None:
+            raise self.io_error
         if self._dead is not None:
             return [self._dead] * len(data)
         if self._powered_down:
