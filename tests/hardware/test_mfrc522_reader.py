@@ -241,9 +241,11 @@ def test_a_missing_spi_device_is_a_fault_until_it_appears(
 
 def test_probe_names_the_version(board: EmulatedBoard, make_reader: MakeReader) -> None:
     reader = make_reader()
-    assert reader.probe() == "reader entrance: MFRC522 on SPI 0.0, VersionReg 0x92 (NXP MFRC522 v2.0)"
+    assert reader.probe() == (
+        "reader entrance: MFRC522 on SPI 0.0, VersionReg 0x92 (NXP MFRC522 v2.0)"
+    )
     board.chip.stop_answering(0x00)
-    with pytest.raises(ReaderError, match="no MFRC522 answers on SPI 0.0"):
+    with pytest.raises(ReaderError, match=r"no MFRC522 answers on SPI 0\.0"):
         reader.probe()
 
 
