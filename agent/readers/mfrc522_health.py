@@ -20,12 +20,16 @@ from __future__ import annotations
 __all__ = ["DEAD_VERSIONS", "KNOWN_VERSIONS", "ChipHealth", "describe_version"]
 
 DEAD_VERSIONS = frozenset({0x00, 0xFF})
+# Any other value (neither 0x00 nor 0xFF) is accepted: clones keep appearing.
 KNOWN_VERSIONS = {
+    0x90: "NXP MFRC522 v0.0",
     0x91: "NXP MFRC522 v1.0",
     0x92: "NXP MFRC522 v2.0",
-    0x88: "clone (Fudan FM17522 family)",
-    0x12: "clone (counterfeit marking)",
-    0xB2: "clone (seen on cheap RC522 boards)",
+    0x88: "clone, Fudan FM17522",
+    0x12: "clone, counterfeit chip on cheap RC522 boards",
+    0x15: "clone, reported on cheap RC522 boards",
+    0x89: "clone, reported on cheap RC522 boards",
+    0xB2: "clone, reported on cheap RC522 boards",
 }
 
 
