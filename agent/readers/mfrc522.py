@@ -135,12 +135,12 @@ class Mfrc522Reader(Reader):
     def run(self, emit: Emit, stop: threading.Event) -> None:
         self._start(emit)
         while not stop.is_set():
-            self.step(emit)
+            self._step(emit)
             if stop.is_set():
                 break
             self._wait(stop, self.poll_s)
 
-    def step(self, emit: Emit) -> None:
+    def _step(self, emit: Emit) -> None:
         """One iteration of :meth:`run` without its sleep: supervise, poll, report."""
         now = self._monotonic()
         health = self.health
@@ -216,9 +216,12 @@ class Mfrc522Reader(Reader):
     # -- start, fault and recovery ---------------------------------------------
 
     def _start(self, emit: Emit) -> None:
+        if self.health.faulted:
+            return  # a fault already reported; the loop keeps trying to recover
         now = self._monotonic()
         try:
-            self._open()
+            if self._device is None:
+                self._open()
             self._init_chip()
             version = self._read(VERSION_REG)
         except ReaderError as exc:

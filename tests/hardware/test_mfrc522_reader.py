@@ -220,9 +220,7 @@ def test_bus_errors_become_reader_errors_and_never_leave_run(
     assert isinstance(caught.value.__cause__, OSError)
 
 
-def test_a_missing_spi_device_is_a_fault_until_it_appears(
-    clock: object, scenario: Scenario
-) -> None:
+def test_a_missing_spi_device_is_a_fault_until_it_appears(scenario: Scenario) -> None:
     GPIO.reset()
     reader = Mfrc522Reader("side", spi_bus=1, clock=scenario.clock, sleep=scenario.sleep)
     boards: list[EmulatedBoard] = []
