@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint typecheck install clean
+.PHONY: test demo bench lint typecheck install clean chromium
 
 $(STAMP): pyproject.toml Makefile
 	@test -n "$(PYTHON)" || { echo "make: error: Python 3.11 or newer is required" >&2; exit 1; }
@@ -26,7 +26,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck
+# The auditor pages are tested in Debian's Chromium; install it when we can
+# (root with apt), otherwise those tests skip and say why.
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "make: installing Debian's chromium for the page tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "make: warning: could not install chromium; page tests will skip"; \
+	fi
+
+test: $(STAMP) lint typecheck chromium
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
