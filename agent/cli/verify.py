@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from agent.cli.base import Exit, cli
-from agent.exceptions import EncodingError
-from agent.protocol import parse_json, verify_bundle
+from agent.exceptions import EncodingError, ProtocolError
+from agent.protocol import parse_json, public_key_from_b64, verify_bundle
 
 
 @cli.command("verify")
@@ -23,6 +23,11 @@ def verify_command(file: Path, public_key: str | None, as_json: bool) -> int:
     only the holes declared by signed gap records. Exit 0 intact, 3 intact with
     declared gaps (listed), 1 broken or forged.
     """
+    if public_key is not None:
+        try:
+            public_key_from_b64(public_key)
+        except ProtocolError as exc:
+            raise Exit(f"--public-key: {exc}", 2) from exc
     try:
         bundle = parse_json(file.read_bytes())
     except OSError as exc:
@@ -48,7 +53,13 @@ def verify_command(file: Path, public_key: str | None, as_json: bool) -> int:
                         "detail": report.failure.detail,
                     },
                     "gaps": [
-                        {"first_seq": g.first_seq, "last_seq": g.last_seq, "reason": g.reason}
+                        {
+                            "first_seq": g.first_seq,
+                            "last_seq": g.last_seq,
+                            "last_hash": g.last_hash,
+                            "reason": g.reason,
+                            "declared_at": g.declared_at,
+                        }
                         for g in report.gaps
                     ],
                 }

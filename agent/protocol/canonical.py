@@ -14,11 +14,15 @@ from typing import Any
 from agent.exceptions import EncodingError
 
 MAX_SAFE_INT = 2**53 - 1
+# Arrays and objects nest at most this deep (a record is depth 1, its data 2).
+# Without a bound a deeply nested value would exhaust Python's recursion limit
+# inside a verifier, which must never raise; no record needs more than a few.
+MAX_DEPTH = 32
 
-__all__ = ["MAX_SAFE_INT", "canonical_bytes", "check_value", "parse_json"]
+__all__ = ["MAX_DEPTH", "MAX_SAFE_INT", "canonical_bytes", "check_value", "parse_json"]
 
 
-def check_value(value: Any, path: str = "$") -> None:
+def check_value(value: Any, path: str = "$", depth: int = 0) -> None:
     """Raise :class:`EncodingError` naming the path of the first value outside the set."""
     if value is None or value is True or value is False:
         return
@@ -29,17 +33,19 @@ def check_value(value: Any, path: str = "$") -> None:
     if isinstance(value, str):
         _check_string(value, path)
         return
+    if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+        raise EncodingError(f"{path}: nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise EncodingError(f"{path}: object key {key!r} is not a string")
             if not key.isascii():
                 raise EncodingError(f"{path}: object key {key!r} is not ASCII")
-            check_value(item, f"{path}.{key}")
+            check_value(item, f"{path}.{key}", depth + 1)
         return
     if isinstance(value, list):
         for index, item in enumerate(value):
-            check_value(item, f"{path}[{index}]")
+            check_value(item, f"{path}[{index}]", depth + 1)
         return
     if isinstance(value, float):
         raise EncodingError(f"{path}: number {value!r} has a fraction or exponent")
@@ -103,7 +109,7 @@ def parse_json(data: bytes | str) -> Any:
         )
     except EncodingError:
         raise
-    except (ValueError, RecursionError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         raise EncodingError(f"not JSON: {exc}") from exc
     check_value(value)
     return value
