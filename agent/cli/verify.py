@@ -9,7 +9,7 @@ import click
 
 from agent.cli.base import Exit, cli
 from agent.exceptions import EncodingError, ProtocolError
-from agent.protocol import parse_json, public_key_from_b64, verify_bundle
+from agent.protocol import parse_json_lenient, public_key_from_b64, verify_bundle
 
 
 @cli.command("verify")
@@ -29,11 +29,11 @@ def verify_command(file: Path, public_key: str | None, as_json: bool) -> int:
         except ProtocolError as exc:
             raise Exit(f"--public-key: {exc}", 2) from exc
     try:
-        bundle = parse_json(file.read_bytes())
+        bundle = parse_json_lenient(file.read_bytes())
     except OSError as exc:
         raise Exit(f"{file}: {exc.strerror or exc}") from exc
     except EncodingError as exc:
-        raise Exit(f"{file}: bundle is not valid JSON of the record value set: {exc}") from exc
+        raise Exit(f"{file}: not a bundle: {exc}") from exc
     report = verify_bundle(bundle, public_key)
     if as_json:
         click.echo(

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent.exceptions import ProtocolError
+from agent.exceptions import EncodingError, ProtocolError
+from agent.protocol.canonical import DuplicateKeys, check_value
 from agent.protocol.keys import public_key_b64, public_key_from_b64
 from agent.protocol.records import _is_int
 from agent.protocol.verify import ChainReport, DeclaredGap, Failure, verify_chain
@@ -58,6 +59,12 @@ def verify_bundle(bundle: object, public_key: str | None = None) -> BundleReport
     if not isinstance(bundle, dict) or set(bundle) != {"v", "device", "public_key", "records"}:
         return broken("encoding", "bundle must hold exactly v, device, public_key, records")
     device, records = bundle["device"], bundle["records"]
+    try:  # the records are checked one by one below, with their seq
+        check_value({k: v for k, v in bundle.items() if k != "records"})
+        if isinstance(bundle, DuplicateKeys):
+            raise EncodingError(f"duplicate key {bundle.duplicate!r}")
+    except EncodingError as exc:
+        return broken("encoding", f"bundle: {exc}")
     if not (_is_int(bundle["v"]) and bundle["v"] == 1):
         return broken("encoding", "bundle 'v' must be 1")
     if not isinstance(device, str) or not device or not isinstance(records, list):

@@ -9,6 +9,7 @@ language prints as ``1`` would give two encodings of one value.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from agent.exceptions import EncodingError
@@ -19,13 +20,38 @@ MAX_SAFE_INT = 2**53 - 1
 # inside a verifier, which must never raise; no record needs more than a few.
 MAX_DEPTH = 32
 
-__all__ = ["MAX_DEPTH", "MAX_SAFE_INT", "canonical_bytes", "check_value", "parse_json"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_SAFE_INT",
+    "Invalid",
+    "canonical_bytes",
+    "check_value",
+    "parse_json",
+    "parse_json_lenient",
+]
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A number outside the value set, kept in place by :func:`parse_json_lenient`."""
+
+    detail: str
+
+
+class DuplicateKeys(dict[str, Any]):
+    """An object that repeated a key (the last value kept), kept in place likewise."""
+
+    duplicate: str = ""
 
 
 def check_value(value: Any, path: str = "$", depth: int = 0) -> None:
     """Raise :class:`EncodingError` naming the path of the first value outside the set."""
     if value is None or value is True or value is False:
         return
+    if isinstance(value, Invalid):
+        raise EncodingError(f"{path}: {value.detail}")
+    if isinstance(value, DuplicateKeys):
+        raise EncodingError(f"{path}: duplicate key {value.duplicate!r}")
     if isinstance(value, int):
         if abs(value) > MAX_SAFE_INT:
             raise EncodingError(f"{path}: integer {value} is outside |n| < 2^53")
@@ -114,3 +140,45 @@ def parse_json(data: bytes | str) -> Any:
     check_value(value)
     return value
 
+
+
+def _lenient_int(text: str) -> int | Invalid:
+    digits = text.lstrip("-")
+    if len(digits) > 16 or abs(int(text)) > MAX_SAFE_INT:
+        return Invalid(f"integer {text[:20]} is outside |n| < 2^53")
+    return int(text)
+
+
+def _lenient_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    duplicate = None
+    for key, value in pairs:
+        if key in result and duplicate is None:
+            duplicate = key
+        result[key] = value
+    if duplicate is None:
+        return result
+    marked = DuplicateKeys(result)
+    marked.duplicate = duplicate
+    return marked
+
+
+def parse_json_lenient(data: bytes | str) -> Any:
+    """Parse any JSON text, keeping values outside the set in place as markers.
+
+    For a batch or a bundle: a ``1.0`` or a repeated key inside one record
+    must fail that record (reason ``encoding``, with its ``seq``), not the
+    whole file. :func:`check_value` rejects the markers, so every verifier
+    reports them. Raises :class:`EncodingError` only for text that is not JSON.
+    """
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
+        return json.loads(
+            text,
+            object_pairs_hook=_lenient_pairs,
+            parse_float=lambda t: Invalid(f"number {t} has a fraction or exponent"),
+            parse_int=_lenient_int,
+            parse_constant=lambda t: Invalid(f"{t} is not a JSON number"),
+        )
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise EncodingError(f"not JSON: {exc}") from exc
