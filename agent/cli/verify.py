@@ -71,7 +71,8 @@ def verify_command(file: Path, public_key: str | None, as_json: bool) -> int:
         span = (
             f"seq {report.first_seq}..{report.last_seq}" if report.count else "no records"
         )
-        click.echo(f"{file}: intact, {report.count} records of device {report.device} ({span})")
+        state = f"intact with {len(report.gaps)} declared gap(s)" if report.gaps else "intact"
+        click.echo(f"{file}: {state}, {report.count} records of device {report.device} ({span})")
         for gap in report.gaps:
             click.echo(
                 f"  declared gap: seq {gap.first_seq}..{gap.last_seq} "
