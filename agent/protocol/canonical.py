@@ -44,45 +44,87 @@ class DuplicateKeys(dict[str, Any]):
     duplicate: str = ""
 
 
-def check_value(value: Any, path: str = "$", depth: int = 0) -> None:
+def check_value(value: Any, path: str = "$") -> None:
     """Raise :class:`EncodingError` naming the path of the first value outside the set."""
-    if value is None or value is True or value is False:
-        return
-    if isinstance(value, Invalid):
-        raise EncodingError(f"{path}: {value.detail}")
-    if isinstance(value, DuplicateKeys):
-        raise EncodingError(f"{path}: duplicate key {value.duplicate!r}")
-    if isinstance(value, int):
-        if abs(value) > MAX_SAFE_INT:
-            raise EncodingError(f"{path}: integer {value} is outside |n| < 2^53")
-        return
-    if isinstance(value, str):
-        _check_string(value, path)
-        return
-    if isinstance(value, dict | list) and depth >= MAX_DEPTH:
-        raise EncodingError(f"{path}: nested deeper than {MAX_DEPTH} levels")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise EncodingError(f"{path}: object key {key!r} is not a string")
-            if not key.isascii():
-                raise EncodingError(f"{path}: object key {key!r} is not ASCII")
-            check_value(item, f"{path}.{key}", depth + 1)
-        return
+    problem = _problem(value, 0)
+    if problem is not None:
+        where, detail = problem
+        raise EncodingError(f"{path}{where}: {detail}")
+
+
+# The walk below is every verifier's hot path: exact type tests first, paths
+# built only on the way out of a failure, and no per-string encode for ASCII.
+_Problem = tuple[str, str] | None
+
+
+def _problem(value: Any, depth: int) -> _Problem:
+    kind = type(value)
+    if kind is str:
+        return None if value.isascii() or _scalar_values(value) else _SURROGATE
+    if kind is int:
+        if -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+            return None
+        return "", f"integer {_short(value)} is outside |n| < 2^53"
+    if kind is dict or kind is list:
+        return _container_problem(value, depth)
+    if value is None or kind is bool:
+        return None
+    return _odd_problem(value, depth)
+
+
+def _container_problem(value: dict[Any, Any] | list[Any], depth: int) -> _Problem:
+    if depth >= MAX_DEPTH:
+        return "", f"nested deeper than {MAX_DEPTH} levels"
     if isinstance(value, list):
         for index, item in enumerate(value):
-            check_value(item, f"{path}[{index}]", depth + 1)
-        return
+            problem = _problem(item, depth + 1)
+            if problem is not None:
+                return f"[{index}]{problem[0]}", problem[1]
+        return None
+    for key, item in value.items():
+        if not isinstance(key, str):
+            return "", f"object key {key!r} is not a string"
+        if not key.isascii():
+            return "", f"object key {key!r} is not ASCII"
+        problem = _problem(item, depth + 1)
+        if problem is not None:
+            return f".{key}{problem[0]}", problem[1]
+    return None
+
+
+def _odd_problem(value: Any, depth: int) -> _Problem:
+    """Markers, floats, subclasses of the JSON types and everything else."""
+    if isinstance(value, Invalid):
+        return "", value.detail
+    if isinstance(value, DuplicateKeys):
+        return "", f"duplicate key {value.duplicate!r}"
     if isinstance(value, float):
-        raise EncodingError(f"{path}: number {value!r} has a fraction or exponent")
-    raise EncodingError(f"{path}: {type(value).__name__} is not a JSON value")
+        return "", f"number {value!r} has a fraction or exponent"
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return _problem(int(value), depth)
+    if isinstance(value, str):
+        return _problem(str(value), depth)
+    if isinstance(value, dict | list):
+        return _container_problem(value, depth)
+    return "", f"{type(value).__name__} is not a JSON value"
 
 
-def _check_string(value: str, path: str) -> None:
+_SURROGATE = ("", "string holds a lone surrogate")
+
+
+def _scalar_values(value: str) -> bool:
     try:
         value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise EncodingError(f"{path}: string holds a lone surrogate") from exc
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _short(number: int) -> str:
+    # str() of a huge int is slow (and limited to 4300 digits): say how big instead.
+    return str(number) if number.bit_length() < 256 else f"of {number.bit_length()} bits"
 
 
 def canonical_bytes(value: Any) -> bytes:

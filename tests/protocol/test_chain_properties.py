@@ -32,7 +32,7 @@ from tests.protocol.chains import (
 
 PUB = KEY.public_key()
 START = (0, ZERO_HASH)
-fast = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+fast = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def failure_of(records: list[Any], **kwargs: Any) -> tuple[int | None, str, int]:
