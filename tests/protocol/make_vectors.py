@@ -128,6 +128,48 @@ def _negatives(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _signed_chain(kinds: list[tuple[int, str, dict[str, Any]]], prev: str) -> list[Any]:
+    """Records at the given seqs, each linked to the one before it in the list."""
+    key, out = _key(DEVICE_KEY_HEX), []
+    for seq, rtype, data in kinds:
+        record = build_record(
+            key, device=DEVICE, seq=seq, prev=prev, type=rtype,
+            wall_ms=1_767_229_200_000 + seq * 60_000, synced=True, boot=BOOT,
+            mono_ns=9_000_000_000 + seq * 60_000_000_000, anchor=ANCHOR, data=data,
+        )  # fmt: skip
+        out.append(record)
+        prev = record["hash"]
+    return out
+
+
+def _bridged() -> list[dict[str, Any]]:
+    """Chains with declared holes that a verifier must accept (SPEC section 1)."""
+    badge = {"reader": "main", "driver": "rdm6300", "uid": "00A1B2C3D4", "uid_len": 5}
+    full = _signed_chain([(seq, "badge", badge) for seq in range(1, 7)], ZERO_HASH)
+    # Records 3 and 4 were quarantined; the device appended gap record 7.
+    gap7 = _signed_chain([(7, "gap", {"first_seq": 3, "last_seq": 4,
+                                      "last_hash": full[3]["hash"], "reason": "quarantined"})],
+                         full[-1]["hash"])  # fmt: skip
+    # The device lost records 3.. of its head and had reserved up to 5: gap
+    # record 6 declares 3..5 with last_hash "" and prev of 64 zeros.
+    gap6 = _signed_chain([(6, "gap", {"first_seq": 3, "last_seq": 5, "last_hash": "",
+                                      "reason": "buffer_lost"})], ZERO_HASH)  # fmt: skip
+    cases = [
+        ("middle_hole", "records 3..4 lost, declared by gap record 7", [0, ZERO_HASH],
+         [*full[:2], *full[4:], *gap7], [[3, 4]], 7),
+        ("lost_head", "records 3..5 lost with the head; the gap record follows the hole",
+         [0, ZERO_HASH], [*full[:2], *gap6], [[3, 5]], 6),
+        ("lost_head_already_held", "the verifier already holds 1..5; the gap record "
+         "arrives at the expected seq with prev of 64 zeros", [5, full[4]["hash"]],
+         gap6, [[3, 5]], 6),
+    ]  # fmt: skip
+    return [
+        {"vector": "bridged", "name": name, "note": note, "start": start, "records": records,
+         "head_seq": head, "bridged": bridged}
+        for name, note, start, records, bridged, head in cases
+    ]
+
+
 def build_vectors() -> list[dict[str, Any]]:
     """Every vector, in document order."""
     device_key, portal_key = _key(DEVICE_KEY_HEX), _key(PORTAL_KEY_HEX)
@@ -157,6 +199,7 @@ def build_vectors() -> list[dict[str, Any]]:
         {"vector": "receipt", "receipt": receipt, "canonical": canonical.decode("utf-8"),
          "hash": digest, "sig": receipt["sig"]}
     )
+    vectors.extend(_bridged())
     vectors.extend(_negatives(records))
     return vectors
 

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.protocol import (
     REASONS,
+    ChainVerifier,
     canonical_bytes,
     parse_json,
     parse_json_lenient,
@@ -83,6 +84,23 @@ def test_receipt_vector() -> None:
     public = public_key_from_b64(KEYS["portal_public_key"])
     assert verify_receipt(vector["receipt"], public, KEYS["device"]) == vector["receipt"]
     assert vector["receipt"]["record_hash"] == RECORDS[-1]["hash"]
+
+
+@pytest.mark.parametrize(
+    "vector", [v for v in VECTORS if v["vector"] == "bridged"], ids=lambda v: v["name"]
+)
+def test_bridged_vector(vector: dict[str, Any]) -> None:
+    public = public_key_from_b64(KEYS["device_public_key"])
+    seq, last_hash = vector["start"]
+    report = verify_chain(vector["records"], public, KEYS["device"], start=(seq, last_hash))
+    assert report.ok, report.failure
+    assert report.head_seq == vector["head_seq"]
+    assert [[g.first_seq, g.last_seq] for g in report.gaps] == vector["bridged"]
+    # Without the declarations the records after a hole fail (gap or link).
+    verifier = ChainVerifier(public, KEYS["device"], seq, last_hash)
+    failures = [verifier.check_sequence(r) for r in vector["records"] if r["seq"] - 1 in
+                {g[1] for g in vector["bridged"]}]  # fmt: skip
+    assert failures and all(f is not None and f.reason in ("gap", "link") for f in failures)
 
 
 def test_one_negative_vector_per_reason_at_least() -> None:
