@@ -23,7 +23,7 @@ from agent.protocol import (
 from agent.protocol.canonical import MAX_DEPTH
 from tests.protocol.chains import DEVICE, KEY, json_values, make_chain
 
-fast = settings(max_examples=150, deadline=None)
+fast = settings(max_examples=100, deadline=None)
 
 
 def spec_bytes(value: Any) -> bytes:

@@ -18,6 +18,7 @@ from agent.protocol import (
     build_receipt,
     make_bundle,
     parse_json,
+    parse_json_lenient,
     public_key_b64,
     verify_bundle,
     verify_chain,
@@ -26,7 +27,7 @@ from agent.protocol import (
 from tests.protocol.chains import DEVICE, KEY, make_chain
 
 PUB = KEY.public_key()
-fuzz = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+fuzz = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Wider than the value set on purpose: floats, NaN, huge ints, surrogates, any keys.
 any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=10)
@@ -99,6 +100,27 @@ def test_verify_bundle_never_raises(bundle: Any, records: list[Any]) -> None:
 def test_parse_json_raises_only_encoding_error(data: bytes | str) -> None:
     with contextlib.suppress(EncodingError):
         parse_json(data)
+    try:
+        value = parse_json_lenient(data)
+    except EncodingError:
+        return
+    # Whatever the lenient parse keeps, the verifiers take without raising.
+    assert_failure_shape(verify_chain([value], PUB, DEVICE).failure)
+    assert_failure_shape(verify_bundle(value).failure)
+
+
+@fuzz
+@given(st.lists(records_or_junk, min_size=1, max_size=3))
+def test_wire_text_of_records_through_the_lenient_parser(records: list[Any]) -> None:
+    try:
+        text = json.dumps(records, allow_nan=True)
+    except (ValueError, TypeError):
+        return
+    try:
+        parsed = parse_json_lenient(text.encode("utf-8", "surrogatepass"))
+    except EncodingError:
+        return
+    assert_failure_shape(verify_chain(parsed, PUB, DEVICE).failure)
 
 
 @fuzz
