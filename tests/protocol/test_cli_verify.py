@@ -159,3 +159,18 @@ def test_python_dash_m_agent(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 3, proc.stderr
     assert json.loads(proc.stdout)["gaps"][0]["first_seq"] == 3
+
+
+def test_bundle_slice_takes_its_first_prev_as_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = chain(8)[4:]  # seq 5..8: an export after the portal acknowledged 1..4
+    path = write_bundle(tmp_path, records)
+    assert path.name == f"qatysu-{DEVICE}-5-8.json"
+    code, out, _ = run(capsys, str(path))
+    assert code == 0 and "seq 5..8" in out
+    # A bundle starting at seq 1 must start from 64 zeros.
+    first = resign({**chain(1)[0], "prev": "ab" * 32})
+    path = write_bundle(tmp_path, [first])
+    code, out, _ = run(capsys, str(path))
+    assert code == 1 and "BROKEN at seq 1: link:" in out
