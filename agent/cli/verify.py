@@ -66,7 +66,9 @@ def verify_command(file: Path, public_key: str | None, as_json: bool) -> int:
             )
         )
     elif report.failure is not None:
-        click.echo(f"{file}: BROKEN at {report.failure}")
+        failure = report.failure
+        where = f" at seq {failure.seq}" if failure.seq is not None else ""
+        click.echo(f"{file}: BROKEN{where}: {failure.reason}: {failure.detail}")
     else:
         span = (
             f"seq {report.first_seq}..{report.last_seq}" if report.count else "no records"
