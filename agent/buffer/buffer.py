@@ -117,7 +117,9 @@ class RecordBuffer:
         self._oldest: int | None = None
         self._oldest_known = False
         self._cache: tuple[int, dict[int, dict[str, Any]]] | None = None
-        self._other_bytes = 0  # state.json and quarantine/
+        self._quarantine_bytes = 0
+        self._state_bytes = 0
+        self._closed_bytes = 0  # segments other than the active one
 
     # --- life cycle -------------------------------------------------------------
 
@@ -184,7 +186,8 @@ class RecordBuffer:
         return self._oldest
 
     def usage(self) -> tuple[int, int]:
-        used = self._other_bytes + sum(s.size for s in self._segments)
+        active = self._storage.size if self._storage is not None else 0
+        used = self._quarantine_bytes + self._state_bytes + self._closed_bytes + active
         return used, self.config.quota_mb * 1024 * 1024
 
     # --- appending --------------------------------------------------------------
@@ -269,12 +272,14 @@ class RecordBuffer:
         self._storage = storage
         self._active = segment
         self._active_since = self.clock.monotonic()
+        self._count_bytes()
 
     def _close_active(self) -> None:
         if self._db is not None:
             self._db.close()
         self._db = self._table = self._storage = None
         self._active = None
+        self._count_bytes()
 
     def _charge(self, extra: int) -> None:
         used, quota = self.usage()
@@ -415,7 +420,7 @@ class RecordBuffer:
         line = encode_line({"t": "refused", "reason": reason, "doc": record})
         write_file_durably(evidence, line)
         fsync_dir(self.layout.quarantine)
-        self._other_bytes += len(line)
+        self._quarantine_bytes += len(line)
         after = self.get(seq + 1)
         if after is not None:
             last_hash = after["prev"]
@@ -491,14 +496,18 @@ class RecordBuffer:
             raise RecordBufferError(f"{self.layout.root}: buffer is not open")
 
     def _set_state(self, state: State) -> None:
-        write_state(self.layout.state, state)
+        self._state_bytes = write_state(self.layout.state, state)
         self._state = state
+
+    def _count_bytes(self) -> None:
+        self._closed_bytes = sum(s.size for s in self._segments if s is not self._active)
 
     def _recount(self) -> None:
         acked = self._state.last_ack_seq
         self._pending = sum(
             len(s.seqs) - bisect.bisect_right(s.seqs, acked) for s in self._segments
         )
+        self._count_bytes()
         self._oldest_known = False
 
     def _recover(self) -> None:
@@ -527,14 +536,15 @@ class RecordBuffer:
         if plan.state != state:
             write_state(layout.state, plan.state)
         self._state = plan.state
+        self._state_bytes = layout.state.stat().st_size if layout.state.exists() else 0
         self._next_seq = plan.next_seq
         self._head = plan.head
         self._lost = list(plan.lost)
         self._index(plan)
         self._recount()
-        self._other_bytes = sum(
+        self._quarantine_bytes = sum(
             p.stat().st_size for p in layout.quarantine.iterdir() if p.is_file()
-        ) + (layout.state.stat().st_size if layout.state.exists() else 0)
+        )
         for lost in self._lost:
             logger.error(
                 "buffer: records %d..%d lost (%s); a gap record must declare them",

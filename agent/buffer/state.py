@@ -70,8 +70,8 @@ def read_state(path: Path) -> tuple[State | None, str]:
     return state, ""
 
 
-def write_state(path: Path, state: State) -> None:
-    """Replace ``path`` atomically; on disk full the old file stays as it was."""
+def write_state(path: Path, state: State) -> int:
+    """Replace ``path`` atomically (returns its size); on disk full the old file stays."""
     line = encode_line(
         {
             "t": "state",
@@ -99,3 +99,4 @@ def write_state(path: Path, state: State) -> None:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise BufferFullError(exc.errno, f"{path}: disk full ({exc.strerror})") from exc
         raise RecordBufferError(f"{path}: cannot write: {exc}") from exc
+    return len(line)

@@ -31,6 +31,17 @@ TABLE = "_default"  # TinyDB's default table: one table per segment file
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
+class _StoredDoc(dict[str, Any]):
+    """A stored document: TinyDB's update() mutates documents in place, so
+    stored ones refuse mutation instead of silently diverging from the file."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise RecordBufferError("segments are append-only: a stored record cannot change")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _refuse
+    __ior__ = _refuse
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -57,7 +68,9 @@ class SegmentStorage(Storage):
         if scan.damaged or scan.torn_tail:
             raise RecordBufferError(f"{self.path}: segment needs recovery ({scan.problem})")
         self.size = scan.size
-        self._docs: dict[str, dict[str, Any]] = {str(r["seq"]): r for r in scan.records}
+        self._docs: dict[str, dict[str, Any]] = {
+            str(r["seq"]): _StoredDoc(r) for r in scan.records
+        }
         self._fd: int | None = None
         if not read_only:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
@@ -72,13 +85,15 @@ class SegmentStorage(Storage):
             raise RecordBufferError(f"{self.path}: segment opened read-only")
         table = data.get(TABLE, {})
         old = self._docs
-        if len(table) < len(old) or any(k in old and table[k] is not old[k] for k in table):
+        if len(table) < len(old) or any(k not in table for k in old):
             raise RecordBufferError(f"{self.path}: segments are append-only")
         new = [(k, doc) for k, doc in table.items() if k not in old]
         if not new:
             return
         payload = b"".join(record_line(int(k), doc) for k, doc in new)
         self.append_bytes(payload)
+        for k, doc in new:
+            table[k] = _StoredDoc(doc)
         self._docs = table
 
     def append_bytes(self, payload: bytes) -> None:
