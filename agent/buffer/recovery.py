@@ -142,7 +142,7 @@ def plan_recovery(
         and type(r["data"].get("first_seq")) is int
         and type(r["data"].get("last_seq")) is int
     ]
-    undeclared = [r for r in merge_ranges([*lost, *known.lost]) if not _declared(gaps, r)]
+    undeclared = [r for r in merge_ranges([*known.lost, *lost]) if not _declared(gaps, r)]
     undeclared = [r for r in undeclared if r.last_seq > base]
 
     top = max([max_valid, base, *(r.last_seq for r in known.lost)])
