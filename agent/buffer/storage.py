@@ -85,9 +85,12 @@ class SegmentStorage(Storage):
             raise RecordBufferError(f"{self.path}: segment opened read-only")
         table = data.get(TABLE, {})
         old = self._docs
-        if len(table) < len(old) or any(k not in table for k in old):
-            raise RecordBufferError(f"{self.path}: segments are append-only")
-        new = [(k, doc) for k, doc in table.items() if k not in old]
+        if len(table) == len(old) + 1 and (last := next(reversed(table))) not in old:
+            new = [(last, table[last])]  # one insert: TinyDB added it at the end
+        else:
+            if len(table) < len(old) or any(k not in table for k in old):
+                raise RecordBufferError(f"{self.path}: segments are append-only")
+            new = [(k, doc) for k, doc in table.items() if k not in old]
         if not new:
             return
         payload = b"".join(record_line(int(k), doc) for k, doc in new)
