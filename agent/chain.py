@@ -35,7 +35,15 @@ class ChainWriter:
         self.clock = clock
 
     def write(self, type: str, data: Mapping[str, Any]) -> dict[str, Any]:
-        """Append the next record; it is on disk when this returns (BufferFullError if not)."""
+        """Append the next record; it is on disk when this returns (BufferFullError if not).
+
+        Lost ranges not yet declared are declared first, so that a hole with an
+        unknown last hash is directly followed by its gap record."""
+        if self.buffer.lost_ranges:
+            self.declare_losses()
+        return self._write(type, data)
+
+    def _write(self, type: str, data: Mapping[str, Any]) -> dict[str, Any]:
         reading = self.clock.read()
         head_hash = self.buffer.head[1]
         record = build_record(
@@ -71,7 +79,7 @@ class ChainWriter:
                     self.buffer.next_seq,
                 )
                 continue
-            record = self.write(
+            record = self._write(
                 "gap",
                 {
                     "first_seq": lost.first_seq,

@@ -32,6 +32,7 @@ from agent.buffer import RecordBuffer
 from agent.chain import ChainWriter
 from agent.clock import SystemClock
 from agent.config import BufferConfig
+from agent.exceptions import BufferLockedError
 from agent.protocol import build_receipt, verify_chain
 
 DEVICE = "crash-device"
@@ -47,6 +48,7 @@ class CrashReport:
     chain_failures: int = 0
     spurious_gaps: int = 0  # lost ranges after a plain kill (there should be none)
     acknowledged: int = 0
+    lock_waits: int = 0  # reopen attempts that found the lock still held
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -64,7 +66,7 @@ def _child(state_dir: Path, key: Ed25519PrivateKey, portal: Ed25519PrivateKey, f
         record = writer.write("badge", {"reader": "door", "uid": f"{n:08X}", "uid_len": 4})
         os.write(fd, f"D {record['seq']} {record['hash']}\n".encode())
         n += 1
-        if rng.random() < 0.05 and buffer.pending_count > 8:
+        if rng.random() < 0.1 and buffer.pending_count > 8:
             target = buffer.head[0] - rng.randrange(0, 8)
             stored = buffer.get(target)
             if stored is not None:
@@ -153,6 +155,20 @@ def run_harness(
     return report
 
 
+def _open_when_free(state_dir: Path, report: CrashReport) -> RecordBuffer:
+    # The killed child may have been forking a helper (ctypes' find_library
+    # runs ldconfig): until that grandchild execs, it shares the lock.
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return RecordBuffer(state_dir, CONFIG).open()
+        except BufferLockedError:
+            if time.monotonic() > deadline:
+                raise
+            report.lock_waits += 1
+            time.sleep(0.01)
+
+
 def _check(
     state_dir: Path,
     key: Ed25519PrivateKey,
@@ -160,7 +176,8 @@ def _check(
     acked_reported: int,
     report: CrashReport,
 ) -> None:
-    with RecordBuffer(state_dir, CONFIG) as buffer:
+    buffer = _open_when_free(state_dir, report)
+    with buffer:
         last_seq, last_hash = buffer.last_ack
         if last_seq < acked_reported:
             report.lost += acked_reported - last_seq
@@ -206,6 +223,7 @@ def main() -> int:
         "spurious_gaps": report.spurious_gaps,
         "reported_durable": report.reported_durable,
         "acknowledged": report.acknowledged,
+        "lock_waits": report.lock_waits,
         "seconds": round(time.monotonic() - started, 1),
         "problems": report.problems[:5],
     }

@@ -141,7 +141,7 @@ class RecordBuffer:
         self._opened = False
 
     def __enter__(self) -> RecordBuffer:
-        return self.open()
+        return self if self._opened else self.open()
 
     def __exit__(
         self,
@@ -221,18 +221,26 @@ class RecordBuffer:
         return bool(active.seqs) and age >= self.config.segment_age_s
 
     def _roll(self, first: int) -> _Segment:
-        """Start a segment at ``first``: reserve, create, then seal the old one."""
+        """Start a segment at ``first``: create it, reserve, then seal the old one."""
         reserved = first + self.config.segment_records - 1
         path = self.layout.segment(first)
         if path.exists():
             raise RecordBufferError(f"{path}: segment already exists")
         self._charge(512)
-        if reserved > self._state.reserved:
-            self._set_state(self._state.with_(reserved=reserved))
+        # The new file (whose header holds the reservation) exists before
+        # state.json names the reservation, so a crash in between never
+        # looks like a lost segment.
         tmp = path.with_name(path.name + ".new")
         write_file_durably(tmp, header_line(first, reserved))
         os.rename(tmp, path)
         fsync_dir(self.layout.segments)
+        if reserved > self._state.reserved:
+            try:
+                self._set_state(self._state.with_(reserved=reserved))
+            except RecordBufferError:
+                path.unlink()  # ours, empty
+                fsync_dir(self.layout.segments)
+                raise
         old = self._segments[-1] if self._segments else None
         if old is not None and not old.sealed:
             try:
@@ -541,6 +549,7 @@ class RecordBuffer:
         self._head = plan.head
         self._lost = list(plan.lost)
         self._index(plan)
+        self._finish_quarantines()
         self._recount()
         self._quarantine_bytes = sum(
             p.stat().st_size for p in layout.quarantine.iterdir() if p.is_file()
@@ -585,6 +594,17 @@ class RecordBuffer:
                 scan.records = [_slim(r) for r in scan.records]
             elif action.kind == DROP:
                 move_to_quarantine(path, layout.quarantine, tag)
+
+    def _finish_quarantines(self) -> None:
+        """A crash inside quarantine_record() can leave a record that state.json
+        already lists as lost: its evidence is written, so take it out now."""
+        for lost in self._state.lost:
+            for segment in list(self._segments):
+                low = bisect.bisect_left(segment.seqs, lost.first_seq)
+                high = bisect.bisect_right(segment.seqs, lost.last_seq)
+                for seq in list(segment.seqs[low:high]):
+                    logger.warning("record %d was being quarantined: finishing", seq)
+                    self._rewrite_without(segment, seq)
 
     def _index(self, plan: Plan) -> None:
         self._segments = []

@@ -77,3 +77,32 @@ def test_skip_to_never_reuses_what_the_portal_holds(device: Device) -> None:
     [gap] = device.writer.declare_losses()
     assert gap["seq"] == 21 and gap["prev"] == "0" * 64
     device.verify(device.reopen().pending())
+
+
+def test_a_quarantine_interrupted_by_a_crash_is_finished(device: Device) -> None:
+    from agent.buffer import LostRange
+    from agent.buffer.state import read_state, write_state
+
+    written = device.write(10)
+    device.close()
+    # The crash came after state.json listed record 5 as lost, before the
+    # segment was rewritten without it.
+    path = device.state_dir / "buffer" / "state.json"
+    state, _ = read_state(path)
+    assert state is not None
+    lost = LostRange(5, 5, written[5]["prev"], "signature")
+    write_state(path, state.with_(lost=(lost,)))
+    buffer = device.open()
+    assert [r["seq"] for r in buffer.pending()] == [1, 2, 3, 4, 6, 7, 8, 9, 10]
+    assert buffer.lost_ranges == [lost]
+
+
+def test_write_declares_pending_losses_first(device: Device) -> None:
+    device.write(5)
+    assert device.buffer is not None
+    device.buffer.skip_to(9, "portal cursor ahead")
+    [record] = device.write(1)
+    gap, badge = device.buffer.pending()[-2:]
+    assert (gap["type"], gap["seq"], badge["seq"]) == ("gap", 10, 11)
+    assert badge == record
+    device.verify(device.buffer.pending())
