@@ -6,7 +6,6 @@ import os
 import queue
 import threading
 import tty
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -73,10 +72,3 @@ class Running:
             seen.append(event)
             if predicate(event):
                 return seen
-
-
-def short_socket_dir(tmp_path_factory: Any) -> Path:
-    # AF_UNIX paths are limited to 107 bytes; pytest's tmp_path can be longer.
-    import tempfile
-
-    return Path(tempfile.mkdtemp(prefix="qsim"))

@@ -174,3 +174,13 @@ def test_serial_line_reader_with_pattern(pty: Pty) -> None:
         pty.write(b"boot v1.2\r\nUID: 04:a1:b2:c3\r\nUID: 04 ZZ\r\nUID: 04112233445566\r\n")
         assert run.next() == BadgeRead("hall", "serial-line", "04A1B2C3", 4)
         assert run.next() == BadgeRead("hall", "serial-line", "04112233445566", 7)
+
+
+def test_spy_url_logs_what_the_reader_read(pty: Pty, tmp_path: Path) -> None:
+    log = tmp_path / "spy.txt"
+    reader = rdm(f"spy://{pty.name}?file={log}")
+    with Running(reader) as run:
+        started(run)
+        pty.write(em4100_frame(CARD_B))
+        assert run.next().uid == CARD_B
+    assert "RX" in log.read_text()  # pyserial's spy handler wrote its hex dump
