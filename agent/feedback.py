@@ -13,10 +13,10 @@ plays those steps in its own thread. Missing pins (``None``) are skipped.
 pattern             meaning
 ==================  ======================================================
 accepted            green on 0.8 s with a short beep: badge read and stored
-not_persisted       red on 1.5 s with a long beep: read, but the device could
+cannot_persist      red on 1.5 s with a long beep: read, but the device could
                     not store it (disk full or failing); tap again later
 reader_fault        red blinking (0.25 s on, 0.25 s off) while a reader is faulty
-backlog             green and red together 0.5 s every 3 s: offline and many
+offline_backlog     green and red together 0.5 s every 3 s: offline and many
                     records wait to be uploaded
 ==================  ======================================================
 """
@@ -38,7 +38,7 @@ from agent.exceptions import HardwareError
 __all__ = [
     "ACCEPTED",
     "BACKLOG",
-    "NOT_PERSISTED",
+    "CANNOT_PERSIST",
     "PATTERNS",
     "READER_FAULT",
     "Feedback",
@@ -68,16 +68,16 @@ class Pattern:
 OFF = Step(False, False, False, 0.0)
 
 ACCEPTED = Pattern("accepted", (Step(True, False, True, 0.1), Step(True, False, False, 0.7), OFF))
-NOT_PERSISTED = Pattern(
-    "not_persisted", (Step(False, True, True, 1.0), Step(False, True, False, 0.5), OFF)
+CANNOT_PERSIST = Pattern(
+    "cannot_persist", (Step(False, True, True, 1.0), Step(False, True, False, 0.5), OFF)
 )
 READER_FAULT = Pattern(
     "reader_fault", (Step(False, True, False, 0.25), Step(False, False, False, 0.25)), repeat=True
 )
 BACKLOG = Pattern(
-    "backlog", (Step(True, True, False, 0.5), Step(False, False, False, 2.5)), repeat=True
+    "offline_backlog", (Step(True, True, False, 0.5), Step(False, False, False, 2.5)), repeat=True
 )
-PATTERNS = {p.name: p for p in (ACCEPTED, NOT_PERSISTED, READER_FAULT, BACKLOG)}
+PATTERNS = {p.name: p for p in (ACCEPTED, CANNOT_PERSIST, READER_FAULT, BACKLOG)}
 
 MAX_QUEUED = 3  # a queue of children tapping fast should not lag seconds behind
 
@@ -98,8 +98,7 @@ class FeedbackSequencer:
         self.last_was_one_shot = False
 
     def push(self, pattern: Pattern) -> None:
-        if pattern.repeat:
-            raise ValueError(f"pattern {pattern.name} repeats: set a condition instead")
+        """Queue one showing of ``pattern`` (one cycle of a repeating one)."""
         self._pending.append(pattern)
 
     def set_condition(
@@ -180,8 +179,8 @@ class Feedback:
     def accepted(self) -> None:
         self.play(ACCEPTED)
 
-    def not_persisted(self) -> None:
-        self.play(NOT_PERSISTED)
+    def cannot_persist(self) -> None:
+        self.play(CANNOT_PERSIST)
 
     def set_reader_fault(self, fault: bool) -> None:
         with self._lock:
@@ -193,7 +192,14 @@ class Feedback:
             self.sequencer.set_condition(pending=pending, offline=offline)
             self._kick()
 
-    def play(self, pattern: Pattern) -> None:
+    def play(self, pattern: Pattern | str) -> None:
+        """Show ``pattern`` (or its name, see PATTERNS) once, before any background."""
+        if isinstance(pattern, str):
+            try:
+                pattern = PATTERNS[pattern]
+            except KeyError:
+                known = ", ".join(PATTERNS)
+                raise HardwareError(f"feedback: no pattern {pattern!r} (known: {known})") from None
         with self._lock:
             self.sequencer.push(pattern)
             self._kick()

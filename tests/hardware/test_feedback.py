@@ -9,10 +9,11 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from agent.config import FeedbackConfig
+from agent.exceptions import HardwareError
 from agent.feedback import (
     ACCEPTED,
     BACKLOG,
-    NOT_PERSISTED,
+    CANNOT_PERSIST,
     OFF,
     READER_FAULT,
     Feedback,
@@ -87,14 +88,14 @@ def test_accepted_is_green_with_a_short_beep(factory: MockFactory, feedback: Fee
     assert buzz[2].timestamp < green[2].timestamp  # the beep is shorter than the light
 
 
-def test_not_persisted_is_red_with_a_long_beep(factory: MockFactory, feedback: Feedback) -> None:
-    feedback.not_persisted()
+def test_cannot_persist_is_red_with_a_long_beep(factory: MockFactory, feedback: Feedback) -> None:
+    feedback.cannot_persist()
     assert feedback.idle.wait(5)
     wait_until(lambda: len(states(factory, RED)) == 3)
     assert states(factory, RED) == [False, True, False]
     assert states(factory, BUZZER) == [False, True, False]
     assert states(factory, GREEN) == [False]
-    assert factory.pin(BUZZER).states[2].timestamp >= NOT_PERSISTED.steps[0].seconds * 0.09
+    assert factory.pin(BUZZER).states[2].timestamp >= CANNOT_PERSIST.steps[0].seconds * 0.09
 
 
 def test_reader_fault_blinks_red_and_taps_still_show(
@@ -127,7 +128,7 @@ def test_missing_pins_are_fine(factory: MockFactory) -> None:
     fb = Feedback(FeedbackConfig(green_pin=GREEN), pin_factory=factory, time_scale=0.01)
     fb.start()
     try:
-        fb.not_persisted()
+        fb.cannot_persist()
         fb.set_reader_fault(True)
         fb.set_reader_fault(False)
         assert fb.idle.wait(5)
@@ -135,3 +136,11 @@ def test_missing_pins_are_fine(factory: MockFactory) -> None:
     finally:
         fb.close()
     assert all(p.repeat for p in (READER_FAULT, BACKLOG))
+
+
+def test_play_by_name_shows_one_cycle(factory: MockFactory, feedback: Feedback) -> None:
+    feedback.play("reader_fault")
+    assert feedback.idle.wait(5)
+    assert states(factory, RED) == [False, True, False]
+    with pytest.raises(HardwareError, match="no pattern 'party'"):
+        feedback.play("party")

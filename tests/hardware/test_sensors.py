@@ -152,3 +152,13 @@ def test_tamper_and_build_from_config(factory: MockFactory) -> None:
 def test_bad_pull_is_a_config_error(factory: MockFactory) -> None:
     with pytest.raises(ConfigError, match=r"doors 'main': pull must be up, down or none"):
         door(factory, ManualClock(), [], pull="pullup")
+
+
+def test_make_pin_factory() -> None:
+    from agent.exceptions import HardwareError
+    from agent.gpio import make_pin_factory
+
+    assert isinstance(make_pin_factory("mock"), MockFactory)
+    assert type(make_pin_factory("Mock")).__name__ == "MockFactory"  # by entry point
+    with pytest.raises(HardwareError, match="unknown GPIO pin factory 'nope'"):
+        make_pin_factory("nope")
