@@ -5,15 +5,17 @@ It opens ``port`` through :func:`serial.serial_for_url` (so ``loop://`` and
 to a sans-I/O framer (:mod:`agent.readers.framing`), and turns cards into
 :class:`~agent.events.BadgeRead`, one per presentation. A port that
 disappears (USB unplugged, UART gone) becomes one ``fault``; the shell
-retries opening it with exponential backoff and says ``recovered`` once it
-reads again. ``serial.SerialException`` never leaves this module: it is
-translated to :class:`~agent.exceptions.ReaderError` here (STYLE 7).
+retries opening it with exponential backoff and says ``recovered`` once the
+port has stayed open for ``settle_s`` or delivered data.
+``serial.SerialException`` never leaves this module: it is translated to
+:class:`~agent.exceptions.ReaderError` here (STYLE 7).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -80,6 +82,7 @@ class SerialPortReader(Reader):
         away_s: float = 0.5,
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
+        settle_s: float = 1.0,
         opener: PortOpener = serial.serial_for_url,
     ) -> None:
         super().__init__(name)
@@ -88,6 +91,11 @@ class SerialPortReader(Reader):
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.away_s = away_s
         self.backoff = Backoff(retry_initial_s, retry_max_s)
+        # A reopened port counts as recovered once it has stayed open this long
+        # (or delivered data): a flapping adapter is one fault, not hundreds.
+        # Real time, like the backoff waits: this is the I/O shell.
+        self.settle_s = settle_s
+        self._faulted = False
         self.opener = opener
         # Set while the port is open and being read; for tests and `qatysu test reader`.
         self.port_open = threading.Event()
@@ -113,41 +121,51 @@ class SerialPortReader(Reader):
                 logger.debug("reader %s: error closing %s", self.name, self.port, exc_info=True)
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
-        faulted = False
+        self._faulted = False
         while not stop.is_set():
             try:
                 port = open_port(self.port, self.baudrate, self.opener)
             except ReaderError as exc:
-                if not faulted:
-                    faulted = True
-                    emit(ReaderStatus(self.name, "fault", str(exc)))
-                    logger.warning("reader %s: %s", self.name, exc)
+                self._fault(emit, exc)
                 stop.wait(self.backoff.next_delay())
                 continue
             with self._lock:
                 self._serial = port
-            self.backoff.reset()
-            if faulted:
-                faulted = False
-                emit(ReaderStatus(self.name, "recovered", f"port {self.port} open"))
-                logger.info("reader %s: port %s open again", self.name, self.port)
             self.port_open.set()
             try:
                 self._read_until_failure(port, emit, stop)
             except ReaderError as exc:
-                faulted = True
-                emit(ReaderStatus(self.name, "fault", str(exc)))
-                logger.warning("reader %s: %s", self.name, exc)
+                self._fault(emit, exc)
                 stop.wait(self.backoff.next_delay())
             finally:
                 self.port_open.clear()
                 self.close()
 
+    def _fault(self, emit: Emit, exc: ReaderError) -> None:
+        # One fault per outage: a port that keeps failing while it is down
+        # (or flaps open-and-fail) is still the same outage.
+        if self._faulted:
+            logger.debug("reader %s: still failing: %s", self.name, exc)
+            return
+        self._faulted = True
+        emit(ReaderStatus(self.name, "fault", str(exc)))
+        logger.warning("reader %s: %s", self.name, exc)
+
     def _read_until_failure(self, port: Any, emit: Emit, stop: threading.Event) -> None:
         framer = self.make_framer()
         presence = PresenceFilter(self.away_s)
+        opened_at = time.monotonic()
+        stable = False
         while not stop.is_set():
             data = self._read(port)
+            if not stable and (data or time.monotonic() - opened_at >= self.settle_s):
+                # The port works: data arrived, or it stayed open a while.
+                stable = True
+                self.backoff.reset()
+                if self._faulted:
+                    self._faulted = False
+                    emit(ReaderStatus(self.name, "recovered", f"port {self.port} open"))
+                    logger.info("reader %s: port %s works again", self.name, self.port)
             if not data:
                 continue
             try:

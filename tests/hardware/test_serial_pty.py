@@ -37,6 +37,7 @@ def rdm(port: str, clock: ManualClock | None = None, **kwargs: Any) -> Rdm6300Re
         clock=clock or ManualClock(),
         retry_initial_s=0.05,
         retry_max_s=0.2,
+        settle_s=0.2,
         **kwargs,
     )
 
@@ -184,3 +185,21 @@ def test_spy_url_logs_what_the_reader_read(pty: Pty, tmp_path: Path) -> None:
         pty.write(em4100_frame(CARD_B))
         assert run.next().uid == CARD_B
     assert "RX" in log.read_text()  # pyserial's spy handler wrote its hex dump
+
+
+def test_flapping_port_is_one_fault() -> None:
+    opened: list[Any] = []
+
+    def opener(url: str, **kwargs: Any) -> Any:
+        port = serial.serial_for_url(url, **kwargs)
+        opened.append(port)
+        if len(opened) <= 5:
+            port.close()  # opens, then fails on the first read: a flaky adapter
+        return port
+
+    with Running(rdm("loop://", opener=opener)) as run:
+        assert run.next().state == "fault"
+        assert run.next() == ReaderStatus("entrance", "recovered", "port loop:// open")
+        opened[-1].write(em4100_frame(CARD_A))
+        assert run.next().uid == CARD_A
+    assert len(opened) == 6
