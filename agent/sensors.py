@@ -4,7 +4,9 @@ Each :class:`Sensor` wraps one ``DigitalInputDevice``. Edges and a periodic
 read of ``.value`` (every ``poll_ms``, so a missed interrupt is caught) both
 feed the sans-I/O :class:`~agent.debounce.Debouncer`; every settled change
 calls ``on_change`` with a :class:`~agent.events.SensorChange`. A door held
-open past ``held_open_s`` is logged once per opening.
+open past ``held_open_s`` is logged once per opening. The level found at
+start is :attr:`Sensor.state` and makes no change of its own (the daemon can
+put it in the ``boot`` record).
 
 Wiring (docs/hardware.md): a reed switch between the GPIO and GND with
 ``pull = "up"`` reads low while the magnet holds it closed and high when the
@@ -119,9 +121,11 @@ class Sensor:
                     now - self._opened_at,
                     self.cfg.held_open_s,
                 )
-        if change is not None:
-            logger.info("%s %s %s", self.kind, self.name, change.state)
-            self.on_change(change)
+            if change is not None:
+                # Emitted under the lock: the edge thread and the poll thread
+                # must not deliver two changes in the wrong order.
+                logger.info("%s %s %s", self.kind, self.name, change.state)
+                self.on_change(change)
         return change
 
     def next_check(self) -> float:
