@@ -135,11 +135,15 @@ class SerialPortReader(Reader):
             try:
                 self._read_until_failure(port, emit, stop)
             except ReaderError as exc:
-                self._fault(emit, exc)
-                stop.wait(self.backoff.next_delay())
+                failure: ReaderError | None = exc
+            else:
+                failure = None  # stopped
             finally:
                 self.port_open.clear()
                 self.close()
+            if failure is not None:
+                self._fault(emit, failure)
+                stop.wait(self.backoff.next_delay())
 
     def _fault(self, emit: Emit, exc: ReaderError) -> None:
         # One fault per outage: a port that keeps failing while it is down

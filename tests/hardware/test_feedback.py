@@ -144,3 +144,9 @@ def test_play_by_name_shows_one_cycle(factory: MockFactory, feedback: Feedback) 
     assert states(factory, RED) == [False, True, False]
     with pytest.raises(HardwareError, match="no pattern 'party'"):
         feedback.play("party")
+
+
+def test_pin_in_use_is_a_hardware_error(factory: MockFactory) -> None:
+    cfg = FeedbackConfig(green_pin=GREEN, red_pin=GREEN)
+    with pytest.raises(HardwareError, match="feedback: cannot claim its pins"):
+        Feedback(cfg, pin_factory=factory)
