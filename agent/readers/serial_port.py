@@ -64,7 +64,9 @@ def open_port(url: str, baudrate: int, opener: PortOpener = serial.serial_for_ur
     if not url:
         raise ReaderError("no port configured")
     try:
-        return opener(url, baudrate=baudrate, timeout=READ_TIMEOUT_S)
+        # exclusive: a second process on the same port (a stray agent, a
+        # terminal left open) would steal bytes and split frames between them.
+        return opener(url, baudrate=baudrate, timeout=READ_TIMEOUT_S, exclusive=True)
     except (serial.SerialException, OSError, ValueError) as exc:
         raise ReaderError(f"port {url}: {exc}") from exc
 

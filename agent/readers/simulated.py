@@ -137,3 +137,23 @@ def tap(socket_path: str | Path, *uids: str, timeout: float = 5.0) -> None:
             conn.sendall("".join(f"{uid}\n" for uid in uids).encode("ascii"))
         except OSError as exc:
             raise ReaderError(f"socket {socket_path}: {exc}") from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m agent.readers.simulated SOCKET UID...``: tap cards from a shell."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) < 2:
+        print("usage: python -m agent.readers.simulated SOCKET UID [UID...]", file=sys.stderr)
+        return 2
+    try:
+        tap(args[0], *args[1:])
+    except ReaderError as exc:
+        print(f"simulated: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -222,3 +222,15 @@ def test_flapping_port_is_one_fault() -> None:
         opened[-1].write(em4100_frame(CARD_A))
         assert run.next().uid == CARD_A
     assert len(opened) == 6
+
+
+def test_a_second_process_on_the_port_is_refused(pty: Pty) -> None:
+    from agent.exceptions import ReaderError
+
+    reader = rdm(pty.name)
+    with Running(reader) as run:
+        started(run)
+        with pytest.raises(ReaderError, match="lock"):
+            rdm(pty.name).probe()
+        pty.write(em4100_frame(CARD_A))
+        assert run.next().uid == CARD_A

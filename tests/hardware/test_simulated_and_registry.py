@@ -72,3 +72,16 @@ def test_bad_pattern_and_missing_socket_are_config_errors() -> None:
         create_reader(ReaderConfig(name="b", driver="serial-line", port="loop://", pattern="(["))
     with pytest.raises(ConfigError, match="socket"):
         create_reader(ReaderConfig(name="c", driver="simulated"))
+
+
+def test_tap_from_the_command_line(sock_dir: Path) -> None:
+    from agent.readers.simulated import main
+
+    path = sock_dir / "cli.sock"
+    reader = SimulatedReader("demo", path)
+    with Running(reader) as run:
+        assert reader.listening.wait(WAIT_S)
+        assert main([str(path), "0A1B2C3D4E"]) == 0
+        assert run.next() == BadgeRead("demo", "simulated", "0A1B2C3D4E", 5)
+    assert main([str(path), "0A1B2C3D4E"]) == 1  # nobody listening
+    assert main([]) == 2
