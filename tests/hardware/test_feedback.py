@@ -81,6 +81,7 @@ def test_accepted_is_green_with_a_short_beep(factory: MockFactory, feedback: Fee
     assert states(factory, GREEN) == [False, True, False]
     assert states(factory, BUZZER) == [False, True, False]
     assert states(factory, RED) == [False]
+    assert feedback.green is not None and feedback.green.pin_factory is factory
     buzz, green = factory.pin(BUZZER).states, factory.pin(GREEN).states
     # PinState.timestamp is the time since the previous change: the on-times
     assert buzz[2].timestamp >= 0.1 * 0.1 * 0.9

@@ -141,6 +141,7 @@ def test_tamper_and_build_from_config(factory: MockFactory) -> None:
         config, pin_factory=factory, on_change=changes.append, clock=ManualClock()
     )
     assert [(s.kind, s.name) for s in sensors] == [("door", "main"), ("tamper", "lid")]
+    assert all(s.device.pin_factory is factory for s in sensors)  # never the global one
     factory.pin(27).drive_low()  # lid shut presses the switch to GND
     factory.pin(27).drive_high()  # lid opened
     assert changes == [
