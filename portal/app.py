@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from portal import __version__
-from portal.api import admin, devices, pages
+from portal.api import admin, devices, optional_routers, pages
 from portal.api.models import Health
 from portal.audit import check_unchecked_signatures
 from portal.exceptions import (
@@ -73,6 +73,8 @@ def create_app(settings: Settings, *, portal: Portal | None = None) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(admin.router)
     app.include_router(pages.router)
+    for router in optional_routers():
+        app.include_router(router)
 
     @app.get("/api/v1/health", response_model=Health, tags=["devices"])
     def health() -> Health:
