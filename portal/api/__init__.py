@@ -21,8 +21,9 @@ def optional_routers() -> list[Any]:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name != name:  # the module exists but one of its imports is missing
-                raise
+            missing = exc.name or ""
+            if not (name == missing or name.startswith(missing + ".")):
+                raise  # the module exists but one of its own imports is missing
             continue
         router = getattr(module, "router", None)
         if router is not None:
