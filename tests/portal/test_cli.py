@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from agent.protocol import make_bundle, verify_receipt
 from portal.cli import main
+from portal.db.schema import records
 from portal.keys import load_or_create_key
 from portal.registry import enroll_device
 from portal.settings import Settings
@@ -124,3 +126,33 @@ def test_module_entry_point(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "center a added" in done.stdout
+
+
+def test_verify_and_import_report_broken_chains(
+    capsys: pytest.CaptureFixture[str], data_dir: Path, tmp_path: Path
+) -> None:
+    d = ["--data-dir", str(data_dir)]
+    assert run(capsys, *d, "center", "add", "c1", "--name", "One")[0] == 0
+    token = run(capsys, *d, "enroll-token", "create", "--center", "c1")[1].strip()
+    sim = SimDevice()
+    portal = open_portal(Settings(data_dir=data_dir))
+    sim.device_id = enroll_device(portal.engine, token, sim.public_key, "t", {}, now=1).device_id
+    batch = sim.batch(6)
+    batch[4] = dict(batch[4], wall_ms=1)  # altered after signing
+    bundle = tmp_path / "b.json"
+    bundle.write_text(json.dumps(make_bundle(sim.device_id, sim.public_key, batch)))
+    code, out, err = run(capsys, *d, "import-bundle", str(bundle))
+    assert code == 1
+    assert "4 stored" in out and "seq 5: hash" in err
+
+    # Someone edits the database behind the portal's back.
+    with portal.engine.begin() as conn:
+        conn.execute(
+            update(records)
+            .where(records.c.device_id == sim.device_id, records.c.seq == 2)
+            .values(body=dict(batch[1], type="door"))
+        )
+    portal.close()
+    code, out, _ = run(capsys, *d, "verify", "--device", sim.device_id)
+    assert code == 1
+    assert "BROKEN at seq 2: hash" in out
