@@ -20,7 +20,7 @@ from portal.api.models import (
     Rejected,
 )
 from portal.exceptions import MalformedRequest, RequestTooLarge
-from portal.ingest import cursor_receipt, declare_gap, ingest_batch
+from portal.ingest import IngestOutcome, cursor_receipt, declare_gap, ingest_batch
 from portal.registry import enroll_device
 from portal.state import Portal
 from portal.wire import inflate, parse_envelope
@@ -102,7 +102,8 @@ async def _read_body(request: Request, portal: Portal) -> bytes:
         chunks += chunk
         if len(chunks) > limit:
             raise RequestTooLarge(f"body is over {limit} bytes")
-    return inflate(bytes(chunks), request.headers.get("content-encoding"), limit)
+    encoding = request.headers.get("content-encoding")
+    return await run_in_threadpool(inflate, bytes(chunks), encoding, limit)
 
 
 def _limited(portal: Portal, device_id: str) -> JSONResponse | None:
@@ -133,15 +134,21 @@ async def upload_records(device_id: str, request: Request) -> JSONResponse:
     limited = _limited(portal, device_id)
     if limited is not None:
         return limited
-    batch = parse_envelope(await _read_body(request, portal), "records")
+    body = await _read_body(request, portal)
+    # Parsing and checking are CPU work: off the event loop, in one worker thread.
+    outcome = await run_in_threadpool(_ingest_body, portal, device_id, body)
+    return JSONResponse(outcome.body(), status_code=outcome.status)
+
+
+def _ingest_body(portal: Portal, device_id: str, body: bytes) -> IngestOutcome:
+    batch = parse_envelope(body, "records")
     if not isinstance(batch, list):
         raise MalformedRequest("'records' must be a list")
     if len(batch) > portal.settings.max_batch_records:
         raise RequestTooLarge(
             f"{len(batch)} records in one batch; at most {portal.settings.max_batch_records}"
         )
-    outcome = await run_in_threadpool(
-        ingest_batch,
+    return ingest_batch(
         portal.engine,
         portal.key,
         device_id,
@@ -150,7 +157,6 @@ async def upload_records(device_id: str, request: Request) -> JSONResponse:
         signatures=portal.settings.check_signatures,
         pool=portal.pool,
     )
-    return JSONResponse(outcome.body(), status_code=outcome.status)
 
 
 @router.post(
