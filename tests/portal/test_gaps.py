@@ -131,3 +131,17 @@ def test_a_bundle_bridges_the_holes_it_declares(portal: Portal, device: SimDevic
     assert result.last.status == 200
     assert result.accepted == 5
     assert events(portal, device.device_id) == [("gap", 3, 4)]
+
+
+def test_a_record_inside_a_declared_hole_is_a_regression(
+    portal: Portal, device: SimDevice, client: httpx.Client
+) -> None:
+    head = device.batch(3)
+    assert post(client, device, head).status_code == 200
+    lost = device.batch(3)  # 4..6, declared lost, then found again
+    gap = device.gap(4, 6, lost[-1]["hash"])
+    assert declare(client, device, gap).status_code == 200
+    response = post(client, device, [lost[1]])
+    assert response.status_code == 422
+    assert (response.json()["seq"], response.json()["reason"]) == (5, "regression")
+    assert events(portal, device.device_id)[-1] == ("rejected", 5, 5)
