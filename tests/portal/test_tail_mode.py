@@ -108,3 +108,26 @@ def test_the_background_pass_checks_what_the_upload_did_not(
         assert done.is_set(), "background pass did not check the stored signatures"
     finally:
         server.stop()
+
+
+def test_a_prefix_ending_on_a_bad_unchecked_signature_is_rechecked_in_full(
+    tail_portal: Portal,
+) -> None:
+    portal = tail_portal
+    device = enroll(portal)
+    batch = device.batch(5)
+    batch[4] = dict(batch[4], sig=batch[0]["sig"])  # seq 5: a wrong signature
+    # A validly signed record linked to seq 5 but reusing seq 3: the sequence
+    # phase stops there, so the stored prefix would end on seq 5, whose own
+    # signature no checked signature covers.
+    device.seq, device.prev = 2, batch[4]["hash"]
+    batch.append(device.record())
+    outcome = ingest_batch(
+        portal.engine, portal.key, device.device_id, batch, now=1, signatures="tail"
+    )
+    assert (outcome.status, outcome.accepted) == (422, 4)
+    assert outcome.failure is not None and (outcome.failure.seq, outcome.failure.reason) == (
+        5,
+        "signature",
+    )
+    assert checked_flags(portal, device.device_id) == [True] * 4
