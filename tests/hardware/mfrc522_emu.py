@@ -22,7 +22,9 @@ Controls for tests: :meth:`Mfrc522Chip.add_card`, :meth:`remove_card`,
 :meth:`stop_answering` (every read gives 0x00 or 0xFF, writes are lost, until
 :meth:`resume` or, with ``until_reset``, a reset pulse), :meth:`brownout`
 (registers back to reset values behind the driver's back), ``io_error`` (every
-transfer raises it, like a bus that went away), ``version`` and
+transfer raises it, like a bus that went away), ``radio_errors`` (ErrorReg
+bits such as ParityErr or ProtocolErr added to every reception, like a card
+at the edge of the field), ``version`` and
 ``transfers`` (SPI transfers so far).
 """
 
@@ -174,6 +176,7 @@ class Mfrc522Chip:
         self.cards: list[EmulatedCard] = []
         self.resets = 0  # hardware reset pulses seen
         self.io_error: OSError | None = None  # raised by every transfer while set
+        self.radio_errors = 0  # ErrorReg bits added to every reception while set
         self._dead: int | None = None
         self._dead_until_reset = False
         self._powered_down = False
@@ -397,6 +400,7 @@ class Mfrc522Chip:
             else:
                 self.regs[ERROR] |= ERR_BUFFER_OVFL
         self.regs[CONTROL] = (self.regs[CONTROL] & ~0x07) | ((rx_align + length) % 8)
+        self.regs[ERROR] |= self.radio_errors
         coll = self.regs[COLL] & 0x80
         if collision is None:
             coll |= 0x20  # CollPosNotValid: no collision

@@ -150,6 +150,24 @@ def test_a_chip_that_stops_answering_is_faulted_and_recovered(
     assert scenario.reads() == [UIDS[4]]
 
 
+@pytest.mark.parametrize("errors", [0x01, 0x02, 0x04])  # ProtocolErr, ParityErr, CRCErr
+def test_radio_errors_cost_reads_but_are_not_chip_faults(
+    errors: int, board: EmulatedBoard, scenario: Scenario, make_reader: MakeReader
+) -> None:
+    chip = board.chip
+    chip.radio_errors = errors  # a card at the edge of the field
+    chip.add_card(UIDS[7])
+
+    def clear() -> None:
+        chip.radio_errors = 0
+
+    scenario.at(3.0, clear)
+    scenario.run(make_reader(), until=4.0)
+    assert scenario.statuses() == []
+    times = [t for t, e in scenario.events if isinstance(e, BadgeRead)]
+    assert scenario.reads() == [UIDS[7]] and times[0] >= 3.0
+
+
 def test_a_latched_chip_gets_a_pulse_on_the_reset_pin(
     board: EmulatedBoard, scenario: Scenario, make_reader: MakeReader
 ) -> None:
