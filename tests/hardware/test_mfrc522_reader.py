@@ -325,3 +325,37 @@ def test_statuses_are_reader_status_events(
     assert isinstance(status, ReaderStatus)
     assert status.record_data()["state"] == "fault"
     assert status.reader == "entrance"
+
+
+def test_the_registry_builds_it_and_it_reads_in_real_time_in_its_own_thread() -> None:
+    # Real clock, real sleeps, the daemon's way of running a reader: a thread.
+    import threading
+    import time
+
+    from agent.readers.registry import create_reader
+
+    GPIO.reset()
+    board = EmulatedBoard(now=time.monotonic)
+    try:
+        reader = create_reader(ReaderConfig(name="gate", driver="mfrc522", poll_ms=20))
+        assert isinstance(reader, Mfrc522Reader)
+        seen: list[BadgeRead | ReaderStatus] = []
+        got = threading.Event()
+
+        def emit(event: BadgeRead | ReaderStatus) -> None:
+            seen.append(event)
+            got.set()
+
+        stop = threading.Event()
+        thread = threading.Thread(target=reader.run, args=(emit, stop), daemon=True)
+        thread.start()
+        board.chip.add_card(UIDS[7])
+        assert got.wait(timeout=10)
+        stop.set()
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+        reader.close()
+        assert seen == [BadgeRead("gate", "mfrc522", UIDS[7], 7)]
+    finally:
+        board.close()
+        GPIO.reset()
