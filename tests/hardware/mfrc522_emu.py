@@ -85,7 +85,15 @@ def crc_with_preset(data: bytes, preset: int) -> int:
 
 
 class EmulatedCard:
-    """One ISO 14443-3 type A card: IDLE, READY (per cascade level), ACTIVE, HALT."""
+    """One ISO 14443-3 type A card: IDLE, READY (per cascade level), ACTIVE, HALT.
+
+    REQA wakes an IDLE card, WUPA an IDLE or HALT one; ANTICOLLISION answers the
+    rest of the level's 40 bits when the sent bits match; a matching SELECT
+    (CRC_A checked) answers SAK, 0x04 while levels remain; HLTA halts an ACTIVE
+    card. A non-matching ANTICOLLISION or SELECT leaves a READY card silent and
+    READY; any other frame (REQA/WUPA included) sends a READY or ACTIVE card
+    back to IDLE, or to HALT if it was woken from HALT, without an answer.
+    """
 
     def __init__(self, uid: bytes | str, *, sak: int | None = None) -> None:
         self.uid = bytes.fromhex(uid) if isinstance(uid, str) else bytes(uid)
