@@ -58,6 +58,7 @@ __all__ = [
     "declare_gap",
     "ingest_batch",
     "load_device",
+    "record_abuse",
     "signed_by",
     "store_receipt",
 ]
@@ -593,9 +594,40 @@ def _keep_evidence(
         _abuse(conn, head.device_id, failure.reason, f"unsigned or foreign: {failure}", now)
 
 
-def _abuse(conn: Connection, device_id: str | None, kind: str, detail: str, now: int) -> None:
-    conn.execute(insert(abuse_log).values(device_id=device_id, kind=kind, detail=detail, at_ms=now))
-    logger.info("abuse for device %s: %s", device_id, detail)
+def _abuse(
+    conn: Connection,
+    device_id: str | None,
+    kind: str,
+    detail: str,
+    now: int,
+    client: str | None = None,
+) -> None:
+    conn.execute(
+        insert(abuse_log).values(
+            device_id=device_id, kind=kind, detail=detail[:2000], client=client, at_ms=now
+        )
+    )
+    logger.info("abuse for device %s from %s: %s", device_id, client, detail)
+
+
+def record_abuse(
+    engine: Engine, device_id: str, kind: str, detail: str, *, client: str | None, now: int
+) -> None:
+    """Log a refused request (malformed, too large) against an enrolled device's id.
+
+    Requests naming unknown ids go to the server log only, so that random ids
+    cannot fill the table.
+    """
+    with engine.begin() as conn:
+        known = conn.execute(
+            select(devices.c.device_id).where(devices.c.device_id == device_id)
+        ).first()
+        if known is None:
+            logger.info(
+                "refused request for unknown device %r from %s: %s", device_id, client, detail
+            )
+            return
+        _abuse(conn, device_id, kind, detail, now, client)
 
 
 # --- gap declarations ----------------------------------------------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -20,7 +22,13 @@ from portal.api.models import (
     Rejected,
 )
 from portal.exceptions import MalformedRequest, RequestTooLarge
-from portal.ingest import IngestOutcome, cursor_receipt, declare_gap, ingest_batch
+from portal.ingest import (
+    IngestOutcome,
+    cursor_receipt,
+    declare_gap,
+    ingest_batch,
+    record_abuse,
+)
 from portal.registry import enroll_device
 from portal.state import Portal
 from portal.wire import inflate, parse_envelope
@@ -134,10 +142,26 @@ async def upload_records(device_id: str, request: Request) -> JSONResponse:
     limited = _limited(portal, device_id)
     if limited is not None:
         return limited
-    body = await _read_body(request, portal)
-    # Parsing and checking are CPU work: off the event loop, in one worker thread.
-    outcome = await run_in_threadpool(_ingest_body, portal, device_id, body)
+    async with _logged_refusal(request, portal, device_id):
+        body = await _read_body(request, portal)
+        # Parsing and checking are CPU work: off the event loop, in one worker thread.
+        outcome = await run_in_threadpool(_ingest_body, portal, device_id, body)
     return JSONResponse(outcome.body(), status_code=outcome.status)
+
+
+@asynccontextmanager
+async def _logged_refusal(request: Request, portal: Portal, device_id: str) -> AsyncIterator[None]:
+    """Keep a line of evidence for a malformed or oversized upload, then let it answer."""
+    try:
+        yield
+    except (MalformedRequest, RequestTooLarge) as exc:
+        kind = "malformed" if isinstance(exc, MalformedRequest) else "too_large"
+        client = request.client.host if request.client else None
+        detail, now = str(exc), portal.clock()
+        await run_in_threadpool(
+            lambda: record_abuse(portal.engine, device_id, kind, detail, client=client, now=now)
+        )
+        raise
 
 
 def _ingest_body(portal: Portal, device_id: str, body: bytes) -> IngestOutcome:
@@ -171,7 +195,8 @@ async def declare_gaps(device_id: str, request: Request) -> JSONResponse:
     limited = _limited(portal, device_id)
     if limited is not None:
         return limited
-    record = parse_envelope(await _read_body(request, portal), "record")
+    async with _logged_refusal(request, portal, device_id):
+        record = parse_envelope(await _read_body(request, portal), "record")
     outcome = await run_in_threadpool(
         declare_gap, portal.engine, portal.key, device_id, record, now=portal.clock()
     )

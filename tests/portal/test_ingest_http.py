@@ -136,7 +136,7 @@ def test_unknown_and_revoked_devices(
     assert client.get(f"/api/v1/devices/{device.device_id}/cursor").status_code == 403
 
 
-def test_malformed_bodies_are_400(device: SimDevice, client: httpx.Client) -> None:
+def test_malformed_bodies_are_400(portal: Portal, device: SimDevice, client: httpx.Client) -> None:
     url = f"/api/v1/devices/{device.device_id}/records"
     assert client.post(url, content=b"{not json").status_code == 400
     assert client.post(url, json={"recs": []}).status_code == 400
