@@ -25,7 +25,9 @@ __all__ = [
     "create_admin_token",
     "create_enroll_token",
     "enroll_device",
+    "list_admin_tokens",
     "list_devices",
+    "revoke_admin_tokens",
     "revoke_device",
     "token_hash",
 ]
@@ -85,6 +87,29 @@ def create_admin_token(engine: Engine, name: str, role: str, *, now: int) -> str
             )
         )
     return token
+
+
+def revoke_admin_tokens(engine: Engine, name: str, *, now: int) -> int:
+    """Revoke every live admin token issued under ``name``; how many were revoked."""
+    with write_transaction(engine) as conn:
+        result = conn.execute(
+            update(admin_tokens)
+            .where(admin_tokens.c.name == name, admin_tokens.c.revoked_ms.is_(None))
+            .values(revoked_ms=now)
+        )
+        return int(result.rowcount)
+
+
+def list_admin_tokens(engine: Engine) -> list[dict[str, Any]]:
+    """Names, roles and dates of admin tokens (never the tokens, which are not kept)."""
+    query = select(
+        admin_tokens.c.name,
+        admin_tokens.c.role,
+        admin_tokens.c.created_ms,
+        admin_tokens.c.revoked_ms,
+    ).order_by(admin_tokens.c.created_ms)
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
 
 
 @dataclass(frozen=True)

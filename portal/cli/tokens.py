@@ -7,7 +7,13 @@ import re
 import click
 
 from portal.cli.base import Context, Exit, cli
-from portal.registry import ROLES, create_admin_token, create_enroll_token
+from portal.registry import (
+    ROLES,
+    create_admin_token,
+    create_enroll_token,
+    list_admin_tokens,
+    revoke_admin_tokens,
+)
 
 _TTL = re.compile(r"(\d+)([smhd])")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -36,6 +42,29 @@ def admin_token_create(ctx: Context, name: str, role: str) -> int:
     """Print a new admin token once; only its hash is kept."""
     portal = ctx.portal()
     click.echo(create_admin_token(portal.engine, name, role, now=portal.clock()))
+    return 0
+
+
+@admin_token.command("revoke")
+@click.argument("name")
+@click.pass_obj
+def admin_token_revoke(ctx: Context, name: str) -> int:
+    """Revoke every token issued under NAME; their sessions end with them."""
+    portal = ctx.portal()
+    count = revoke_admin_tokens(portal.engine, name, now=portal.clock())
+    if count == 0:
+        raise Exit(f"no live admin token named {name!r}")
+    click.echo(f"revoked {count} token{'s' if count > 1 else ''} of {name}")
+    return 0
+
+
+@admin_token.command("list")
+@click.pass_obj
+def admin_token_list(ctx: Context) -> int:
+    """Token names, roles and whether revoked (the tokens themselves are not kept)."""
+    for row in list_admin_tokens(ctx.portal().engine):
+        state = "revoked" if row["revoked_ms"] is not None else "live"
+        click.echo(f"{row['name']}\t{row['role']}\t{state}")
     return 0
 
 

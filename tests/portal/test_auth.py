@@ -89,3 +89,15 @@ def test_login_session_for_pages(portal: Portal, client: httpx.Client, auditor_t
     assert client.get("/api/v1/admin/devices").status_code == 200
     client.post("/logout")
     assert client.get("/api/v1/admin/devices").status_code == 401
+
+
+def test_a_revoked_token_ends_its_session(
+    portal: Portal, client: httpx.Client, operator_token: str
+) -> None:
+    from portal.registry import revoke_admin_tokens
+
+    assert client.post("/login", data={"token": operator_token}).status_code == 303
+    assert client.get("/api/v1/admin/devices").status_code == 200
+    assert revoke_admin_tokens(portal.engine, "op", now=portal.clock()) == 1
+    assert client.get("/api/v1/admin/devices").status_code == 401
+    assert client.get("/api/v1/admin/devices", headers=bearer(operator_token)).status_code == 401

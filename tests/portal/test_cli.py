@@ -38,6 +38,10 @@ def test_operator_workflow(
     assert run(capsys, *d, "center", "add", "c7", "--name", "Seven")[0] == 0
     code, out, _ = run(capsys, *d, "admin-token", "create", "--name", "ops", "--role", "auditor")
     assert code == 0 and out.strip().startswith("qat_")
+    assert run(capsys, *d, "admin-token", "list")[1] == "ops\tauditor\tlive\n"
+    assert run(capsys, *d, "admin-token", "revoke", "ops")[0] == 0
+    assert run(capsys, *d, "admin-token", "list")[1] == "ops\tauditor\trevoked\n"
+    assert run(capsys, *d, "admin-token", "revoke", "ops")[0] == 1
     code, out, _ = run(capsys, *d, "enroll-token", "create", "--center", "c7", "--ttl", "2h")
     token = out.strip()
     assert code == 0 and token.startswith("qen_")
