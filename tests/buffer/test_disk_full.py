@@ -101,12 +101,14 @@ def test_quota_refuses_appends_and_keeps_every_record(tmp_path: Path) -> None:
     device = Device(tmp_path, BufferConfig(segment_records=64, quota_mb=1))
     buffer = device.open()
     written = []
+    assert not buffer.quota_warning
     with pytest.raises(BufferFullError, match="quota"):
         while True:
             written += device.write(1)
     used, quota = buffer.usage()
     assert quota == 1024 * 1024
     assert used <= quota
+    assert buffer.quota_warning
     assert len(written) > 100
     buffer = device.reopen()
     assert buffer.pending() == written
