@@ -4,13 +4,14 @@ A forked child opens the buffer, appends signed records through
 :class:`agent.chain.ChainWriter` as fast as it can, acknowledges now and then
 with a receipt it signs as a stand-in portal, and reports on a pipe each seq
 it saw returned durable (``D seq hash``) and each acknowledgement made
-durable (``A seq``). The parent kills it with SIGKILL after a random delay,
+durable (``A seq``). The parent kills it with SIGKILL after a random number
+of records plus a random delay (up to a few ms),
 reopens the buffer and checks that every reported record above the last
 acknowledged point is present exactly once, in order, with the same hash,
 and that the chain verifies from the last acknowledged point.
 
 ``python -m bench.buffer_crash --kills N [--dir DIR]`` prints one JSON line.
-Used by tests/buffer/test_crash.py and bench/buffer.py.
+Used by tests/buffer/test_lock_and_crash.py and bench/buffer.py.
 """
 
 from __future__ import annotations
@@ -104,6 +105,21 @@ def _read_until(fd: int, buffer: bytearray, token: bytes, deadline: float) -> bo
     return True
 
 
+def _read_until_count(
+    fd: int, buffer: bytearray, token: bytes, count: int, deadline: float
+) -> None:
+    while buffer.count(token) < count:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return
+            buffer += chunk
+
+
 def _drain(fd: int, buffer: bytearray) -> None:
     while True:
         chunk = os.read(fd, 65536)
@@ -114,7 +130,12 @@ def _drain(fd: int, buffer: bytearray) -> None:
 
 
 def run_harness(
-    kills: int, state_dir: Path | None = None, *, seed: int = 1, max_delay_ms: float = 40.0
+    kills: int,
+    state_dir: Path | None = None,
+    *,
+    seed: int = 1,
+    max_records: int = 12,
+    max_delay_ms: float = 3.0,
 ) -> CrashReport:
     """Kill a writer ``kills`` times; check after each restart."""
     rng = random.Random(seed)
@@ -133,7 +154,12 @@ def run_harness(
             _drain(fd, out)
             report.problems.append(f"child did not open the buffer: {bytes(out[-200:])!r}")
             break
-        time.sleep(rng.uniform(0, max_delay_ms) / 1000)  # the random moment of the crash
+        # The random moment of the crash: after a random number of records
+        # (so the run makes progress however loaded the machine is), plus a
+        # random fraction of a millisecond or more.
+        target = rng.randrange(0, max_records)
+        _read_until_count(fd, out, b"D ", target, time.monotonic() + 30)
+        time.sleep(rng.uniform(0, max_delay_ms) / 1000)
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         _drain(fd, out)
