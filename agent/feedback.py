@@ -145,6 +145,10 @@ class FeedbackSequencer:
 class Feedback:
     """Plays the sequencer's steps on real (or mock) pins in a background thread.
 
+    The daemon calls :meth:`accepted` / :meth:`cannot_persist` after each read
+    and :meth:`set_reader_fault` / :meth:`set_backlog` when its condition
+    changes; the first call starts the thread, :meth:`close` ends it.
+
     ``time_scale`` shortens every step; tests set it small so they run fast
     and still see every state the pins went through.
     """
@@ -159,6 +163,7 @@ class Feedback:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._closed = False
         try:
             self.green = (
                 LED(cfg.green_pin, pin_factory=pin_factory) if cfg.green_pin is not None else None
@@ -221,6 +226,7 @@ class Feedback:
         self.show(OFF)
 
     def close(self) -> None:
+        self._closed = True
         self.stop()
         for device in (self.green, self.red, self.buzzer):
             if device is not None:
@@ -229,6 +235,8 @@ class Feedback:
     def _kick(self) -> None:  # called with the lock held
         self.idle.clear()
         self._wake.set()
+        if self._thread is None and not self._closed:
+            self.start()  # the first pattern starts the player
 
     def _run(self) -> None:
         while not self._stop.is_set():

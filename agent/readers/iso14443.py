@@ -99,7 +99,7 @@ class Reply:
     last_bits: int = 0  # valid bits in the last byte (0 = all 8)
     collision: bool = False
     collision_at: int | None = None
-    parity_error: bool = False
+    parity_error: bool = False  # or a bad start of frame: the bits are not to be trusted
     crc_error: bool = False
 
 

@@ -52,8 +52,8 @@ POWER_DOWN = 0x10  # CommandReg: set until the oscillator runs after a reset
 START_SEND = 0x80
 IRQ_RX, IRQ_IDLE, IRQ_ERR, IRQ_TIMER = 0x20, 0x10, 0x02, 0x01
 IRQ_DONE = IRQ_RX | IRQ_IDLE | IRQ_ERR | IRQ_TIMER
-ERR_CHIP = 0x80 | 0x40 | 0x10 | 0x01  # WrErr, TempErr, BufferOvfl, ProtocolErr
-ERR_COLL, ERR_CRC, ERR_PARITY = 0x08, 0x04, 0x02
+ERR_CHIP = 0x80 | 0x40 | 0x10  # WrErr, TempErr, BufferOvfl: the chip, not the radio
+ERR_COLL, ERR_CRC, ERR_PARITY, ERR_PROTOCOL = 0x08, 0x04, 0x02, 0x01  # radio trouble
 COLL_POS_NOT_VALID = 0x20
 
 FC_HZ = 13.56e6
@@ -364,7 +364,7 @@ class Mfrc522Reader(Reader):
             last_bits=last_bits,
             collision=bool(error & ERR_COLL),
             collision_at=collision_at,
-            parity_error=bool(error & ERR_PARITY),
+            parity_error=bool(error & (ERR_PARITY | ERR_PROTOCOL)),  # ProtocolErr: bad SOF
             crc_error=bool(error & ERR_CRC),
         )
 

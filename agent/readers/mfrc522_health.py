@@ -6,9 +6,9 @@ up to a fault and when to try recovering. A fault is VersionReg reading 0x00
 or 0xFF (nobody answers on the bus: MISO floating or pulled), a VersionReg
 different from the one seen at start (another chip, or a garbled bus), or
 ``max_errors`` chip-level errors in a row (the programmed timer never fired,
-or the chip flagged a protocol, FIFO, temperature or write error). Radio
-trouble (collisions, CRC and parity errors of a card at the edge of the
-field) is not a chip fault and is not counted here.
+or the chip flagged a FIFO overflow, temperature or write error). Radio
+trouble (collisions, CRC, parity and start-of-frame errors of a card at the
+edge of the field) is not a chip fault and is not counted here.
 
 Recovery attempts back off from ``retry_initial_s`` to ``retry_max_s``; the
 back-off is kept across a recovery that does not last ``stable_s``, so a

@@ -22,7 +22,9 @@ Controls for tests: :meth:`Mfrc522Chip.add_card`, :meth:`remove_card`,
 :meth:`stop_answering` (every read gives 0x00 or 0xFF, writes are lost, until
 :meth:`resume` or, with ``until_reset``, a reset pulse), :meth:`brownout`
 (registers back to reset values behind the driver's back), ``io_error`` (every
-transfer raises it, like a bus that went away), ``version`` and
+transfer raises it, like a bus that went away), ``radio_errors`` (ErrorReg
+bits such as ParityErr or ProtocolErr added to every reception, like a card
+at the edge of the field), ``version`` and
 ``transfers`` (SPI transfers so far).
 """
 
@@ -83,7 +85,15 @@ def crc_with_preset(data: bytes, preset: int) -> int:
 
 
 class EmulatedCard:
-    """One ISO 14443-3 type A card: IDLE, READY (per cascade level), ACTIVE, HALT."""
+    """One ISO 14443-3 type A card: IDLE, READY (per cascade level), ACTIVE, HALT.
+
+    REQA wakes an IDLE card, WUPA an IDLE or HALT one; ANTICOLLISION answers the
+    rest of the level's 40 bits when the sent bits match; a matching SELECT
+    (CRC_A checked) answers SAK, 0x04 while levels remain; HLTA halts an ACTIVE
+    card. A non-matching ANTICOLLISION or SELECT leaves a READY card silent and
+    READY; any other frame (REQA/WUPA included) sends a READY or ACTIVE card
+    back to IDLE, or to HALT if it was woken from HALT, without an answer.
+    """
 
     def __init__(self, uid: bytes | str, *, sak: int | None = None) -> None:
         self.uid = bytes.fromhex(uid) if isinstance(uid, str) else bytes(uid)
@@ -174,6 +184,7 @@ class Mfrc522Chip:
         self.cards: list[EmulatedCard] = []
         self.resets = 0  # hardware reset pulses seen
         self.io_error: OSError | None = None  # raised by every transfer while set
+        self.radio_errors = 0  # ErrorReg bits added to every reception while set
         self._dead: int | None = None
         self._dead_until_reset = False
         self._powered_down = False
@@ -397,6 +408,7 @@ class Mfrc522Chip:
             else:
                 self.regs[ERROR] |= ERR_BUFFER_OVFL
         self.regs[CONTROL] = (self.regs[CONTROL] & ~0x07) | ((rx_align + length) % 8)
+        self.regs[ERROR] |= self.radio_errors
         coll = self.regs[COLL] & 0x80
         if collision is None:
             coll |= 0x20  # CollPosNotValid: no collision

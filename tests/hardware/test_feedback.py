@@ -125,9 +125,10 @@ def test_offline_backlog_blinks_both(factory: MockFactory, feedback: Feedback) -
     assert states(factory, GREEN)[-1] is False and states(factory, BUZZER) == [False]
 
 
-def test_missing_pins_are_fine(factory: MockFactory) -> None:
+def test_missing_pins_are_fine_and_the_first_pattern_starts_the_player(
+    factory: MockFactory,
+) -> None:
     fb = Feedback(FeedbackConfig(green_pin=GREEN), pin_factory=factory, time_scale=0.01)
-    fb.start()
     try:
         fb.cannot_persist()
         fb.set_reader_fault(True)

@@ -150,6 +150,27 @@ def test_a_chip_that_stops_answering_is_faulted_and_recovered(
     assert scenario.reads() == [UIDS[4]]
 
 
+@pytest.mark.parametrize("errors", [0x01, 0x02, 0x04])  # ProtocolErr, ParityErr, CRCErr
+def test_radio_errors_cost_reads_but_are_not_chip_faults(
+    errors: int, board: EmulatedBoard, scenario: Scenario
+) -> None:
+    # max_errors=1: a single exchange counted as a chip error would be a fault
+    health = ChipHealth(max_errors=1)
+    reader = Mfrc522Reader("entrance", clock=scenario.clock, sleep=scenario.sleep, health=health)
+    chip = board.chip
+    chip.radio_errors = errors  # a card at the edge of the field
+    chip.add_card(UIDS[7])
+
+    def clear() -> None:
+        chip.radio_errors = 0
+
+    scenario.at(3.0, clear)
+    scenario.run(reader, until=4.0)
+    assert scenario.statuses() == []
+    times = [t for t, e in scenario.events if isinstance(e, BadgeRead)]
+    assert scenario.reads() == [UIDS[7]] and times[0] >= 3.0
+
+
 def test_a_latched_chip_gets_a_pulse_on_the_reset_pin(
     board: EmulatedBoard, scenario: Scenario, make_reader: MakeReader
 ) -> None:
@@ -304,3 +325,37 @@ def test_statuses_are_reader_status_events(
     assert isinstance(status, ReaderStatus)
     assert status.record_data()["state"] == "fault"
     assert status.reader == "entrance"
+
+
+def test_the_registry_builds_it_and_it_reads_in_real_time_in_its_own_thread() -> None:
+    # Real clock, real sleeps, the daemon's way of running a reader: a thread.
+    import threading
+    import time
+
+    from agent.readers.registry import create_reader
+
+    GPIO.reset()
+    board = EmulatedBoard(now=time.monotonic)
+    try:
+        reader = create_reader(ReaderConfig(name="gate", driver="mfrc522", poll_ms=20))
+        assert isinstance(reader, Mfrc522Reader)
+        seen: list[BadgeRead | ReaderStatus] = []
+        got = threading.Event()
+
+        def emit(event: BadgeRead | ReaderStatus) -> None:
+            seen.append(event)
+            got.set()
+
+        stop = threading.Event()
+        thread = threading.Thread(target=reader.run, args=(emit, stop), daemon=True)
+        thread.start()
+        board.chip.add_card(UIDS[7])
+        assert got.wait(timeout=10)
+        stop.set()
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+        reader.close()
+        assert seen == [BadgeRead("gate", "mfrc522", UIDS[7], 7)]
+    finally:
+        board.close()
+        GPIO.reset()
