@@ -323,6 +323,7 @@ def main() -> None:
         "crash_reported_durable": crash.reported_durable,
         "crash_chain_failures": crash.chain_failures,
         "crash_spurious_gaps": crash.spurious_gaps,
+        "crash_kills_while_opening": crash.kills_while_opening,
     }
     body = f"""
 Durable append: the call returns after the record is fsync'd. Latency in ms;
@@ -346,7 +347,8 @@ Goals (issue 3): p99 at 100,000 pending within 2x of p99 at 0:
 sqlite WAL FULL: {headline["median_vs_sqlite"]}x.
 
 Crash harness: {crash.kills} SIGKILLs of a writer appending through
-`ChainWriter` (and acknowledging now and then) in {crash_s:.0f} s;
+`ChainWriter` (and acknowledging now and then) in {crash_s:.0f} s, of which
+{crash.kills_while_opening} landed before the buffer had finished opening;
 {crash.reported_durable} records reported durable; **{crash.lost} lost**,
 {crash.duplicated} duplicated, {crash.chain_failures} chain failures,
 {crash.spurious_gaps} spurious gaps.

@@ -50,6 +50,8 @@ class CrashReport:
     spurious_gaps: int = 0  # lost ranges after a plain kill (there should be none)
     acknowledged: int = 0
     lock_waits: int = 0  # reopen attempts that found the lock still held
+    kills_while_opening: int = 0  # the child died before its buffer was open
+    acked_max: int = 0  # highest acknowledgement the child reported durable
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -144,10 +146,21 @@ def run_harness(
     work = Path(tempfile.mkdtemp(prefix="qatysu-crash-")) if state_dir is None else state_dir
     report = CrashReport()
     durable: dict[int, str] = {}  # every seq reported durable and its hash
-    acked_reported = 0
     for _ in range(kills):
         pid, fd = _spawn(work, key, portal)
         out = bytearray()
+        if rng.random() < 0.1:
+            # Sometimes the crash comes while the buffer is still opening
+            # (recovery may be cutting a torn tail or rewriting a segment).
+            time.sleep(rng.uniform(0, 3) / 1000)
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            _drain(fd, out)
+            report.kills += 1
+            report.kills_while_opening += int(b"R\n" not in out)
+            _tally(out, durable, report)
+            _check(work, key, durable, report.acked_max, report)
+            continue
         if not _read_until(fd, out, b"R\n", time.monotonic() + 30):
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
@@ -164,21 +177,25 @@ def run_harness(
         os.waitpid(pid, 0)
         _drain(fd, out)
         report.kills += 1
-        for line in out.decode().splitlines():
-            parts = line.split()
-            if parts and parts[0] == "D":
-                seq, digest = int(parts[1]), parts[2]
-                if seq in durable and durable[seq] != digest:
-                    report.problems.append(f"seq {seq} reported durable twice with two hashes")
-                durable[seq] = digest
-                report.reported_durable += 1
-            elif parts and parts[0] == "A":
-                acked_reported = max(acked_reported, int(parts[1]))
-                report.acknowledged += 1
-        _check(work, key, durable, acked_reported, report)
+        _tally(out, durable, report)
+        _check(work, key, durable, report.acked_max, report)
         if report.lost or report.chain_failures:
             break
     return report
+
+
+def _tally(out: bytearray, durable: dict[int, str], report: CrashReport) -> None:
+    for line in out.decode().splitlines():
+        parts = line.split()
+        if parts and parts[0] == "D":
+            seq, digest = int(parts[1]), parts[2]
+            if seq in durable and durable[seq] != digest:
+                report.problems.append(f"seq {seq} reported durable twice with two hashes")
+            durable[seq] = digest
+            report.reported_durable += 1
+        elif parts and parts[0] == "A":
+            report.acked_max = max(report.acked_max, int(parts[1]))
+            report.acknowledged += 1
 
 
 def _open_when_free(state_dir: Path, report: CrashReport) -> RecordBuffer:
@@ -250,6 +267,7 @@ def main() -> int:
         "reported_durable": report.reported_durable,
         "acknowledged": report.acknowledged,
         "lock_waits": report.lock_waits,
+        "kills_while_opening": report.kills_while_opening,
         "seconds": round(time.monotonic() - started, 1),
         "problems": report.problems[:5],
     }
