@@ -1,7 +1,7 @@
 """Durable append latency and disk writes of the record buffer, against baselines.
 
-Measured in one run, interleaved in rounds so that load from other work on
-the machine hits every contender alike:
+Measured in one run, interleaved append by append so that load from other
+work on the machine hits every contender alike:
 
 - ours: ``RecordBuffer.append`` (TinyDB over append-only segments, one
   fsync per record) with 0, 10,000 and 100,000 records pending;
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import sqlite3
 import tempfile
@@ -247,7 +248,6 @@ def main() -> None:
     levels = [0, 10_000, 100_000]
     samples = 300 if quick else 2000  # appends per contender and backlog
     stock_samples = {0: 60 if quick else 300, 10_000: 6 if quick else 24}
-    rounds = 6 if quick else 20
     kills = 50 if quick else 1000
     key = Ed25519PrivateKey.generate()
     work = Path(tempfile.mkdtemp(prefix="qatysu-bench-buffer-"))
@@ -263,13 +263,17 @@ def main() -> None:
         }
         floor = floor_runner(work, prepared)
         os.sync()  # the bulk-built backlog must not be flushed by the first measured fsyncs
-        for _ in range(rounds):
-            floor.run(samples // rounds)
-            for n in levels:
-                runners["ours"][n].run(samples // rounds)
-                runners["sqlite"][n].run(samples // rounds)
+        # One append per contender per round, in a shuffled order, so that
+        # bursts of load from other work hit every contender alike.
+        order = [floor, *runners["ours"].values(), *runners["sqlite"].values()]
+        shuffle = random.Random(3)
+        for index in range(samples):
+            shuffle.shuffle(order)
+            for runner in order:
+                runner.run(1)
             for n, count in stock_samples.items():
-                runners["stock"][n].run(max(1, count // rounds))
+                if index % (samples // count) == 0:
+                    runners["stock"][n].run(1)
         for group in runners.values():
             for runner in group.values():
                 runner.close()
@@ -329,7 +333,8 @@ def main() -> None:
 Durable append: the call returns after the record is fsync'd. Latency in ms;
 disk writes are `/proc/self/io` `write_bytes` per record (page-granular, so
 one small fsync'd append costs at least one 4 KiB page plus metadata).
-Contenders ran interleaved in {rounds} rounds on one ext4 file system. The
+Contenders ran interleaved, one append each per round in a shuffled order,
+on one ext4 file system. The
 backlog (up to 100,000 records) was built in {build_s:.0f} s through the fast
 path; each measured append is a real `RecordBuffer.append` of a new signed
 record ({line_bytes} bytes per line).
