@@ -31,8 +31,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-
 from agent.control import ControlClient
+
 from agent.readers.framing import em4100_frame
 from demo.proxy import CuttableRelay
 
@@ -147,7 +147,7 @@ class Demo:
         return summary
 
     def set_up_portal(self) -> None:
-        say("== 1. The city's portal (SQLite in %s)" % self.portal_dir)
+        say(f"== 1. The city's portal (SQLite in {self.portal_dir})")
         if self.data.exists():
             shutil.rmtree(self.data)
         self.data.mkdir(parents=True)
@@ -188,12 +188,13 @@ class Demo:
                 club, "init", "--profile", "pi-rdm6300-uart", "--state-dir", str(club.state_dir)
             )
             self.agent_cli(club, "config", "set", "readers.0.port", tty)
-            self.agent_cli(
-                club, "config", "set", "device.control_socket", str(club.state_dir / "control.sock")
-            )
+            socket_path = str(club.state_dir / "control.sock")
+            self.agent_cli(club, "config", "set", "device.control_socket", socket_path)
             self.agent_cli(club, "config", "set", "heartbeat.interval_s", "10")
             club.relay = CuttableRelay(("127.0.0.1", self.port))
-            token = self.portal_cli("enroll-token", "create", "--center", club.center_id).split()[-1]
+            token = self.portal_cli(
+                "enroll-token", "create", "--center", club.center_id
+            ).split()[-1]
             self.agent_cli(
                 club, "enroll", "--portal", f"http://127.0.0.1:{club.relay.port}",
                 "--token", token, "--insecure",
@@ -248,7 +249,8 @@ class Demo:
             if index == 1:
                 assert club.relay is not None
                 club.relay.cut()
-                say(f"   {club.center_id}: the club's network goes down for {self.o.offline_s:.0f} s")
+                say(f"   {club.center_id}: the club's network goes down "
+                    f"for {self.o.offline_s:.0f} s")
                 outage_started = time.monotonic()
             self.pin(club, 17, "high")
             time.sleep(0.5)
@@ -435,7 +437,7 @@ def _wait_for(check: Callable[[], bool], timeout: float, message: str) -> None:
         try:
             if check():
                 return
-        except Exception:  # noqa: BLE001, S110 - a program still starting answers badly
+        except Exception:  # a program still starting answers badly
             pass
         time.sleep(0.2)
     raise RuntimeError(f"demo: {message} within {timeout:.0f} s")
