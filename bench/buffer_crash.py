@@ -4,13 +4,14 @@ A forked child opens the buffer, appends signed records through
 :class:`agent.chain.ChainWriter` as fast as it can, acknowledges now and then
 with a receipt it signs as a stand-in portal, and reports on a pipe each seq
 it saw returned durable (``D seq hash``) and each acknowledgement made
-durable (``A seq``). The parent kills it with SIGKILL after a random delay,
+durable (``A seq``). The parent kills it with SIGKILL after a random number
+of records plus a random delay (up to a few ms),
 reopens the buffer and checks that every reported record above the last
 acknowledged point is present exactly once, in order, with the same hash,
 and that the chain verifies from the last acknowledged point.
 
 ``python -m bench.buffer_crash --kills N [--dir DIR]`` prints one JSON line.
-Used by tests/buffer/test_crash.py and bench/buffer.py.
+Used by tests/buffer/test_lock_and_crash.py and bench/buffer.py.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class CrashReport:
     spurious_gaps: int = 0  # lost ranges after a plain kill (there should be none)
     acknowledged: int = 0
     lock_waits: int = 0  # reopen attempts that found the lock still held
+    kills_while_opening: int = 0  # the child died before its buffer was open
+    acked_max: int = 0  # highest acknowledgement the child reported durable
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -104,6 +107,21 @@ def _read_until(fd: int, buffer: bytearray, token: bytes, deadline: float) -> bo
     return True
 
 
+def _read_until_count(
+    fd: int, buffer: bytearray, token: bytes, count: int, deadline: float
+) -> None:
+    while buffer.count(token) < count:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return
+            buffer += chunk
+
+
 def _drain(fd: int, buffer: bytearray) -> None:
     while True:
         chunk = os.read(fd, 65536)
@@ -114,7 +132,12 @@ def _drain(fd: int, buffer: bytearray) -> None:
 
 
 def run_harness(
-    kills: int, state_dir: Path | None = None, *, seed: int = 1, max_delay_ms: float = 40.0
+    kills: int,
+    state_dir: Path | None = None,
+    *,
+    seed: int = 1,
+    max_records: int = 12,
+    max_delay_ms: float = 3.0,
 ) -> CrashReport:
     """Kill a writer ``kills`` times; check after each restart."""
     rng = random.Random(seed)
@@ -123,36 +146,56 @@ def run_harness(
     work = Path(tempfile.mkdtemp(prefix="qatysu-crash-")) if state_dir is None else state_dir
     report = CrashReport()
     durable: dict[int, str] = {}  # every seq reported durable and its hash
-    acked_reported = 0
     for _ in range(kills):
         pid, fd = _spawn(work, key, portal)
         out = bytearray()
+        if rng.random() < 0.1:
+            # Sometimes the crash comes while the buffer is still opening
+            # (recovery may be cutting a torn tail or rewriting a segment).
+            time.sleep(rng.uniform(0, 3) / 1000)
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            _drain(fd, out)
+            report.kills += 1
+            report.kills_while_opening += int(b"R\n" not in out)
+            _tally(out, durable, report)
+            _check(work, key, durable, report.acked_max, report)
+            continue
         if not _read_until(fd, out, b"R\n", time.monotonic() + 30):
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             _drain(fd, out)
             report.problems.append(f"child did not open the buffer: {bytes(out[-200:])!r}")
             break
-        time.sleep(rng.uniform(0, max_delay_ms) / 1000)  # the random moment of the crash
+        # The random moment of the crash: after a random number of records
+        # (so the run makes progress however loaded the machine is), plus a
+        # random fraction of a millisecond or more.
+        target = rng.randrange(0, max_records)
+        _read_until_count(fd, out, b"D ", target, time.monotonic() + 30)
+        time.sleep(rng.uniform(0, max_delay_ms) / 1000)
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         _drain(fd, out)
         report.kills += 1
-        for line in out.decode().splitlines():
-            parts = line.split()
-            if parts and parts[0] == "D":
-                seq, digest = int(parts[1]), parts[2]
-                if seq in durable and durable[seq] != digest:
-                    report.problems.append(f"seq {seq} reported durable twice with two hashes")
-                durable[seq] = digest
-                report.reported_durable += 1
-            elif parts and parts[0] == "A":
-                acked_reported = max(acked_reported, int(parts[1]))
-                report.acknowledged += 1
-        _check(work, key, durable, acked_reported, report)
+        _tally(out, durable, report)
+        _check(work, key, durable, report.acked_max, report)
         if report.lost or report.chain_failures:
             break
     return report
+
+
+def _tally(out: bytearray, durable: dict[int, str], report: CrashReport) -> None:
+    for line in out.decode().splitlines():
+        parts = line.split()
+        if parts and parts[0] == "D":
+            seq, digest = int(parts[1]), parts[2]
+            if seq in durable and durable[seq] != digest:
+                report.problems.append(f"seq {seq} reported durable twice with two hashes")
+            durable[seq] = digest
+            report.reported_durable += 1
+        elif parts and parts[0] == "A":
+            report.acked_max = max(report.acked_max, int(parts[1]))
+            report.acknowledged += 1
 
 
 def _open_when_free(state_dir: Path, report: CrashReport) -> RecordBuffer:
@@ -224,6 +267,7 @@ def main() -> int:
         "reported_durable": report.reported_durable,
         "acknowledged": report.acknowledged,
         "lock_waits": report.lock_waits,
+        "kills_while_opening": report.kills_while_opening,
         "seconds": round(time.monotonic() - started, 1),
         "problems": report.problems[:5],
     }

@@ -190,6 +190,13 @@ class RecordBuffer:
         used = self._quarantine_bytes + self._state_bytes + self._closed_bytes + active
         return used, self.config.quota_mb * 1024 * 1024
 
+    @property
+    def quota_warning(self) -> bool:
+        """True once usage reaches ``quota_warn_percent`` of the quota (the daemon
+        raises the alarm; appends are refused only at the quota itself)."""
+        used, quota = self.usage()
+        return used * 100 >= quota * self.config.quota_warn_percent
+
     # --- appending --------------------------------------------------------------
 
     def append(self, record: dict[str, Any]) -> None:
