@@ -393,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" {1e6 / SERVER_CPU_US['sqlite_all']:,.0f} records/s"
         f" ({verify_cpu / SERVER_CPU_US['sqlite_all']:.2f}x one verify's rate); the"
         " signature share can spread over the second core through the thread pool,"
-        " which this run could not show because the other core was busy."
+        " as far as other work on the machine leaves that core free."
         + "\n\nGoals (issue 5): every-signature SQLite ingest at least 0.6x the one-core "
         f"raw verify rate (here {sqlite_all / baseline['sqlite_all']:.2f}x), city day under 15 s "
         f"(here {city_day:.1f} s).\n\n"
