@@ -151,8 +151,8 @@ class LocalPortal:
             digest = build_receipt(self.key, device=device, seq=seq, record_hash=record_hash,
                                    server_ms=now_ms)["hash"]
         else:
-            body: dict[str, Any] = {"v": 1, "device": device, "seq": seq, "record_hash": record_hash,
-                    "server_ms": now_ms}
+            body: dict[str, Any] = {"v": 1, "device": device, "seq": seq,
+                                    "record_hash": record_hash, "server_ms": now_ms}
             digest = seal_digest(body, checked=True)[1]
         self.receipt_ms[digest] = now_ms
         return str(digest)
@@ -480,7 +480,8 @@ def _run(cfg: CityConfig, rng: random.Random, device: Device, actions: list[_Act
         seq += 1
         wrong = seg.forged or (seg.sync_ms is not None and at < seg.sync_ms)
         claimed = at + seg.offset_ms if wrong else at
-        body: dict[str, Any] = {"v": 1, "device": device.device_id, "seq": seq, "prev": prev, "type": kind,
+        body: dict[str, Any] = {
+                "v": 1, "device": device.device_id, "seq": seq, "prev": prev, "type": kind,
                 "wall_ms": claimed, "synced": not wrong, "boot": boot,
                 "mono_ns": (at - seg.start + 4000) * 1_000_000, "anchor": anchor, "data": data}
         if cfg.sign:

@@ -63,7 +63,9 @@ def _decode(data: bytes, name: str) -> str:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        head = data.split(b"\n", 1)[0]
+        delimiter = b";" if head.count(b";") > head.count(b",") else b","
+        col = data[data.rfind(b"\n", 0, exc.start) + 1: exc.start].count(delimiter) + 1
         raise ImportFileError(
             f"{name}:{line}:{col}: not UTF-8 (byte 0x{data[exc.start]:02x}); "
             "save the file as 'CSV UTF-8' (a cp1251/Windows-1251 file looks like this)"
