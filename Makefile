@@ -1,13 +1,15 @@
 # Two commands: `make demo` and `make test`. Both set up everything they need.
 SHELL := /bin/bash
-PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
-	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+ifeq ($(origin PYTHON), undefined)
+PYTHON := $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& { echo $$p; break; }; done)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint typecheck install clean
+.PHONY: test demo bench lint typecheck install clean chromium
 
 $(STAMP): pyproject.toml Makefile
 	@test -n "$(PYTHON)" || { echo "make: error: Python 3.11 or newer is required" >&2; exit 1; }
@@ -26,7 +28,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck
+# The auditor pages are tested in Debian's Chromium; install it when we can
+# (root with apt), otherwise those tests skip and say why.
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "make: installing Debian's chromium for the page tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "make: warning: could not install chromium; page tests will skip"; \
+	fi
+
+test: $(STAMP) lint typecheck chromium
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
