@@ -1,10 +1,15 @@
 """Every exception the portal raises on purpose.
 
-    PortalError
-    ├── PortalConfigError (ValueError)  a setting or CLI argument that cannot be used
-    ├── NotFoundError (LookupError)     an unknown device, center, token
-    ├── ImportFileError (ValueError)    a CSV import; names file, line and column
-    └── IngestRefused                   an upload the portal will not store
+PortalError
+├── PortalConfigError (ValueError)  a setting or CLI argument that cannot be used
+├── NotFoundError (LookupError)     an unknown device, center, token
+│   └── UnknownDeviceError          a device id never enrolled
+├── ImportFileError (ValueError)    a CSV import; names file, line and column
+├── IngestRefused                   an upload the portal will not store
+│   └── RevokedDeviceError          a device an operator revoked
+├── EnrollmentRefused               an enrollment token refused (kind: unknown|gone|conflict)
+├── MalformedRequest (ValueError)   a request body the API cannot read (400)
+└── RequestTooLarge                 a body or batch over a limit (413)
 """
 
 from __future__ import annotations
@@ -28,3 +33,27 @@ class ImportFileError(PortalError, ValueError):
 
 class IngestRefused(PortalError):
     """An upload the portal will not store as genuine."""
+
+
+class UnknownDeviceError(NotFoundError):
+    """A device id the portal never enrolled."""
+
+
+class RevokedDeviceError(IngestRefused):
+    """A device an operator revoked; its history stays, new records are refused."""
+
+
+class EnrollmentRefused(PortalError):
+    """An enrollment the portal will not perform; ``kind`` is unknown, gone or conflict."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class MalformedRequest(PortalError, ValueError):
+    """A request body that is not what the API documents (HTTP 400)."""
+
+
+class RequestTooLarge(PortalError):
+    """A request over a size limit, compressed or decompressed (HTTP 413)."""

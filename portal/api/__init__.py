@@ -1,0 +1,1 @@
+"""HTTP routers: device-facing (``devices``), operator and auditor (``admin``), pages."""

@@ -1,0 +1,188 @@
+"""What devices call: enroll, upload records, declare gaps, ask for the cursor."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from portal.api.models import (
+    DEVICE_ERRORS,
+    Accepted,
+    EnrollRequest,
+    EnrollResponse,
+    ErrorBody,
+    GapAnswer,
+    ReceiptAnswer,
+    Rejected,
+)
+from portal.exceptions import MalformedRequest, RequestTooLarge
+from portal.ingest import cursor_receipt, declare_gap, ingest_batch
+from portal.registry import enroll_device
+from portal.state import Portal
+from portal.wire import inflate, parse_envelope
+
+router = APIRouter(prefix="/api/v1", tags=["devices"])
+
+_RECORDS_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["records"],
+                    "properties": {
+                        "records": {"type": "array", "items": {"type": "object"}, "maxItems": 5000}
+                    },
+                }
+            }
+        },
+    }
+}
+_GAP_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["record"],
+                    "properties": {"record": {"type": "object"}},
+                }
+            }
+        },
+    }
+}
+
+
+def _portal(request: Request) -> Portal:
+    portal: Portal = request.app.state.portal
+    return portal
+
+
+@router.post(
+    "/enroll",
+    status_code=201,
+    response_model=EnrollResponse,
+    responses={
+        400: {"model": ErrorBody},
+        401: {"model": ErrorBody, "description": "unknown token"},
+        409: {"model": ErrorBody, "description": "key already enrolled"},
+        410: {"model": ErrorBody, "description": "token used by another key or expired"},
+    },
+)
+def enroll(body: EnrollRequest, request: Request) -> EnrollResponse:
+    """Register a device key with a single-use enrollment token."""
+    portal = _portal(request)
+    done = enroll_device(
+        portal.engine,
+        body.token,
+        body.public_key,
+        body.agent_version,
+        body.hardware,
+        now=portal.clock(),
+    )
+    return EnrollResponse(
+        device_id=done.device_id, center_id=done.center_id, portal_public_key=portal.public_key
+    )
+
+
+async def _read_body(request: Request, portal: Portal) -> bytes:
+    """The request body, refusing (413) more than the limit before reading it all."""
+    limit = portal.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise RequestTooLarge(f"body of {declared} bytes is over {limit}")
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > limit:
+            raise RequestTooLarge(f"body is over {limit} bytes")
+    return inflate(bytes(chunks), request.headers.get("content-encoding"), limit)
+
+
+def _limited(portal: Portal, device_id: str) -> JSONResponse | None:
+    assert portal.limiter is not None
+    wait = portal.limiter.take(device_id)
+    if wait is None:
+        return None
+    return JSONResponse(
+        {"error": "rate_limited", "detail": f"retry in {wait:.1f} s"},
+        status_code=429,
+        headers={"Retry-After": str(max(1, math.ceil(wait)))},
+    )
+
+
+@router.post(
+    "/devices/{device_id}/records",
+    response_model=Accepted,
+    responses={
+        **DEVICE_ERRORS,
+        409: {"model": GapAnswer, "description": "the batch starts beyond the expected seq"},
+        422: {"model": Rejected, "description": "the first bad record; the valid prefix is stored"},
+    },
+    openapi_extra=_RECORDS_BODY,
+)
+async def upload_records(device_id: str, request: Request) -> JSONResponse:
+    """Store the longest valid prefix of a batch and answer with a signed receipt."""
+    portal = _portal(request)
+    limited = _limited(portal, device_id)
+    if limited is not None:
+        return limited
+    batch = parse_envelope(await _read_body(request, portal), "records")
+    if not isinstance(batch, list):
+        raise MalformedRequest("'records' must be a list")
+    if len(batch) > portal.settings.max_batch_records:
+        raise RequestTooLarge(
+            f"{len(batch)} records in one batch; at most {portal.settings.max_batch_records}"
+        )
+    outcome = await run_in_threadpool(
+        ingest_batch,
+        portal.engine,
+        portal.key,
+        device_id,
+        batch,
+        now=portal.clock(),
+        signatures=portal.settings.check_signatures,
+        pool=portal.pool,
+    )
+    return JSONResponse(outcome.body(), status_code=outcome.status)
+
+
+@router.post(
+    "/devices/{device_id}/gaps",
+    response_model=ReceiptAnswer,
+    responses={**DEVICE_ERRORS, 422: {"model": Rejected, "description": "declaration refused"}},
+    openapi_extra=_GAP_BODY,
+)
+async def declare_gaps(device_id: str, request: Request) -> JSONResponse:
+    """Record a lost range declared by a signed ``gap`` record (SPEC section 1)."""
+    portal = _portal(request)
+    limited = _limited(portal, device_id)
+    if limited is not None:
+        return limited
+    record = parse_envelope(await _read_body(request, portal), "record")
+    outcome = await run_in_threadpool(
+        declare_gap, portal.engine, portal.key, device_id, record, now=portal.clock()
+    )
+    body = {"receipt": outcome.receipt} if outcome.status == 200 else outcome.body()
+    return JSONResponse(body, status_code=outcome.status)
+
+
+@router.get(
+    "/devices/{device_id}/cursor",
+    response_model=ReceiptAnswer,
+    responses={k: v for k, v in DEVICE_ERRORS.items() if k in (403, 404, 429)},
+)
+def cursor(device_id: str, request: Request) -> JSONResponse:
+    """A signed receipt for the device's stored head."""
+    portal = _portal(request)
+    limited = _limited(portal, device_id)
+    if limited is not None:
+        return limited
+    receipt = cursor_receipt(portal.engine, portal.key, device_id, portal.clock())
+    return JSONResponse({"receipt": receipt})

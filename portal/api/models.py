@@ -1,0 +1,140 @@
+"""Pydantic models of the API's JSON, for validation and the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Receipt(BaseModel):
+    v: int
+    device: str
+    seq: int
+    record_hash: str
+    server_ms: int
+    hash: str
+    sig: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: str = ""
+
+
+class EnrollRequest(BaseModel):
+    token: str = Field(max_length=200)
+    public_key: str = Field(max_length=200)
+    agent_version: str = Field(default="", max_length=100)
+    hardware: dict[str, Any] = Field(default_factory=dict)
+
+
+class EnrollResponse(BaseModel):
+    device_id: str
+    center_id: str
+    portal_public_key: str
+
+
+class Accepted(BaseModel):
+    receipt: Receipt
+    accepted: int
+    duplicates: int
+
+
+class GapAnswer(BaseModel):
+    error: str
+    expected_seq: int
+    receipt: Receipt
+
+
+class Rejected(BaseModel):
+    error: str
+    seq: int | None
+    reason: str
+    detail: str
+    receipt: Receipt
+    accepted: int = 0
+    duplicates: int = 0
+
+
+class ReceiptAnswer(BaseModel):
+    receipt: Receipt
+
+
+class Health(BaseModel):
+    status: str
+    portal_public_key: str
+
+
+class DeviceInfo(BaseModel):
+    device_id: str
+    center_id: str
+    agent_version: str
+    enrolled_ms: int
+    revoked_ms: int | None
+    last_seen_ms: int | None
+    head_seq: int
+    head_hash: str
+    integrity_events: int
+
+
+class DeviceList(BaseModel):
+    devices: list[DeviceInfo]
+
+
+class RecordList(BaseModel):
+    records: list[dict[str, Any]]
+
+
+class CenterIn(BaseModel):
+    center_id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+
+
+class Center(BaseModel):
+    center_id: str
+    name: str
+
+
+class CenterList(BaseModel):
+    centers: list[Center]
+
+
+class EnrollTokenIn(BaseModel):
+    center_id: str = Field(min_length=1, max_length=64)
+    ttl_s: int = Field(default=86400, ge=60, le=90 * 86400)
+
+
+class EnrollTokenOut(BaseModel):
+    token: str
+    center_id: str
+    expires_ms: int
+
+
+class IntegrityEvent(BaseModel):
+    id: int
+    device_id: str
+    kind: str
+    first_seq: int | None
+    last_seq: int | None
+    reason: str
+    detail: str
+    at_ms: int
+
+
+class EventList(BaseModel):
+    events: list[IntegrityEvent]
+
+
+class Revoked(BaseModel):
+    device_id: str
+    revoked: bool
+
+
+DEVICE_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "malformed request"},
+    403: {"model": ErrorBody, "description": "device revoked"},
+    404: {"model": ErrorBody, "description": "unknown device"},
+    413: {"model": ErrorBody, "description": "too large"},
+    429: {"model": ErrorBody, "description": "too many requests; see Retry-After"},
+}

@@ -1,0 +1,115 @@
+"""The FastAPI application: routers, error mapping, sessions, lifecycle."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from portal import __version__
+from portal.api import admin, devices, pages
+from portal.api.models import Health
+from portal.exceptions import (
+    EnrollmentRefused,
+    MalformedRequest,
+    NotFoundError,
+    PortalConfigError,
+    RequestTooLarge,
+    RevokedDeviceError,
+)
+from portal.keys import load_or_create_secret
+from portal.settings import Settings
+from portal.state import Portal, open_portal
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+_ENROLL_STATUS = {"unknown": 401, "gone": 410, "conflict": 409}
+
+
+def _error(status: int, error: str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+
+
+def create_app(settings: Settings, *, portal: Portal | None = None) -> FastAPI:
+    """The portal application; opens (and migrates) the store unless ``portal`` is given."""
+    state = portal or open_portal(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if portal is None:
+            state.close()
+
+    app = FastAPI(
+        title="Qatysu portal",
+        version=__version__,
+        description="Enrollment, verified ingest of signed presence records, receipts.",
+        lifespan=lifespan,
+    )
+    app.state.portal = state
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=load_or_create_secret(settings.data_dir),
+        session_cookie="qatysu_session",
+        max_age=settings.session_max_age_s,
+        same_site="lax",
+    )
+    app.include_router(devices.router)
+    app.include_router(admin.router)
+    app.include_router(pages.router)
+
+    @app.get("/api/v1/health", response_model=Health, tags=["devices"])
+    def health() -> Health:
+        """Liveness, and the portal key a device pins."""
+        return Health(status="ok", portal_public_key=state.public_key)
+
+    @app.exception_handler(MalformedRequest)
+    async def _malformed(_: Request, exc: MalformedRequest) -> JSONResponse:
+        return _error(400, "malformed", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error(400, "malformed", f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(RequestTooLarge)
+    async def _too_large(_: Request, exc: RequestTooLarge) -> JSONResponse:
+        return _error(413, "too_large", str(exc))
+
+    @app.exception_handler(NotFoundError)
+    async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
+        return _error(404, "not_found", str(exc))
+
+    @app.exception_handler(RevokedDeviceError)
+    async def _revoked(_: Request, exc: RevokedDeviceError) -> JSONResponse:
+        return _error(403, "revoked", str(exc))
+
+    @app.exception_handler(EnrollmentRefused)
+    async def _enroll(_: Request, exc: EnrollmentRefused) -> JSONResponse:
+        return _error(_ENROLL_STATUS.get(exc.kind, 400), exc.kind, str(exc))
+
+    @app.exception_handler(PortalConfigError)
+    async def _bad_value(_: Request, exc: PortalConfigError) -> JSONResponse:
+        return _error(400, "invalid", str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"error": _HTTP_ERRORS.get(exc.status_code, "error"), "detail": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    return app
+
+
+_HTTP_ERRORS = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}

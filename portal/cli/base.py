@@ -1,0 +1,102 @@
+"""The ``qatysu-portal`` group, its global options and the error-to-exit-code mapping."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from portal import __version__
+from portal.exceptions import PortalConfigError, PortalError
+from portal.settings import Settings
+from portal.state import Portal, open_portal
+
+__all__ = ["Context", "Exit", "cli", "main"]
+
+
+class Exit(click.ClickException):
+    """A one-line failure with an explicit exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+    def show(self, file: object = None) -> None:
+        click.echo(f"qatysu-portal: error: {self.format_message()}", err=True)
+
+
+@dataclass
+class Context:
+    data_dir: Path
+    db_url: str | None
+    debug: bool
+    _portal: Portal | None = field(default=None, repr=False)
+
+    def settings(self) -> Settings:
+        return Settings.from_env(data_dir=self.data_dir, db_url=self.db_url)
+
+    def portal(self) -> Portal:
+        """The opened store, migrated to the newest schema (once per command)."""
+        if self._portal is None:
+            self._portal = open_portal(self.settings())
+        return self._portal
+
+    def close(self) -> None:
+        if self._portal is not None:
+            self._portal.close()
+            self._portal = None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("portal-data"),
+    show_default=True,
+    help="Where the key, session secret and SQLite database live.",
+)
+@click.option(
+    "--db",
+    "db_url",
+    envvar="QATYSU_PORTAL_DB",
+    metavar="URL",
+    help="Database URL (env QATYSU_PORTAL_DB); default SQLite in the data dir, "
+    "or postgresql://USER@HOST/DB.",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.version_option(__version__, prog_name="qatysu-portal")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path, db_url: str | None, debug: bool) -> None:
+    """Qatysu portal: enrollment, verified ingest and reconciliation for the city."""
+    context = Context(data_dir=data_dir, db_url=db_url, debug=debug)
+    ctx.obj = context
+    ctx.call_on_close(context.close)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI and turn our errors into one line and an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        result = cli.main(args=args, prog_name="qatysu-portal", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("qatysu-portal: aborted", err=True)
+        return 1
+    except click.UsageError as exc:
+        exc.show()
+        return 2
+    except click.ClickException as exc:
+        exc.show()
+        return exc.code if isinstance(exc, Exit) else exc.exit_code
+    except PortalError as exc:
+        if "--debug" in args:
+            raise
+        click.echo(f"qatysu-portal: error: {exc}", err=True)
+        return 2 if isinstance(exc, PortalConfigError) else 1
+    except Exception as exc:  # the database or the disk: still one line
+        if "--debug" in args:
+            raise
+        click.echo(f"qatysu-portal: error: {type(exc).__name__}: {exc}", err=True)
+        return 1
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,180 @@
+"""The portal's core tables (SQLAlchemy Core). Times are Unix milliseconds (UTC).
+
+Other areas import these tables by name; the reconciliation tables live in
+``portal/reconcile/schema.py`` on the same :data:`metadata`-compatible naming.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "abuse_log",
+    "admin_tokens",
+    "centers",
+    "declared_gaps",
+    "devices",
+    "enroll_tokens",
+    "integrity_events",
+    "metadata",
+    "receipts",
+    "records",
+    "rejected_records",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+centers = Table(
+    "centers",
+    metadata,
+    Column("center_id", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("device_id", String(64), primary_key=True),
+    Column("center_id", String(64), ForeignKey("centers.center_id"), nullable=False),
+    Column("public_key", String(64), nullable=False, unique=True),
+    Column("agent_version", Text, nullable=False),
+    Column("hardware", JSON, nullable=False),
+    Column("enrolled_ms", BigInteger, nullable=False),
+    Column("revoked_ms", BigInteger, nullable=True),
+    Column("last_seen_ms", BigInteger, nullable=True),
+    # The stored chain's head; after a declared hole, the hole's end and the
+    # ``prev`` the next record must carry (SPEC section 2).
+    Column("head_seq", BigInteger, nullable=False, default=0),
+    Column("head_hash", String(64), nullable=False),
+)
+
+records = Table(
+    "records",
+    metadata,
+    Column("device_id", String(64), ForeignKey("devices.device_id"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("prev", String(64), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("wall_ms", BigInteger, nullable=False),
+    Column("synced", Boolean, nullable=False),
+    Column("boot", String(64), nullable=False),
+    Column("mono_ns", BigInteger, nullable=False),
+    Column("anchor", String(64), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("body", JSON, nullable=False),  # the record exactly as received (parsed)
+    Column("received_ms", BigInteger, nullable=False),
+    Column("covered_ms", BigInteger, nullable=True),  # server_ms of the first covering receipt
+    Column("sig_checked", Boolean, nullable=False),
+    PrimaryKeyConstraint("device_id", "seq"),
+    Index("ix_records_type_wall", "type", "wall_ms"),
+    Index("ix_records_unchecked", "sig_checked"),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("device_id", String(64), ForeignKey("devices.device_id"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("record_hash", String(64), nullable=False),
+    Column("server_ms", BigInteger, nullable=False),
+    Column("body", JSON, nullable=False),
+    Index("ix_receipts_device_seq", "device_id", "seq"),
+)
+
+declared_gaps = Table(
+    "declared_gaps",
+    metadata,
+    Column("device_id", String(64), ForeignKey("devices.device_id"), nullable=False),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("last_hash", String(64), nullable=False),  # "" when the device could not know it
+    Column("gap_record_hash", String(64), nullable=False),
+    Column("gap_record_seq", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("record", JSON, nullable=False),  # the signed gap record itself
+    Column("declared_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("device_id", "gap_record_hash"),
+)
+
+integrity_events = Table(
+    "integrity_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", String(64), ForeignKey("devices.device_id"), nullable=False),
+    Column("kind", String(32), nullable=False),  # gap, rejected, fork, signature_late
+    Column("first_seq", BigInteger, nullable=True),
+    Column("last_seq", BigInteger, nullable=True),
+    Column("reason", String(32), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Index("ix_integrity_events_device", "device_id", "at_ms"),
+)
+
+rejected_records = Table(
+    "rejected_records",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", String(64), nullable=False),  # as named in the URL; may be unknown
+    Column("seq", BigInteger, nullable=True),
+    Column("reason", String(32), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("received_ms", BigInteger, nullable=False),
+    Column("signed_by_device", Boolean, nullable=False),
+    Index("ix_rejected_records_device", "device_id", "received_ms"),
+)
+
+abuse_log = Table(
+    "abuse_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", String(64), nullable=True),
+    Column("kind", String(32), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("client", String(64), nullable=True),
+    Column("at_ms", BigInteger, nullable=False),
+)
+
+admin_tokens = Table(
+    "admin_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("role", String(16), nullable=False),  # operator | auditor
+    Column("created_ms", BigInteger, nullable=False),
+    Column("revoked_ms", BigInteger, nullable=True),
+)
+
+enroll_tokens = Table(
+    "enroll_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("center_id", String(64), ForeignKey("centers.center_id"), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("used_by_key", String(64), nullable=True),
+    Column("device_id", String(64), nullable=True),
+)

@@ -1,0 +1,614 @@
+"""Verified ingest: the one path by which records enter the store (HTTP and bundles).
+
+A batch is checked in two phases. The content phase (encoding, device, hash,
+signature; the order of :meth:`agent.protocol.ChainVerifier.check_content`)
+needs no database and runs before any lock, with the Ed25519 checks spread over
+a thread pool (``cryptography`` releases the GIL). The sequence phase runs
+inside one write transaction against the device's stored head, which it locks:
+duplicates are skipped, a held seq with another hash is a ``fork``, and the
+longest valid prefix is stored together with the new head and a signed receipt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from agent.exceptions import ProtocolError
+from agent.protocol import (
+    ZERO_HASH,
+    ChainVerifier,
+    DeclaredGap,
+    Failure,
+    build_receipt,
+    check_record_shape,
+    collect_declared_gaps,
+    parse_gap_data,
+    public_key_from_b64,
+    seal_digest,
+    signature_valid,
+)
+from portal.db.engine import write_transaction
+from portal.db.schema import (
+    abuse_log,
+    declared_gaps,
+    devices,
+    integrity_events,
+    receipts,
+    records,
+    rejected_records,
+)
+from portal.exceptions import RevokedDeviceError, UnknownDeviceError
+
+__all__ = [
+    "DeviceHead",
+    "IngestOutcome",
+    "cursor_receipt",
+    "declare_gap",
+    "ingest_batch",
+    "load_device",
+    "signed_by",
+    "store_receipt",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeviceHead:
+    device_id: str
+    public_key: Ed25519PublicKey
+    head_seq: int
+    head_hash: str
+    revoked: bool
+
+
+@dataclass
+class IngestOutcome:
+    """What an ingest or gap declaration answers: HTTP status and JSON body."""
+
+    status: int  # 200, 409 or 422
+    receipt: dict[str, Any]
+    accepted: int = 0
+    duplicates: int = 0
+    failure: Failure | None = None
+    expected_seq: int | None = None
+    stored_seqs: list[int] = field(default_factory=list)
+
+    def body(self) -> dict[str, Any]:
+        if self.status == 200:
+            return {
+                "receipt": self.receipt,
+                "accepted": self.accepted,
+                "duplicates": self.duplicates,
+            }
+        if self.status == 409:
+            return {"error": "gap", "expected_seq": self.expected_seq, "receipt": self.receipt}
+        assert self.failure is not None
+        return {
+            "error": "rejected",
+            "seq": self.failure.seq,
+            "reason": self.failure.reason,
+            "detail": self.failure.detail,
+            "receipt": self.receipt,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+        }
+
+
+# --- reading and signing -------------------------------------------------------------
+
+
+def load_device(conn: Connection, device_id: str, *, lock: bool = False) -> DeviceHead:
+    """The device row; ``lock`` holds it (FOR UPDATE) until the transaction ends."""
+    query = select(
+        devices.c.public_key, devices.c.head_seq, devices.c.head_hash, devices.c.revoked_ms
+    ).where(devices.c.device_id == device_id)
+    if lock:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        raise UnknownDeviceError(f"device {device_id!r} is not enrolled")
+    return DeviceHead(
+        device_id,
+        public_key_from_b64(row.public_key),
+        int(row.head_seq),
+        row.head_hash,
+        row.revoked_ms is not None,
+    )
+
+
+def store_receipt(
+    conn: Connection, key: Ed25519PrivateKey, device_id: str, seq: int, record_hash: str, now: int
+) -> dict[str, Any]:
+    """Sign a receipt for ``(seq, record_hash)`` and keep it by hash."""
+    receipt = build_receipt(key, device=device_id, seq=seq, record_hash=record_hash, server_ms=now)
+    conn.execute(
+        insert(receipts).values(
+            hash=receipt["hash"],
+            device_id=device_id,
+            seq=seq,
+            record_hash=record_hash,
+            server_ms=now,
+            body=receipt,
+        )
+    )
+    return receipt
+
+
+def cursor_receipt(
+    engine: Engine, key: Ed25519PrivateKey, device_id: str, now: int
+) -> dict[str, Any]:
+    """A fresh receipt for the device's current head (``GET .../cursor``)."""
+    with write_transaction(engine) as conn:
+        head = load_device(conn, device_id)
+        if head.revoked:
+            raise RevokedDeviceError(f"device {device_id!r} is revoked")
+        conn.execute(
+            update(devices).where(devices.c.device_id == device_id).values(last_seen_ms=now)
+        )
+        return store_receipt(conn, key, device_id, head.head_seq, head.head_hash, now)
+
+
+def signed_by(record: object, public_key: Ed25519PublicKey) -> bool:
+    """True when ``record`` carries a valid signature of ``public_key`` over its content."""
+    if not isinstance(record, dict) or not isinstance(record.get("sig"), str):
+        return False
+    try:
+        data, _ = seal_digest(record)
+    except (ProtocolError, TypeError, ValueError):
+        return False
+    return signature_valid(data, record["sig"], public_key)
+
+
+# --- the content phase (no database) -------------------------------------------------
+
+
+@dataclass
+class _Content:
+    """Records whose encoding, device and hash are right, with their canonical bytes."""
+
+    data: list[bytes]
+    failure: Failure | None  # the first content failure (at index len(data))
+    sig_checked: list[bool]
+
+
+def _check_content(
+    batch: Sequence[object],
+    device_id: str,
+    public_key: Ed25519PublicKey,
+    wanted: Callable[[list[bytes], Sequence[object]], Iterable[int]],
+    pool: Executor | None,
+) -> _Content:
+    datas: list[bytes] = []
+    failure: Failure | None = None
+    for record in batch:
+        # Same order as ChainVerifier.check_content; kept here to reuse the canonical
+        # bytes for the parallel signature pass.
+        problem = check_record_shape(record)
+        if problem:
+            failure = Failure(_seq_of(record), "encoding", problem)
+            break
+        assert isinstance(record, dict)
+        if record["device"] != device_id:
+            failure = Failure(record["seq"], "device", f"record is for device {record['device']!r}")
+            break
+        data, digest = seal_digest(record, checked=True)
+        if digest != record["hash"]:
+            failure = Failure(record["seq"], "hash", "hash does not match the canonical bytes")
+            break
+        datas.append(data)
+    checked = [False] * len(datas)
+    indexes = sorted(set(wanted(datas, batch)))
+    results = _verify_many(
+        [(datas[i], batch[i]["sig"]) for i in indexes],  # type: ignore[index]
+        public_key,
+        pool,
+    )
+    for index, ok in zip(indexes, results, strict=True):
+        if not ok:
+            record = batch[index]
+            assert isinstance(record, dict)
+            del datas[index:]
+            del checked[index:]
+            failure = Failure(
+                record["seq"], "signature", "signature does not verify with the device key"
+            )
+            break
+        checked[index] = True
+    return _Content(datas, failure, checked)
+
+
+def _verify_many(
+    items: list[tuple[bytes, str]], public_key: Ed25519PublicKey, pool: Executor | None
+) -> list[bool]:
+    if pool is None or len(items) < 64:
+        return [signature_valid(data, sig, public_key) for data, sig in items]
+    chunks = [items[i : i + 128] for i in range(0, len(items), 128)]
+
+    def run(chunk: list[tuple[bytes, str]]) -> list[bool]:
+        return [signature_valid(data, sig, public_key) for data, sig in chunk]
+
+    out: list[bool] = []
+    for part in pool.map(run, chunks):
+        out.extend(part)
+    return out
+
+
+def _every(datas: list[bytes], batch: Sequence[object]) -> range:
+    return range(len(datas))
+
+
+def _run_tails(datas: list[bytes], batch: Sequence[object]) -> list[int]:
+    """The last record of each run linked by ``prev``: one signature covers each run."""
+    tails = []
+    for i in range(len(datas)):
+        nxt: Any = batch[i + 1] if i + 1 < len(datas) else None
+        if nxt is None or nxt["prev"] != batch[i]["hash"]:  # type: ignore[index]
+            tails.append(i)
+    return tails
+
+
+def _seq_of(record: object) -> int | None:
+    if isinstance(record, dict):
+        seq = record.get("seq")
+        if type(seq) is int:
+            return seq
+    return None
+
+
+# --- the sequence phase and storage --------------------------------------------------
+
+
+def ingest_batch(
+    engine: Engine,
+    key: Ed25519PrivateKey,
+    device_id: str,
+    batch: Sequence[object],
+    *,
+    now: int,
+    signatures: str = "all",
+    pool: Executor | None = None,
+) -> IngestOutcome:
+    """Verify ``batch`` against the stored head of ``device_id`` and store its valid prefix.
+
+    Raises :class:`UnknownDeviceError` or :class:`RevokedDeviceError`; every
+    other problem is an :class:`IngestOutcome` (409 or 422) with a receipt.
+    """
+    with engine.connect() as conn:
+        device = load_device(conn, device_id)
+    if device.revoked:
+        raise RevokedDeviceError(f"device {device_id!r} is revoked")
+    tail_only = signatures == "tail"
+    content = _check_content(
+        batch, device_id, device.public_key, _run_tails if tail_only else _every, pool
+    )
+    outcome = _store(engine, key, device, batch, content, now)
+    if tail_only and outcome is None:
+        # A tail signature failed to cover the stored prefix: check every one.
+        content = _check_content(batch, device_id, device.public_key, _every, pool)
+        outcome = _store(engine, key, device, batch, content, now)
+    assert outcome is not None
+    return outcome
+
+
+def _store(
+    engine: Engine,
+    key: Ed25519PrivateKey,
+    device: DeviceHead,
+    batch: Sequence[object],
+    content: _Content,
+    now: int,
+) -> IngestOutcome | None:
+    """The sequence phase in one transaction; None asks the caller to check every signature."""
+    good: list[dict[str, Any]] = [r for r in batch[: len(content.data)]]  # type: ignore[misc]
+    with write_transaction(engine) as conn:
+        head = load_device(conn, device.device_id, lock=True)
+        if head.revoked:
+            raise RevokedDeviceError(f"device {device.device_id!r} is revoked")
+        gaps = collect_declared_gaps(good, head.public_key, head.device_id)
+        verifier = ChainVerifier(
+            head.public_key, head.device_id, head.head_seq, head.head_hash, gaps, signatures=False
+        )
+        held = _held_hashes(conn, head, good)
+        accepted: list[int] = []
+        bridged: list[DeclaredGap] = []
+        duplicates = 0
+        failure: Failure | None = None
+        failed_at = len(good)
+        for index, record in enumerate(good):
+            seq = record["seq"]
+            if seq <= verifier.last_seq:
+                known = held.get(seq)
+                if known == record["hash"]:
+                    duplicates += 1
+                    continue
+                failure = (
+                    Failure(seq, "regression", f"expected seq {verifier.next_seq}")
+                    if known is None
+                    else Failure(seq, "fork", "the portal holds another record at this seq")
+                )
+                failed_at = index
+                break
+            before = verifier.next_seq
+            failure = verifier.check_sequence(record)
+            if failure is not None:
+                failed_at = index
+                break
+            if seq > before:
+                bridged.append(next(g for g in gaps if g.last_seq + 1 == seq))
+            verifier.last_seq, verifier.last_hash = seq, record["hash"]
+            held[seq] = record["hash"]
+            accepted.append(index)
+        if failure is None:
+            failure = content.failure
+            failed_at = len(good)
+        if accepted and not content.sig_checked[accepted[-1]]:
+            # Tail mode: the stored prefix ends before the signature that covered it.
+            tail = good[accepted[-1]]
+            data, _ = seal_digest(tail, checked=True)
+            if not signature_valid(data, tail["sig"], head.public_key):
+                conn.rollback()
+                return None
+            content.sig_checked[accepted[-1]] = True
+        if failure is not None and failure.reason == "gap" and failed_at == 0:
+            receipt = store_receipt(conn, key, head.device_id, head.head_seq, head.head_hash, now)
+            _touch(conn, head.device_id, now)
+            return IngestOutcome(409, receipt, expected_seq=head.head_seq + 1, failure=failure)
+        _insert_records(conn, head.device_id, [good[i] for i in accepted], content, accepted, now)
+        for gap in bridged:
+            _record_gap(conn, head.device_id, gap, _gap_record(good, gap), now)
+        head_seq, head_hash = verifier.last_seq, verifier.last_hash
+        conn.execute(
+            update(devices)
+            .where(devices.c.device_id == head.device_id)
+            .values(head_seq=head_seq, head_hash=head_hash, last_seen_ms=now)
+        )
+        receipt = store_receipt(conn, key, head.device_id, head_seq, head_hash, now)
+        outcome = IngestOutcome(
+            200 if failure is None else 422,
+            receipt,
+            accepted=len(accepted),
+            duplicates=duplicates,
+            failure=failure,
+            stored_seqs=[good[i]["seq"] for i in accepted],
+        )
+        if failure is not None:
+            _keep_evidence(conn, head, batch[failed_at:], failure, now)
+        return outcome
+
+
+def _held_hashes(conn: Connection, head: DeviceHead, good: list[dict[str, Any]]) -> dict[int, str]:
+    """Stored hashes for the batch's seqs at or below the head (duplicates and forks)."""
+    seqs = [r["seq"] for r in good if r["seq"] <= head.head_seq]
+    if not seqs:
+        return {}
+    rows = conn.execute(
+        select(records.c.seq, records.c.hash).where(
+            records.c.device_id == head.device_id,
+            records.c.seq >= min(seqs),
+            records.c.seq <= max(seqs),
+        )
+    )
+    return {int(row.seq): row.hash for row in rows}
+
+
+def _insert_records(
+    conn: Connection,
+    device_id: str,
+    rows: list[dict[str, Any]],
+    content: _Content,
+    indexes: list[int],
+    now: int,
+) -> None:
+    if not rows:
+        return
+    conn.execute(
+        insert(records),
+        [
+            {
+                "device_id": device_id,
+                "seq": r["seq"],
+                "hash": r["hash"],
+                "prev": r["prev"],
+                "type": r["type"],
+                "wall_ms": r["wall_ms"],
+                "synced": r["synced"],
+                "boot": r["boot"],
+                "mono_ns": r["mono_ns"],
+                "anchor": r["anchor"],
+                "data": r["data"],
+                "body": r,
+                "received_ms": now,
+                "covered_ms": now,  # the receipt signed in this transaction covers it
+                "sig_checked": content.sig_checked[i],
+            }
+            for r, i in zip(rows, indexes, strict=True)
+        ],
+    )
+
+
+def _gap_record(good: list[dict[str, Any]], gap: DeclaredGap) -> dict[str, Any]:
+    return next(r for r in good if r["type"] == "gap" and r["seq"] == gap.declared_at)
+
+
+def _record_gap(
+    conn: Connection, device_id: str, gap: DeclaredGap, record: dict[str, Any], now: int
+) -> bool:
+    """Keep a declared hole and its integrity event once; False if already known."""
+    known = conn.execute(
+        select(declared_gaps.c.first_seq).where(
+            declared_gaps.c.device_id == device_id,
+            declared_gaps.c.gap_record_hash == record["hash"],
+        )
+    ).first()
+    if known is not None:
+        return False
+    conn.execute(
+        insert(declared_gaps).values(
+            device_id=device_id,
+            first_seq=gap.first_seq,
+            last_seq=gap.last_seq,
+            last_hash=gap.last_hash,
+            gap_record_hash=record["hash"],
+            gap_record_seq=record["seq"],
+            reason=gap.reason,
+            record=record,
+            declared_ms=now,
+        )
+    )
+    conn.execute(
+        insert(integrity_events).values(
+            device_id=device_id,
+            kind="gap",
+            first_seq=gap.first_seq,
+            last_seq=gap.last_seq,
+            reason="declared",
+            detail=f"device declared seq {gap.first_seq}..{gap.last_seq} lost: {gap.reason}",
+            at_ms=now,
+        )
+    )
+    return True
+
+
+def _touch(conn: Connection, device_id: str, now: int) -> None:
+    conn.execute(update(devices).where(devices.c.device_id == device_id).values(last_seen_ms=now))
+
+
+def _evidence_text(record: object) -> str:
+    return json.dumps(record, sort_keys=True, ensure_ascii=False, default=repr)
+
+
+def _keep_evidence(
+    conn: Connection, head: DeviceHead, refused: Sequence[object], failure: Failure, now: int
+) -> None:
+    """Keep every refused record; taint the device only if it signed the first one."""
+    signed = [signed_by(r, head.public_key) for r in refused]
+    conn.execute(
+        insert(rejected_records),
+        [
+            {
+                "device_id": head.device_id,
+                "seq": _seq_of(r),
+                "reason": failure.reason if i == 0 else "after_rejected",
+                "detail": failure.detail if i == 0 else f"follows refused seq {failure.seq}",
+                "body": _evidence_text(r),
+                "received_ms": now,
+                "signed_by_device": signed[i],
+            }
+            for i, r in enumerate(refused)
+        ],
+    )
+    if signed and signed[0]:
+        conn.execute(
+            insert(integrity_events).values(
+                device_id=head.device_id,
+                kind="fork" if failure.reason == "fork" else "rejected",
+                first_seq=failure.seq,
+                last_seq=_seq_of(refused[-1]),
+                reason=failure.reason,
+                detail=failure.detail,
+                at_ms=now,
+            )
+        )
+        logger.warning("device %s: signed record refused: %s", head.device_id, failure)
+    else:
+        _abuse(conn, head.device_id, failure.reason, f"unsigned or foreign: {failure}", now)
+
+
+def _abuse(conn: Connection, device_id: str | None, kind: str, detail: str, now: int) -> None:
+    conn.execute(insert(abuse_log).values(device_id=device_id, kind=kind, detail=detail, at_ms=now))
+    logger.info("abuse for device %s: %s", device_id, detail)
+
+
+# --- gap declarations ----------------------------------------------------------------
+
+
+def declare_gap(
+    engine: Engine, key: Ed25519PrivateKey, device_id: str, record: object, *, now: int
+) -> IngestOutcome:
+    """Record a hole declared by a signed ``gap`` record (SPEC section 1)."""
+    with engine.connect() as conn:
+        device = load_device(conn, device_id)
+    if device.revoked:
+        raise RevokedDeviceError(f"device {device_id!r} is revoked")
+    failure = ChainVerifier(device.public_key, device_id).check_content(record)
+    gap: DeclaredGap | None = None
+    if failure is None:
+        assert isinstance(record, dict)
+        if record["type"] != "gap":
+            failure = Failure(record["seq"], "encoding", "a gap declaration needs a 'gap' record")
+        else:
+            parsed = parse_gap_data(record)
+            if isinstance(parsed, str):
+                failure = Failure(record["seq"], "encoding", parsed)
+            else:
+                gap = parsed
+    with write_transaction(engine) as conn:
+        head = load_device(conn, device_id, lock=True)
+        if gap is not None:
+            assert isinstance(record, dict)
+            failure = _gap_problem(conn, head, gap, record)
+        if failure is None and gap is not None:
+            assert isinstance(record, dict)
+            _record_gap(conn, device_id, gap, record, now)
+            if gap.last_seq > head.head_seq:
+                conn.execute(
+                    update(devices)
+                    .where(devices.c.device_id == device_id)
+                    .values(head_seq=gap.last_seq, head_hash=gap.resume_prev)
+                )
+                head = load_device(conn, device_id)
+        _touch(conn, device_id, now)
+        receipt = store_receipt(conn, key, device_id, head.head_seq, head.head_hash, now)
+        if failure is not None:
+            _keep_evidence(conn, head, [record], failure, now)
+            return IngestOutcome(422, receipt, failure=failure)
+        return IngestOutcome(200, receipt)
+
+
+def _gap_problem(
+    conn: Connection, head: DeviceHead, gap: DeclaredGap, record: dict[str, Any]
+) -> Failure | None:
+    seq = record["seq"]
+    known = conn.execute(
+        select(declared_gaps.c.first_seq).where(
+            declared_gaps.c.device_id == head.device_id,
+            declared_gaps.c.gap_record_hash == record["hash"],
+        )
+    ).first()
+    if known is not None:
+        return None  # the same declaration again: the same answer
+    if seq <= head.head_seq:
+        stored = conn.execute(
+            select(records.c.hash).where(
+                records.c.device_id == head.device_id, records.c.seq == seq
+            )
+        ).scalar()
+        if stored == record["hash"]:
+            return None  # already stored in order
+        if stored is not None:
+            return Failure(seq, "fork", "the portal holds another record at this seq")
+    expected = head.head_seq + 1
+    if not gap.bridges(expected):
+        return Failure(
+            seq,
+            "gap",
+            f"declared range {gap.first_seq}..{gap.last_seq} does not contain expected seq "
+            f"{expected}",
+        )
+    if gap.last_seq == head.head_seq and gap.last_hash not in ("", head.head_hash):
+        return Failure(seq, "link", "last_hash differs from the stored record at last_seq")
+    if gap.last_seq == head.head_seq and gap.last_hash == "" and head.head_hash != ZERO_HASH:
+        return Failure(seq, "link", "the portal holds record last_seq: last_hash must be given")
+    return None

@@ -1,0 +1,69 @@
+"""The portal's own Ed25519 key: generated on first start, refused if others can read it."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.protocol import private_key_from_raw, private_key_raw
+from portal.exceptions import PortalConfigError
+
+__all__ = ["KEY_FILE", "SESSION_SECRET_FILE", "load_or_create_key", "load_or_create_secret"]
+
+logger = logging.getLogger(__name__)
+
+KEY_FILE = "portal.key"
+SESSION_SECRET_FILE = "session.secret"
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_private(path: Path) -> bytes:
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise PortalConfigError(
+            f"{path}: readable by group or others (mode {stat.S_IMODE(mode):o}); "
+            f"run chmod 600 {path}"
+        )
+    return path.read_bytes()
+
+
+def load_or_create_key(data_dir: Path) -> Ed25519PrivateKey:
+    """The portal's signing key in ``data_dir``; created (mode 0600) when missing."""
+    path = data_dir / KEY_FILE
+    if not path.exists():
+        key = Ed25519PrivateKey.generate()
+        try:
+            _write_private(path, private_key_raw(key).hex().encode("ascii") + b"\n")
+            logger.info("generated the portal key %s", path)
+            return key
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+    text = _read_private(path).decode("ascii", "replace").strip()
+    try:
+        return private_key_from_raw(bytes.fromhex(text))
+    except ValueError as exc:
+        raise PortalConfigError(f"{path}: not a portal key (64 hex characters)") from exc
+
+
+def load_or_create_secret(data_dir: Path) -> str:
+    """The session-cookie signing secret in ``data_dir`` (mode 0600)."""
+    path = data_dir / SESSION_SECRET_FILE
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            _write_private(path, secrets.token_hex(32).encode("ascii"))
+    return _read_private(path).decode("ascii").strip()

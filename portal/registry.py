@@ -1,0 +1,201 @@
+"""Centers, devices and their tokens: what operators create and devices present.
+
+Tokens are random, shown once, and stored only as their SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+
+from agent.exceptions import ProtocolError
+from agent.protocol import ZERO_HASH, public_key_from_b64
+from portal.db.engine import write_transaction
+from portal.db.schema import admin_tokens, centers, devices, enroll_tokens, integrity_events
+from portal.exceptions import EnrollmentRefused, MalformedRequest, NotFoundError, PortalConfigError
+
+__all__ = [
+    "ROLES",
+    "Enrollment",
+    "add_center",
+    "create_admin_token",
+    "create_enroll_token",
+    "enroll_device",
+    "list_devices",
+    "revoke_device",
+    "token_hash",
+]
+
+ROLES = ("operator", "auditor")
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _center_exists(conn: Connection, center_id: str) -> bool:
+    query = select(centers.c.center_id).where(centers.c.center_id == center_id)
+    return conn.execute(query).first() is not None
+
+
+def add_center(engine: Engine, center_id: str, name: str, *, now: int) -> None:
+    if not center_id or len(center_id) > 64 or not center_id.isprintable():
+        raise PortalConfigError(f"center id {center_id!r} must be 1-64 printable characters")
+    with write_transaction(engine) as conn:
+        if conn.execute(
+            select(centers.c.center_id).where(centers.c.center_id == center_id)
+        ).first():
+            raise PortalConfigError(f"center {center_id!r} already exists")
+        conn.execute(insert(centers).values(center_id=center_id, name=name, created_ms=now))
+
+
+def create_enroll_token(engine: Engine, center_id: str, ttl_ms: int, *, now: int) -> str:
+    """A new single-use enrollment token for ``center_id``, valid for ``ttl_ms``."""
+    if ttl_ms <= 0:
+        raise PortalConfigError("the token's time to live must be positive")
+    token = "qen_" + secrets.token_urlsafe(24)
+    with write_transaction(engine) as conn:
+        if not conn.execute(
+            select(centers.c.center_id).where(centers.c.center_id == center_id)
+        ).first():
+            raise NotFoundError(f"center {center_id!r} does not exist (add it with 'center add')")
+        conn.execute(
+            insert(enroll_tokens).values(
+                token_hash=token_hash(token),
+                center_id=center_id,
+                created_ms=now,
+                expires_ms=now + ttl_ms,
+            )
+        )
+    return token
+
+
+def create_admin_token(engine: Engine, name: str, role: str, *, now: int) -> str:
+    if role not in ROLES:
+        raise PortalConfigError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    token = "qat_" + secrets.token_urlsafe(32)
+    with write_transaction(engine) as conn:
+        conn.execute(
+            insert(admin_tokens).values(
+                token_hash=token_hash(token), name=name, role=role, created_ms=now
+            )
+        )
+    return token
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    device_id: str
+    center_id: str
+
+
+def enroll_device(
+    engine: Engine,
+    token: str,
+    public_key: str,
+    agent_version: str,
+    hardware: dict[str, Any],
+    *,
+    now: int,
+) -> Enrollment:
+    """Bind ``public_key`` to a new device of the token's center (SPEC section 3).
+
+    The same token and key again returns the same device; another key or an
+    expired token is ``gone``; an unknown token is ``unknown``.
+    """
+    try:
+        public_key_from_b64(public_key)
+    except ProtocolError as exc:
+        raise MalformedRequest(f"public_key: {exc}") from exc
+    with write_transaction(engine) as conn:
+        row = conn.execute(
+            select(enroll_tokens).where(enroll_tokens.c.token_hash == token_hash(token))
+        ).first()
+        if row is None:
+            raise EnrollmentRefused("unknown", "unknown enrollment token")
+        if row.used_by_key is not None:
+            if row.used_by_key == public_key and row.device_id:
+                return Enrollment(row.device_id, row.center_id)
+            raise EnrollmentRefused("gone", "enrollment token already used by another key")
+        if row.expires_ms <= now:
+            raise EnrollmentRefused("gone", "enrollment token expired")
+        taken = conn.execute(
+            select(devices.c.device_id).where(devices.c.public_key == public_key)
+        ).scalar()
+        if taken is not None:
+            raise EnrollmentRefused("conflict", f"this key is already enrolled as {taken}")
+        device_id = _new_device_id(conn)
+        conn.execute(
+            insert(devices).values(
+                device_id=device_id,
+                center_id=row.center_id,
+                public_key=public_key,
+                agent_version=agent_version,
+                hardware=hardware,
+                enrolled_ms=now,
+                head_seq=0,
+                head_hash=ZERO_HASH,
+            )
+        )
+        conn.execute(
+            update(enroll_tokens)
+            .where(enroll_tokens.c.token_hash == row.token_hash)
+            .values(used_by_key=public_key, device_id=device_id)
+        )
+        return Enrollment(device_id, row.center_id)
+
+
+def _new_device_id(conn: Connection) -> str:
+    while True:
+        candidate = "dev-" + secrets.token_hex(5)
+        if (
+            conn.execute(
+                select(devices.c.device_id).where(devices.c.device_id == candidate)
+            ).first()
+            is None
+        ):
+            return candidate
+
+
+def revoke_device(engine: Engine, device_id: str, *, now: int) -> bool:
+    """Refuse the device from now on; False if it was already revoked."""
+    with write_transaction(engine) as conn:
+        row = conn.execute(
+            select(devices.c.revoked_ms).where(devices.c.device_id == device_id)
+        ).first()
+        if row is None:
+            raise NotFoundError(f"device {device_id!r} is not enrolled")
+        if row.revoked_ms is not None:
+            return False
+        conn.execute(update(devices).where(devices.c.device_id == device_id).values(revoked_ms=now))
+        return True
+
+
+def list_devices(engine: Engine) -> list[dict[str, Any]]:
+    """Devices with center, last seen, head and their count of integrity events."""
+    events = (
+        select(integrity_events.c.device_id, func.count().label("n"))
+        .group_by(integrity_events.c.device_id)
+        .subquery()
+    )
+    query = (
+        select(
+            devices.c.device_id,
+            devices.c.center_id,
+            devices.c.agent_version,
+            devices.c.enrolled_ms,
+            devices.c.revoked_ms,
+            devices.c.last_seen_ms,
+            devices.c.head_seq,
+            devices.c.head_hash,
+            func.coalesce(events.c.n, 0).label("integrity_events"),
+        )
+        .select_from(devices.outerjoin(events, events.c.device_id == devices.c.device_id))
+        .order_by(devices.c.center_id, devices.c.device_id)
+    )
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]

@@ -1,0 +1,65 @@
+"""The portal's long-lived parts in one object: settings, engine, key, clock, pools."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine
+
+from agent.protocol import public_key_b64
+from portal.clock import monotonic_s, now_ms
+from portal.db import create_engine_for, upgrade_to_head
+from portal.keys import load_or_create_key
+from portal.ratelimit import RateLimiter
+from portal.settings import Settings
+
+__all__ = ["Portal", "open_portal"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Portal:
+    settings: Settings
+    engine: Engine
+    key: Ed25519PrivateKey
+    clock: Callable[[], int] = now_ms
+    limiter: RateLimiter | None = None
+    pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="verify")
+    )
+
+    @property
+    def public_key(self) -> str:
+        return public_key_b64(self.key)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False)
+        self.engine.dispose()
+
+
+def open_portal(
+    settings: Settings,
+    *,
+    clock: Callable[[], int] = now_ms,
+    monotonic: Callable[[], float] = monotonic_s,
+    migrate: bool = True,
+) -> Portal:
+    """Open the store (migrating it to the newest schema) and load or create the key."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine_for(settings)
+    if migrate:
+        upgrade_to_head(engine)
+    key = load_or_create_key(settings.data_dir)
+    return Portal(
+        settings,
+        engine,
+        key,
+        clock,
+        RateLimiter(settings.rate_per_s, settings.rate_burst, monotonic),
+        ThreadPoolExecutor(settings.verify_threads, thread_name_prefix="verify"),
+    )
