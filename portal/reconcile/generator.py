@@ -128,6 +128,9 @@ class Device:
 class Uplink(Protocol):
     """Where devices upload: the in-memory :class:`LocalPortal` or the real ingest."""
 
+    def enroll(self, center_id: str, key: Ed25519PrivateKey) -> str:
+        """Register a device of ``center_id``; return its device id."""
+
     def upload(self, device: Device, records: list[dict[str, Any]], now_ms: int) -> str:
         """Store the records; return the new receipt's hash."""
 
@@ -142,20 +145,27 @@ class LocalPortal:
         self.key = _key(f"portal-{seed}")
         self.sign = sign
         self.receipt_ms: dict[str, int] = {}
+        self.receipts: dict[str, dict[str, Any]] = {}  # by hash, as signed (sig "" unsigned)
         self.covered: dict[str, dict[int, int]] = defaultdict(dict)
         self.events: list[IntegrityEvent] = []
         self.heads: dict[str, tuple[int, str]] = {}
 
     def _receipt(self, device: str, seq: int, record_hash: str, now_ms: int) -> str:
         if self.sign:
-            digest = build_receipt(self.key, device=device, seq=seq, record_hash=record_hash,
-                                   server_ms=now_ms)["hash"]
+            receipt = build_receipt(self.key, device=device, seq=seq, record_hash=record_hash,
+                                    server_ms=now_ms)
         else:
-            body: dict[str, Any] = {"v": 1, "device": device, "seq": seq,
-                                    "record_hash": record_hash, "server_ms": now_ms}
-            digest = seal_digest(body, checked=True)[1]
+            receipt = {"v": 1, "device": device, "seq": seq, "record_hash": record_hash,
+                       "server_ms": now_ms}
+            receipt["hash"] = seal_digest(receipt, checked=True)[1]
+            receipt["sig"] = ""
+        digest = str(receipt["hash"])
         self.receipt_ms[digest] = now_ms
-        return str(digest)
+        self.receipts[digest] = receipt
+        return digest
+
+    def enroll(self, center_id: str, key: Ed25519PrivateKey) -> str:
+        return f"dev-{center_id}"
 
     def upload(self, device: Device, records: list[dict[str, Any]], now_ms: int) -> str:
         covered = self.covered[device.device_id]
@@ -295,7 +305,8 @@ def generate(config: CityConfig, uplink: Uplink | None = None) -> tuple[City, Up
 def _center(city: City, rng: random.Random, center: str, center_lessons: list[Lesson],
             by_group: Mapping[str, list[Child]], link: Uplink) -> None:
     cfg = city.config
-    device = Device(f"dev-{center}", center, _key(f"device-{cfg.seed}-{center}"))
+    key = _key(f"device-{cfg.seed}-{center}")
+    device = Device(link.enroll(center, key), center, key)
     city.devices.append(device)
     begin = local_ms(cfg.first, time(0), city.zone) - 60 * MIN
     finish = local_ms(city.last + timedelta(days=1), time(0), city.zone)

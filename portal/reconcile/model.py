@@ -38,6 +38,21 @@ class ReconcileSettings:
     def offline_ms(self) -> int:
         return 2 * self.heartbeat_interval_s * 1000
 
+    @classmethod
+    def from_portal(cls, settings: Any) -> ReconcileSettings:
+        """From the portal's :class:`~portal.settings.Settings` (and its ``extra`` map:
+        ``burst_gap_ms``, ``burst_min_uids``, ``door_window_s``)."""
+        extra = getattr(settings, "extra", {}) or {}
+        return cls(
+            margin_s=int(settings.lesson_margin_min) * 60,
+            burst_gap_ms=int(extra.get("burst_gap_ms", 1500)),
+            burst_min_uids=int(extra.get("burst_min_uids", 5)),
+            door_window_ms=int(extra.get("door_window_s", 60)) * 1000,
+            heartbeat_interval_s=int(settings.heartbeat_interval_s),
+            time_tolerance_ms=int(settings.time_tolerance_s) * 1000,
+            timezone=str(settings.tz),
+        )
+
 
 @dataclass(slots=True)
 class DeviceLog:
