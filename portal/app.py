@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from portal import __version__
-from portal.api import admin, devices, pages
+from portal.api import admin, audit, devices, pages, reports
 from portal.api.models import Health
 from portal.exceptions import (
     EnrollmentRefused,
@@ -65,6 +65,8 @@ def create_app(settings: Settings, *, portal: Portal | None = None) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(admin.router)
     app.include_router(pages.router)
+    app.include_router(reports.router)
+    app.include_router(audit.router)
 
     @app.get("/api/v1/health", response_model=Health, tags=["devices"])
     def health() -> Health:

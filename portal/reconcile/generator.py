@@ -86,6 +86,8 @@ class CityConfig:
     no_lesson_per_center: int = 1
     clock_bridge: float = 0.5  # reboots that start with a wrong unsynced clock, then sync
     timezone: str = "Asia/Almaty"
+    extra_children: int = 0  # one more child in each of the first N groups
+    prefix: str = "C"  # center ids are PREFIX001, ...; children K<PREFIX>00001, ...
 
 
 @dataclass(slots=True)
@@ -270,10 +272,11 @@ def generate(config: CityConfig, uplink: Uplink | None = None) -> tuple[City, Up
     zone = ZoneInfo(config.timezone)
     link: Uplink = uplink if uplink is not None else LocalPortal(config.seed, config.sign)
     last = config.first + timedelta(days=config.days - 1)
-    centers = [f"C{n:03d}" for n in range(1, config.centers + 1)]
+    centers = [f"{config.prefix}{n:03d}" for n in range(1, config.centers + 1)]
+    kid = "K" if config.prefix == "C" else f"K{config.prefix}"
     schedule: list[ScheduleEntry] = []
     children: list[Child] = []
-    serial = 0
+    serial = group_no = 0
     for center in centers:
         for k in range(config.groups_per_center):
             group = f"{center}-G{k + 1}"
@@ -284,11 +287,13 @@ def generate(config: CityConfig, uplink: Uplink | None = None) -> tuple[City, Up
             price = rng.choice((2000, 2500, 3000, 3500, 4000, 5000))
             days = (1, 3, 5) if k % 2 == 0 else (2, 4)
             schedule += [ScheduleEntry(group, center, d, start, end, price) for d in days]
-            for _ in range(config.children_per_group):
+            group_no += 1
+            extra = 1 if group_no <= config.extra_children else 0
+            for _ in range(config.children_per_group + extra):
                 serial += 1
                 badges = (_uid(rng),) if rng.random() > 0.05 else (_uid(rng), _uid(rng))
                 name = f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
-                children.append(Child(f"K{serial:05d}", name, group, center, badges))
+                children.append(Child(f"{kid}{serial:05d}", name, group, center, badges))
     all_lessons = lessons(schedule, config.first, last, zone)
     city = City(config, zone, centers, schedule, children, [], [], all_lessons, {}, set(), set())
     by_group: dict[str, list[Child]] = defaultdict(list)

@@ -23,11 +23,12 @@ from sqlalchemy import (
     JSON,
     Connection,
     Engine,
+    Integer,
     bindparam,
     case,
+    func,
     insert,
     null,
-    or_,
     select,
     type_coerce,
     update,
@@ -224,28 +225,37 @@ def load_center(conn: Connection, center_id: str, lo_ms: int, hi_ms: int) -> Cen
         server_ms = {r.hash: r.server_ms for r in conn.execute(
             select(receipts.c.hash, receipts.c.server_ms).where(
                 receipts.c.device_id == device_id))}
+        # Received time grows with seq, so the period is one seq range, read by primary key.
+        bounds = conn.execute(
+            select(func.min(records.c.seq), func.max(records.c.seq))
+            .where(records.c.device_id == device_id)
+            .where(records.c.received_ms.between(lo_ms - DAY_MS, hi_ms + LATE_MS))
+        ).one()
+        first_seq, last_seq = bounds if bounds[0] is not None else (1, 0)
         query = (
-            select(records.c.seq, records.c.type, records.c.wall_ms, records.c.synced,
+            select(records.c.seq, records.c.type, records.c.wall_ms,
+                   type_coerce(records.c.synced, Integer),
                    records.c.boot, records.c.mono_ns, records.c.anchor, records.c.covered_ms,
                    data.label("data"))
             .where(records.c.device_id == device_id)
-            .where(or_(records.c.wall_ms.between(lo_ms - DAY_MS, hi_ms + DAY_MS),
-                       records.c.received_ms.between(lo_ms - DAY_MS, hi_ms + LATE_MS)))
+            .where(records.c.seq.between(first_seq, last_seq))
             .order_by(records.c.seq)
         )
         log = DeviceLog(device_id, center_id)
-        get = server_ms.get
-        for seq, kind, wall, synced, boot, mono, anchor, covered, payload in (
-                conn.execute(query)):
-            log.seq.append(seq)
-            log.type.append(kind)
-            log.wall_ms.append(wall)
-            log.synced.append(bool(synced))
-            log.boot.append(boot)
-            log.mono_ns.append(mono)
-            log.anchor_ms.append(get(anchor) if anchor else None)
-            log.covered_ms.append(covered)
-            log.data.append(payload)
+        rows = conn.execute(query).all()  # one fetch, then columns: no per-row Python
+        if rows:
+            seqs, kinds, walls, synced, boots, monos, anchors, covered, payloads = zip(
+                *rows, strict=True)
+            get = server_ms.get
+            log.seq = list(seqs)
+            log.type = list(kinds)
+            log.wall_ms = list(walls)
+            log.synced = list(map(bool, synced))
+            log.boot = list(boots)
+            log.mono_ns = list(monos)
+            log.anchor_ms = [get(a) if a else None for a in anchors]
+            log.covered_ms = list(covered)
+            log.data = list(payloads)
         inp.logs.append(log)
         for r in conn.execute(select(
                 integrity_events.c.kind, integrity_events.c.first_seq,
