@@ -140,6 +140,7 @@ class _Center:
         self.heartbeats: list[int] = []
         self.reads: list[Read] = []
         self.doors: dict[tuple[str, str], _Timeline] = {}
+        self.sensors: dict[str, list[str]] = defaultdict(list)  # device -> its door sensors
         self.boot_doors: dict[str, tuple[list[int], list[tuple[str, ...]]]] = {}
         self.holes: dict[str, list[tuple[int, int]]] = defaultdict(list)
         events = defaultdict(list)
@@ -186,7 +187,11 @@ class _Center:
                     read.reasons.add(SIMULATED_READER)
                 self.reads.append(read)
             elif kind == "door":
-                tl = self.doors.setdefault((dev, str(data.get("sensor", ""))), _Timeline())
+                sensor = str(data.get("sensor", ""))
+                tl = self.doors.get((dev, sensor))
+                if tl is None:
+                    tl = self.doors[(dev, sensor)] = _Timeline()
+                    self.sensors[dev].append(sensor)
                 tl.times.append(placed[i])
                 tl.states.append(str(data.get("state", "")))
                 tl.seqs.append(log.seq[i])
@@ -251,9 +256,9 @@ class _Center:
     def doors_near(self, read: Read) -> list[DoorEvent]:
         w = self.settings.door_window_ms
         out: list[DoorEvent] = []
-        for (device, sensor), tl in self.doors.items():
-            if device != read.device_id:
-                continue
+        device = read.device_id
+        for sensor in self.sensors.get(device, ()):
+            tl = self.doors[(device, sensor)]
             lo = max(bisect_right(tl.times, read.time_ms - w) - 1, 0)
             hi = bisect_right(tl.times, read.time_ms + w)
             out.extend(DoorEvent(device, sensor, tl.seqs[j], tl.states[j], tl.times[j])

@@ -14,6 +14,7 @@ through :class:`IngestUplink` to show that both paths store the same thing.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -23,7 +24,7 @@ from sqlalchemy import Engine, insert, select
 
 from agent.protocol import ZERO_HASH, public_key_b64
 from portal.db.engine import write_transaction
-from portal.db.schema import centers, devices, integrity_events, receipts, records
+from portal.db.schema import centers, devices, integrity_events, receipts
 from portal.exceptions import PortalError
 from portal.ingest import declare_gap, ingest_batch
 from portal.reconcile.generator import City, Device, LocalPortal
@@ -71,15 +72,36 @@ class IngestUplink:
         return str(outcome.receipt["hash"])
 
 
-def _rows(device: Device, covered: dict[int, int]) -> Iterable[dict[str, Any]]:
+_COLUMNS = ("device_id", "seq", "hash", "prev", "type", "wall_ms", "synced", "boot", "mono_ns",
+            "anchor", "data", "body", "received_ms", "covered_ms", "sig_checked")
+
+
+def _rows(device: Device, covered: dict[int, int]) -> Iterable[tuple[Any, ...]]:
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     for r in device.records:
         at = covered[r["seq"]]
-        yield {
-            "device_id": device.device_id, "seq": r["seq"], "hash": r["hash"], "prev": r["prev"],
-            "type": r["type"], "wall_ms": r["wall_ms"], "synced": r["synced"], "boot": r["boot"],
-            "mono_ns": r["mono_ns"], "anchor": r["anchor"], "data": r["data"], "body": r,
-            "received_ms": at, "covered_ms": at, "sig_checked": bool(r["sig"]),
-        }
+        yield (device.device_id, r["seq"], r["hash"], r["prev"], r["type"], r["wall_ms"],
+               r["synced"], r["boot"], r["mono_ns"], r["anchor"], dumps(r["data"]), dumps(r),
+               at, at, bool(r["sig"]))
+
+
+def _insert_records(engine: Engine, rows: list[tuple[Any, ...]]) -> None:
+    """Straight to the driver: SQLite executemany, PostgreSQL COPY (the ORM-free fast path)."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if engine.dialect.name == "postgresql":
+            with cursor.copy(f"COPY records ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" * len(_COLUMNS))
+            cursor.execute("BEGIN")  # the engine's connections run in autocommit mode
+            cursor.executemany(f"INSERT INTO records ({', '.join(_COLUMNS)}) VALUES ({marks})",
+                               rows)
+        raw.commit()
+    finally:
+        raw.close()
 
 
 def bulk_load(engine: Engine, city: City, portal: LocalPortal, *, now: int,
@@ -111,16 +133,8 @@ def bulk_load(engine: Engine, city: City, portal: LocalPortal, *, now: int,
                 "last_seq": e.last_seq, "reason": "declared", "detail": e.reason,
                 "at_ms": e.at_ms} for e in portal.events])
     for d in city.devices:
-        batch: list[dict[str, Any]] = []
-        for row in _rows(d, portal.covered[d.device_id]):
-            batch.append(row)
-            if len(batch) >= chunk:
-                with write_transaction(engine) as conn:
-                    conn.execute(insert(records), batch)
-                count += len(batch)
-                batch = []
-        if batch:
-            with write_transaction(engine) as conn:
-                conn.execute(insert(records), batch)
-            count += len(batch)
+        rows = list(_rows(d, portal.covered[d.device_id]))
+        for i in range(0, len(rows), chunk):
+            _insert_records(engine, rows[i:i + chunk])
+        count += len(rows)
     return count

@@ -20,15 +20,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
-    JSON,
     Connection,
     Engine,
     Integer,
     bindparam,
-    case,
     func,
     insert,
-    null,
     select,
     type_coerce,
     update,
@@ -219,33 +216,36 @@ def center_devices(conn: Connection, center_id: str) -> list[str]:
 def load_center(conn: Connection, center_id: str, lo_ms: int, hi_ms: int) -> CenterInput:
     """The center's records that may fall in ``[lo_ms, hi_ms]``, device by device."""
     inp = CenterInput(center_id)
-    data = type_coerce(case((records.c.type.in_(DATA_TYPES), records.c.data), else_=null()),
-                       JSON)
     for device_id in center_devices(conn, center_id):
-        server_ms = {r.hash: r.server_ms for r in conn.execute(
+        # Anchors name receipts signed before the record was made: at most LATE_MS early.
+        server_ms: dict[str, int] = dict(conn.execute(
             select(receipts.c.hash, receipts.c.server_ms).where(
-                receipts.c.device_id == device_id))}
-        # Received time grows with seq, so the period is one seq range, read by primary key.
+                receipts.c.device_id == device_id,
+                receipts.c.server_ms.between(lo_ms - LATE_MS, hi_ms + LATE_MS))).all())
+        # Received time grows with seq, so the period is one seq range.
         bounds = conn.execute(
             select(func.min(records.c.seq), func.max(records.c.seq))
             .where(records.c.device_id == device_id)
             .where(records.c.received_ms.between(lo_ms - DAY_MS, hi_ms + LATE_MS))
         ).one()
         first_seq, last_seq = bounds if bounds[0] is not None else (1, 0)
+        in_range = (records.c.device_id == device_id,
+                    records.c.seq.between(first_seq, last_seq))
+        # Two reads: every record from the narrow index ix_records_reconcile, then the
+        # data of the few types the rules look into (heartbeats are most of the rows).
         query = (
             select(records.c.seq, records.c.type, records.c.wall_ms,
-                   type_coerce(records.c.synced, Integer),
-                   records.c.boot, records.c.mono_ns, records.c.anchor, records.c.covered_ms,
-                   data.label("data"))
-            .where(records.c.device_id == device_id)
-            .where(records.c.seq.between(first_seq, last_seq))
-            .order_by(records.c.seq)
+                   type_coerce(records.c.synced, Integer), records.c.boot, records.c.mono_ns,
+                   records.c.anchor, records.c.covered_ms)
+            .where(*in_range).order_by(records.c.seq)
         )
+        payload = dict(conn.execute(
+            select(records.c.seq, records.c.data)
+            .where(*in_range, records.c.type.in_(DATA_TYPES))).all())
         log = DeviceLog(device_id, center_id)
         rows = conn.execute(query).all()  # one fetch, then columns: no per-row Python
         if rows:
-            seqs, kinds, walls, synced, boots, monos, anchors, covered, payloads = zip(
-                *rows, strict=True)
+            seqs, kinds, walls, synced, boots, monos, anchors, covered = zip(*rows, strict=True)
             get = server_ms.get
             log.seq = list(seqs)
             log.type = list(kinds)
@@ -255,7 +255,7 @@ def load_center(conn: Connection, center_id: str, lo_ms: int, hi_ms: int) -> Cen
             log.mono_ns = list(monos)
             log.anchor_ms = [get(a) if a else None for a in anchors]
             log.covered_ms = list(covered)
-            log.data = list(payloads)
+            log.data = list(map(payload.get, seqs))
         inp.logs.append(log)
         for r in conn.execute(select(
                 integrity_events.c.kind, integrity_events.c.first_seq,

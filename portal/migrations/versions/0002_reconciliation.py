@@ -14,6 +14,9 @@ down_revision = "0001_core"
 branch_labels = None
 depends_on = None
 
+RECONCILE_COLUMNS = ("device_id", "seq", "type", "wall_ms", "synced", "boot", "mono_ns",
+                     "anchor", "covered_ms", "received_ms")
+
 
 def upgrade() -> None:
     op.create_table(
@@ -58,9 +61,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("child_id", "group_id", "date", name=op.f("pk_confirmations")),
     )
     op.create_index("ix_confirmations_date", "confirmations", ["date"], unique=False)
+    # What the reconciliation reads of every record, so that a city-month is read from
+    # this index alone and not from the wide rows (see docs/decisions/0801).
+    op.create_index("ix_records_reconcile", "records", list(RECONCILE_COLUMNS), unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_records_reconcile", table_name="records")
     op.drop_index("ix_confirmations_date", table_name="confirmations")
     op.drop_table("confirmations")
     op.drop_index("ix_schedule_center", table_name="schedule")
