@@ -24,6 +24,7 @@ from portal.exceptions import (
     RevokedDeviceError,
 )
 from portal.keys import load_or_create_secret
+from portal.reconcile.lessons import load_zone
 from portal.settings import Settings
 from portal.state import Portal, open_portal
 
@@ -40,6 +41,7 @@ def _error(status: int, error: str, detail: str) -> JSONResponse:
 
 def create_app(settings: Settings, *, portal: Portal | None = None) -> FastAPI:
     """The portal application; opens (and migrates) the store unless ``portal`` is given."""
+    load_zone(settings.tz)  # refuse zone data that lacks Asia/Almaty's 2024 change
     state = portal or open_portal(settings)
 
     @asynccontextmanager

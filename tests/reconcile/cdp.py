@@ -7,6 +7,7 @@ events to fd 4; a small exec helper maps our pipe ends onto those numbers.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import select
@@ -128,10 +129,8 @@ class Browser:
         path.write_bytes(base64.b64decode(data))
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(CDPError, OSError):
             self.call("Browser.close")
-        except (CDPError, OSError):
-            pass
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:

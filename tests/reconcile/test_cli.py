@@ -81,3 +81,14 @@ def test_reconcile_rejects_a_reversed_period(
                  "2024-03-01"])
     assert code == 2
     assert "--to" in capsys.readouterr().err
+
+
+def test_generate_city_feeds_the_real_ingest(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--data-dir", str(tmp_path / "data")]
+    assert main([*base, "generate-city", "--centers", "1", "--days", "2",
+                 "--csv-dir", str(tmp_path / "csv")]) == 0
+    assert "1 centers" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "csv").iterdir()) == [
+        "confirmations.csv", "roster.csv", "schedule.csv"]
+    assert main([*base, "verify"]) == 0  # every stored chain re-verifies, signatures included
