@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import pairwise
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from portal.reconcile.lessons import Lesson, ScheduleEntry, lessons
@@ -73,8 +74,7 @@ class Read:
     reasons: set[str] = field(default_factory=set)
 
 
-@dataclass(frozen=True, slots=True)
-class DoorEvent:
+class DoorEvent(NamedTuple):
     device_id: str
     sensor: str
     seq: int
@@ -97,7 +97,7 @@ class Coverage:
         return bool(self.silences)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Row:
     """One (child, group, date) with its status, reasons and evidence."""
 
@@ -168,12 +168,12 @@ class _Center:
         times.extend(placed)
         dev = log.device_id
         types = log.type
-        self.heartbeats.extend(placed[i] for i, t in enumerate(types) if t == "heartbeat")
+        self.heartbeats.extend([p for p, t in zip(placed, types, strict=True) if t == "heartbeat"])
         boot_seqs: list[int] = []
         boot_doors: list[tuple[str, ...]] = []
-        for i, data in enumerate(log.data):
-            if data is None:
-                continue
+        for i in [i for i, d in enumerate(log.data) if d is not None]:
+            data = log.data[i]
+            assert data is not None
             kind = types[i]
             if kind == "badge":
                 driver = str(data.get("driver", ""))

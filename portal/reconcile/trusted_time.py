@@ -11,55 +11,39 @@ the record keeps its claimed ``wall_ms`` and is ``time_untrusted``.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections import defaultdict
+
 from portal.reconcile.model import DeviceLog
+
+_NONE = -(2**62)
 
 
 def place(log: DeviceLog, tolerance_ms: int) -> tuple[list[int], list[bool]]:
     """``(times, trusted)`` for every record of ``log``, in its order."""
-    n = len(log)
     wall, synced, boot, mono = log.wall_ms, log.synced, log.boot, log.mono_ns
-    anchor, covered = log.anchor_ms, log.covered_ms
-    times = list(wall)
-    trusted = [False] * n
-
-    # Nearest synced record of the same boot, before (forward pass) and after (backward).
-    before: list[int] = [-1] * n
-    last = -1
-    last_boot = None
-    for i in range(n):
-        if boot[i] != last_boot:
-            last, last_boot = -1, boot[i]
-        if synced[i]:
-            last = i
-        before[i] = last
-    after = -1
-    after_boot = None
-    for i in range(n - 1, -1, -1):
-        if boot[i] != after_boot:
-            after, after_boot = -1, boot[i]
-        if synced[i]:
-            after = i
-        if synced[i]:
-            candidate = wall[i]
-        else:
-            j = _nearer(before[i], after, mono, mono[i])
-            if j < 0:
+    candidate = list(wall)
+    unsynced = [i for i, s in enumerate(synced) if not s]
+    if unsynced:
+        wanted = {boot[i] for i in unsynced}
+        anchors: dict[str, list[int]] = defaultdict(list)  # synced records per boot, in order
+        for i, (b, s) in enumerate(zip(boot, synced, strict=True)):
+            if s and b in wanted:
+                anchors[b].append(i)
+        for i in unsynced:
+            near = anchors.get(boot[i])
+            if not near:
+                candidate[i] = _NONE
                 continue
-            candidate = wall[j] + (mono[i] - mono[j]) // 1_000_000
-        low = anchor[i]
-        if low is not None and candidate < low - tolerance_ms:
-            continue
-        high = covered[i]
-        if high is not None and candidate > high + tolerance_ms:
-            continue
-        times[i] = candidate
-        trusted[i] = True
+            k = bisect_left(near, i)
+            j = near[k] if k < len(near) else -1
+            if k > 0 and (j < 0 or mono[i] - mono[near[k - 1]] <= mono[j] - mono[i]):
+                j = near[k - 1]
+            candidate[i] = wall[j] + (mono[i] - mono[j]) // 1_000_000
+    tol = tolerance_ms
+    trusted = [
+        c != _NONE and (lo is None or c >= lo - tol) and (hi is None or c <= hi + tol)
+        for c, lo, hi in zip(candidate, log.anchor_ms, log.covered_ms, strict=True)
+    ]
+    times = [c if t else w for c, t, w in zip(candidate, trusted, wall, strict=True)]
     return times, trusted
-
-
-def _nearer(a: int, b: int, mono: list[int], at: int) -> int:
-    if a < 0:
-        return b
-    if b < 0:
-        return a
-    return a if at - mono[a] <= mono[b] - at else b

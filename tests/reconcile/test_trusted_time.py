@@ -98,3 +98,15 @@ def test_a_bridged_time_outside_the_bounds_is_untrusted() -> None:
     times, trusted = place(log, TOL)
     assert trusted == [False, False]
     assert times[1] == T0 + 10 * S - DAY
+
+
+def test_same_boot_id_after_another_boot_still_bridges() -> None:
+    # The rule is "the same boot", not "the same stretch of records".
+    log = log_of(
+        (T0, T0, True, "a", None, None),
+        (T0 + 10 * S, T0 - DAY, False, "b", None, None),
+        (T0 + 20 * S, T0 + 5 * DAY, False, "a", None, None),
+    )
+    times, trusted = place(log, TOL)
+    assert trusted == [True, False, True]
+    assert times == [T0, T0 - DAY, T0 + 20 * S]
