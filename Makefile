@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check agent portal tests bench
+	$(BIN)/ruff check agent portal tests bench demo
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -108,6 +108,7 @@ class BufferConfig:
     segment_records: int = 256
     segment_age_s: int = 3600
     quota_mb: int = 512  # warn (alarm record, red) before the disk is full
+    quota_warn_percent: int = 80  # RecordBuffer.quota_warning turns true at this share
     retain_acknowledged: bool = False  # default: delete once a receipt covers them
 
 

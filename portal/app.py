@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,12 +10,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from portal import __version__
 from portal.api import admin, audit, devices, pages, reports
 from portal.api.models import Health
+from portal.audit import check_unchecked_signatures
 from portal.exceptions import (
     EnrollmentRefused,
     MalformedRequest,
@@ -46,7 +49,12 @@ def create_app(settings: Settings, *, portal: Portal | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        checker = None
+        if settings.check_signatures == "tail":
+            checker = asyncio.create_task(_signature_pass(state))
         yield
+        if checker is not None:
+            checker.cancel()
         if portal is None:
             state.close()
 
@@ -114,6 +122,23 @@ def create_app(settings: Settings, *, portal: Portal | None = None) -> FastAPI:
         )
 
     return app
+
+
+async def _signature_pass(state: Portal) -> None:
+    """Tail mode: check the signatures stored unchecked, in the background."""
+    while True:
+        try:
+            checked, bad = await run_in_threadpool(
+                check_unchecked_signatures, state.engine, now=state.clock()
+            )
+        except Exception:  # the database may be briefly away; try again later
+            logger.exception("background signature pass failed")
+            checked = 0
+        else:
+            if bad:
+                logger.warning("background pass: %d of %d signatures bad", bad, checked)
+        if checked == 0:
+            await asyncio.sleep(state.settings.signature_pass_s)
 
 
 _HTTP_ERRORS = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
@@ -15,7 +16,7 @@ from agent.protocol import ZERO_HASH, ChainVerifier, DeclaredGap, Failure, publi
 from portal.db.schema import declared_gaps, devices, integrity_events, records
 from portal.exceptions import UnknownDeviceError
 
-__all__ = ["ChainVerdict", "verify_stored"]
+__all__ = ["ChainVerdict", "check_unchecked_signatures", "verify_stored"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,3 +109,51 @@ def _verify_one(engine: Engine, device_id: str, now: int) -> ChainVerdict:
             )
             logger.error("device %s: stored chain broken: %s", device_id, failure)
     return ChainVerdict(device_id, count, len(gaps), len(newly), failure, head_matches)
+
+
+def check_unchecked_signatures(engine: Engine, *, now: int, limit: int = 2000) -> tuple[int, int]:
+    """Check up to ``limit`` signatures stored unchecked (tail mode); (checked, bad).
+
+    A bad one cannot be un-stored (its hash is covered by a later valid
+    signature, so its content is authentic), but it is an integrity event.
+    """
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(records.c.device_id, records.c.seq, records.c.body, devices.c.public_key)
+            .join(devices, devices.c.device_id == records.c.device_id)
+            .where(records.c.sig_checked.is_(False))
+            .limit(limit)
+        ).all()
+    if not rows:
+        return 0, 0
+    keys: dict[str, Any] = {}
+    good: list[tuple[str, int]] = []
+    bad: list[tuple[str, int]] = []
+    for row in rows:
+        key = keys.get(row.public_key) or keys.setdefault(
+            row.public_key, public_key_from_b64(row.public_key)
+        )
+        verifier = ChainVerifier(key, row.device_id)
+        (good if verifier.check_content(row.body) is None else bad).append(
+            (row.device_id, int(row.seq))
+        )
+    with engine.begin() as conn:
+        for device_id, seq in good + bad:
+            conn.execute(
+                update(records)
+                .where(records.c.device_id == device_id, records.c.seq == seq)
+                .values(sig_checked=True)
+            )
+        for device_id, seq in bad:
+            conn.execute(
+                insert(integrity_events).values(
+                    device_id=device_id,
+                    kind="signature_late",
+                    first_seq=seq,
+                    last_seq=seq,
+                    reason="signature",
+                    detail="stored in tail mode; its own signature does not verify",
+                    at_ms=now,
+                )
+            )
+    return len(rows), len(bad)

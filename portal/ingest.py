@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,8 +131,13 @@ def load_device(conn: Connection, device_id: str, *, lock: bool = False) -> Devi
 def store_receipt(
     conn: Connection, key: Ed25519PrivateKey, device_id: str, seq: int, record_hash: str, now: int
 ) -> dict[str, Any]:
-    """Sign a receipt for ``(seq, record_hash)`` and keep it by hash."""
+    """Sign a receipt for ``(seq, record_hash)`` and keep it by hash (device row held)."""
     receipt = build_receipt(key, device=device_id, seq=seq, record_hash=record_hash, server_ms=now)
+    # The same head in the same millisecond signs to the same bytes (Ed25519 is
+    # deterministic): keep it once. Callers hold the device row, so no race here.
+    known = select(receipts.c.hash).where(receipts.c.hash == receipt["hash"])
+    if conn.execute(known).first() is not None:
+        return receipt
     conn.execute(
         insert(receipts).values(
             hash=receipt["hash"],
@@ -151,7 +156,7 @@ def cursor_receipt(
 ) -> dict[str, Any]:
     """A fresh receipt for the device's current head (``GET .../cursor``)."""
     with write_transaction(engine) as conn:
-        head = load_device(conn, device_id)
+        head = load_device(conn, device_id, lock=True)
         if head.revoked:
             raise RevokedDeviceError(f"device {device_id!r} is revoked")
         conn.execute(
@@ -183,15 +188,35 @@ class _Content:
     sig_checked: list[bool]
 
 
+_CHUNK = 64  # signatures per thread-pool job: large enough to amortise, small to overlap
+
+
 def _check_content(
     batch: Sequence[object],
     device_id: str,
     public_key: Ed25519PublicKey,
-    wanted: Callable[[list[bytes], Sequence[object]], Iterable[int]],
+    every: bool,
     pool: Executor | None,
 ) -> _Content:
+    """Encoding, device and hash of each record, then its signature (all or run tails).
+
+    With ``every`` the signature checks go to ``pool`` in chunks while this
+    thread goes on with the next records' canonical encoding, so the Ed25519
+    work (which releases the GIL) overlaps the Python work.
+    """
     datas: list[bytes] = []
     failure: Failure | None = None
+    jobs: list[tuple[int, Any]] = []  # (first index, future or list of results)
+    pending: list[tuple[bytes, str]] = []
+
+    def flush() -> None:
+        first = len(datas) - len(pending)
+        if pool is None:
+            jobs.append((first, _verify_chunk(pending, public_key)))
+        else:
+            jobs.append((first, pool.submit(_verify_chunk, list(pending), public_key)))
+        pending.clear()
+
     for record in batch:
         # Same order as ChainVerifier.check_content; kept here to reuse the canonical
         # bytes for the parallel signature pass.
@@ -208,15 +233,24 @@ def _check_content(
             failure = Failure(record["seq"], "hash", "hash does not match the canonical bytes")
             break
         datas.append(data)
+        if every:
+            pending.append((data, record["sig"]))
+            if len(pending) == _CHUNK:
+                flush()
+    if pending:
+        flush()
+    if not every:
+        tails = _run_tails(len(datas), batch)
+        results = [signature_valid(datas[i], batch[i]["sig"], public_key) for i in tails]  # type: ignore[index]
+        jobs = [(i, [ok]) for i, ok in zip(tails, results, strict=True)]
     checked = [False] * len(datas)
-    indexes = sorted(set(wanted(datas, batch)))
-    results = _verify_many(
-        [(datas[i], batch[i]["sig"]) for i in indexes],  # type: ignore[index]
-        public_key,
-        pool,
-    )
-    for index, ok in zip(indexes, results, strict=True):
-        if not ok:
+    for first, job in jobs:
+        oks = job if isinstance(job, list) else job.result()
+        bad = next((n for n, ok in enumerate(oks) if not ok), None)
+        for n in range(len(oks) if bad is None else bad):
+            checked[first + n] = True
+        if bad is not None:
+            index = first + bad
             record = batch[index]
             assert isinstance(record, dict)
             del datas[index:]
@@ -225,35 +259,18 @@ def _check_content(
                 record["seq"], "signature", "signature does not verify with the device key"
             )
             break
-        checked[index] = True
     return _Content(datas, failure, checked)
 
 
-def _verify_many(
-    items: list[tuple[bytes, str]], public_key: Ed25519PublicKey, pool: Executor | None
-) -> list[bool]:
-    if pool is None or len(items) < 64:
-        return [signature_valid(data, sig, public_key) for data, sig in items]
-    chunks = [items[i : i + 128] for i in range(0, len(items), 128)]
-
-    def run(chunk: list[tuple[bytes, str]]) -> list[bool]:
-        return [signature_valid(data, sig, public_key) for data, sig in chunk]
-
-    out: list[bool] = []
-    for part in pool.map(run, chunks):
-        out.extend(part)
-    return out
+def _verify_chunk(items: list[tuple[bytes, str]], public_key: Ed25519PublicKey) -> list[bool]:
+    return [signature_valid(data, sig, public_key) for data, sig in items]
 
 
-def _every(datas: list[bytes], batch: Sequence[object]) -> range:
-    return range(len(datas))
-
-
-def _run_tails(datas: list[bytes], batch: Sequence[object]) -> list[int]:
+def _run_tails(count: int, batch: Sequence[object]) -> list[int]:
     """The last record of each run linked by ``prev``: one signature covers each run."""
     tails = []
-    for i in range(len(datas)):
-        nxt: Any = batch[i + 1] if i + 1 < len(datas) else None
+    for i in range(count):
+        nxt: Any = batch[i + 1] if i + 1 < count else None
         if nxt is None or nxt["prev"] != batch[i]["hash"]:  # type: ignore[index]
             tails.append(i)
     return tails
@@ -290,13 +307,11 @@ def ingest_batch(
     if device.revoked:
         raise RevokedDeviceError(f"device {device_id!r} is revoked")
     tail_only = signatures == "tail"
-    content = _check_content(
-        batch, device_id, device.public_key, _run_tails if tail_only else _every, pool
-    )
+    content = _check_content(batch, device_id, device.public_key, not tail_only, pool)
     outcome = _store(engine, key, device, batch, content, now)
     if tail_only and outcome is None:
         # A tail signature failed to cover the stored prefix: check every one.
-        content = _check_content(batch, device_id, device.public_key, _every, pool)
+        content = _check_content(batch, device_id, device.public_key, True, pool)
         outcome = _store(engine, key, device, batch, content, now)
     assert outcome is not None
     return outcome

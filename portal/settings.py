@@ -36,6 +36,7 @@ class Settings:
     time_tolerance_s: int = 120
     lesson_margin_min: int = 30
     verify_threads: int = 2
+    signature_pass_s: float = 5.0  # tail mode: pause of the background signature pass
     session_max_age_s: int = 12 * 3600
     extra: Mapping[str, str] = field(default_factory=dict)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from agent.cli.base import Exit, cli
-from agent.exceptions import EncodingError
-from agent.protocol import parse_json, verify_bundle
+from agent.exceptions import EncodingError, ProtocolError
+from agent.protocol import parse_json_lenient, public_key_from_b64, verify_bundle
 
 
 @cli.command("verify")
@@ -23,12 +23,17 @@ def verify_command(file: Path, public_key: str | None, as_json: bool) -> int:
     only the holes declared by signed gap records. Exit 0 intact, 3 intact with
     declared gaps (listed), 1 broken or forged.
     """
+    if public_key is not None:
+        try:
+            public_key_from_b64(public_key)
+        except ProtocolError as exc:
+            raise Exit(f"--public-key: {exc}", 2) from exc
     try:
-        bundle = parse_json(file.read_bytes())
+        bundle = parse_json_lenient(file.read_bytes())
     except OSError as exc:
         raise Exit(f"{file}: {exc.strerror or exc}") from exc
     except EncodingError as exc:
-        raise Exit(f"{file}: bundle is not valid JSON of the record value set: {exc}") from exc
+        raise Exit(f"{file}: not a bundle: {exc}") from exc
     report = verify_bundle(bundle, public_key)
     if as_json:
         click.echo(
@@ -48,19 +53,28 @@ def verify_command(file: Path, public_key: str | None, as_json: bool) -> int:
                         "detail": report.failure.detail,
                     },
                     "gaps": [
-                        {"first_seq": g.first_seq, "last_seq": g.last_seq, "reason": g.reason}
+                        {
+                            "first_seq": g.first_seq,
+                            "last_seq": g.last_seq,
+                            "last_hash": g.last_hash,
+                            "reason": g.reason,
+                            "declared_at": g.declared_at,
+                        }
                         for g in report.gaps
                     ],
                 }
             )
         )
     elif report.failure is not None:
-        click.echo(f"{file}: BROKEN at {report.failure}")
+        failure = report.failure
+        where = f" at seq {failure.seq}" if failure.seq is not None else ""
+        click.echo(f"{file}: BROKEN{where}: {failure.reason}: {failure.detail}")
     else:
         span = (
             f"seq {report.first_seq}..{report.last_seq}" if report.count else "no records"
         )
-        click.echo(f"{file}: intact, {report.count} records of device {report.device} ({span})")
+        state = f"intact with {len(report.gaps)} declared gap(s)" if report.gaps else "intact"
+        click.echo(f"{file}: {state}, {report.count} records of device {report.device} ({span})")
         for gap in report.gaps:
             click.echo(
                 f"  declared gap: seq {gap.first_seq}..{gap.last_seq} "

@@ -7,7 +7,14 @@ the portal and third parties can verify records without hardware libraries.
 from __future__ import annotations
 
 from agent.protocol.bundle import BundleReport, bundle_filename, make_bundle, verify_bundle
-from agent.protocol.canonical import MAX_SAFE_INT, canonical_bytes, check_value, parse_json
+from agent.protocol.canonical import (
+    MAX_DEPTH,
+    MAX_SAFE_INT,
+    canonical_bytes,
+    check_value,
+    parse_json,
+    parse_json_lenient,
+)
 from agent.protocol.keys import (
     b64decode_strict,
     private_key_from_raw,
@@ -39,6 +46,7 @@ from agent.protocol.verify import (
 )
 
 __all__ = [
+    "MAX_DEPTH",
     "MAX_SAFE_INT",
     "REASONS",
     "RECEIPT_FIELDS",
@@ -62,6 +70,7 @@ __all__ = [
     "make_bundle",
     "parse_gap_data",
     "parse_json",
+    "parse_json_lenient",
     "private_key_from_raw",
     "private_key_raw",
     "public_key_b64",

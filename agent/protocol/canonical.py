@@ -9,48 +9,122 @@ language prints as ``1`` would give two encodings of one value.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from agent.exceptions import EncodingError
 
 MAX_SAFE_INT = 2**53 - 1
+# Arrays and objects nest at most this deep (a record is depth 1, its data 2).
+# Without a bound a deeply nested value would exhaust Python's recursion limit
+# inside a verifier, which must never raise; no record needs more than a few.
+MAX_DEPTH = 32
 
-__all__ = ["MAX_SAFE_INT", "canonical_bytes", "check_value", "parse_json"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_SAFE_INT",
+    "Invalid",
+    "canonical_bytes",
+    "check_value",
+    "parse_json",
+    "parse_json_lenient",
+]
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A number outside the value set, kept in place by :func:`parse_json_lenient`."""
+
+    detail: str
+
+
+class DuplicateKeys(dict[str, Any]):
+    """An object that repeated a key (the last value kept), kept in place likewise."""
+
+    duplicate: str = ""
 
 
 def check_value(value: Any, path: str = "$") -> None:
     """Raise :class:`EncodingError` naming the path of the first value outside the set."""
-    if value is None or value is True or value is False:
-        return
-    if isinstance(value, int):
-        if abs(value) > MAX_SAFE_INT:
-            raise EncodingError(f"{path}: integer {value} is outside |n| < 2^53")
-        return
-    if isinstance(value, str):
-        _check_string(value, path)
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise EncodingError(f"{path}: object key {key!r} is not a string")
-            if not key.isascii():
-                raise EncodingError(f"{path}: object key {key!r} is not ASCII")
-            check_value(item, f"{path}.{key}")
-        return
+    problem = _problem(value, 0)
+    if problem is not None:
+        where, detail = problem
+        raise EncodingError(f"{path}{where}: {detail}")
+
+
+# The walk below is every verifier's hot path: exact type tests first, paths
+# built only on the way out of a failure, and no per-string encode for ASCII.
+_Problem = tuple[str, str] | None
+
+
+def _problem(value: Any, depth: int) -> _Problem:
+    kind = type(value)
+    if kind is str:
+        return None if value.isascii() or _scalar_values(value) else _SURROGATE
+    if kind is int:
+        if -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+            return None
+        return "", f"integer {_short(value)} is outside |n| < 2^53"
+    if kind is dict or kind is list:
+        return _container_problem(value, depth)
+    if value is None or kind is bool:
+        return None
+    return _odd_problem(value, depth)
+
+
+def _container_problem(value: dict[Any, Any] | list[Any], depth: int) -> _Problem:
+    if depth >= MAX_DEPTH:
+        return "", f"nested deeper than {MAX_DEPTH} levels"
     if isinstance(value, list):
         for index, item in enumerate(value):
-            check_value(item, f"{path}[{index}]")
-        return
+            problem = _problem(item, depth + 1)
+            if problem is not None:
+                return f"[{index}]{problem[0]}", problem[1]
+        return None
+    for key, item in value.items():
+        if not isinstance(key, str):
+            return "", f"object key {key!r} is not a string"
+        if not key.isascii():
+            return "", f"object key {key!r} is not ASCII"
+        problem = _problem(item, depth + 1)
+        if problem is not None:
+            return f".{key}{problem[0]}", problem[1]
+    return None
+
+
+def _odd_problem(value: Any, depth: int) -> _Problem:
+    """Markers, floats, subclasses of the JSON types and everything else."""
+    if isinstance(value, Invalid):
+        return "", value.detail
+    if isinstance(value, DuplicateKeys):
+        return "", f"duplicate key {value.duplicate!r}"
     if isinstance(value, float):
-        raise EncodingError(f"{path}: number {value!r} has a fraction or exponent")
-    raise EncodingError(f"{path}: {type(value).__name__} is not a JSON value")
+        return "", f"number {value!r} has a fraction or exponent"
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return _problem(int(value), depth)
+    if isinstance(value, str):
+        return _problem(str(value), depth)
+    if isinstance(value, dict | list):
+        return _container_problem(value, depth)
+    return "", f"{type(value).__name__} is not a JSON value"
 
 
-def _check_string(value: str, path: str) -> None:
+_SURROGATE = ("", "string holds a lone surrogate")
+
+
+def _scalar_values(value: str) -> bool:
     try:
         value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise EncodingError(f"{path}: string holds a lone surrogate") from exc
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _short(number: int) -> str:
+    # str() of a huge int is slow (and limited to 4300 digits): say how big instead.
+    return str(number) if number.bit_length() < 256 else f"of {number.bit_length()} bits"
 
 
 def canonical_bytes(value: Any) -> bytes:
@@ -103,8 +177,50 @@ def parse_json(data: bytes | str) -> Any:
         )
     except EncodingError:
         raise
-    except (ValueError, RecursionError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         raise EncodingError(f"not JSON: {exc}") from exc
     check_value(value)
     return value
 
+
+
+def _lenient_int(text: str) -> int | Invalid:
+    digits = text.lstrip("-")
+    if len(digits) > 16 or abs(int(text)) > MAX_SAFE_INT:
+        return Invalid(f"integer {text[:20]} is outside |n| < 2^53")
+    return int(text)
+
+
+def _lenient_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    duplicate = None
+    for key, value in pairs:
+        if key in result and duplicate is None:
+            duplicate = key
+        result[key] = value
+    if duplicate is None:
+        return result
+    marked = DuplicateKeys(result)
+    marked.duplicate = duplicate
+    return marked
+
+
+def parse_json_lenient(data: bytes | str) -> Any:
+    """Parse any JSON text, keeping values outside the set in place as markers.
+
+    For a batch or a bundle: a ``1.0`` or a repeated key inside one record
+    must fail that record (reason ``encoding``, with its ``seq``), not the
+    whole file. :func:`check_value` rejects the markers, so every verifier
+    reports them. Raises :class:`EncodingError` only for text that is not JSON.
+    """
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
+        return json.loads(
+            text,
+            object_pairs_hook=_lenient_pairs,
+            parse_float=lambda t: Invalid(f"number {t} has a fraction or exponent"),
+            parse_int=_lenient_int,
+            parse_constant=lambda t: Invalid(f"{t} is not a JSON number"),
+        )
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise EncodingError(f"not JSON: {exc}") from exc

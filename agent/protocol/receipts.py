@@ -21,7 +21,10 @@ RECEIPT_FIELDS = ("v", "device", "seq", "record_hash", "server_ms", "hash", "sig
 def build_receipt(
     key: Ed25519PrivateKey, *, device: str, seq: int, record_hash: str, server_ms: int
 ) -> dict[str, Any]:
-    """Sign a receipt for the head ``(seq, record_hash)`` of ``device``'s stored chain."""
+    """Sign a receipt for the head ``(seq, record_hash)`` of ``device``'s stored chain.
+
+    Raises :class:`EncodingError` for a field outside the v1 receipt format.
+    """
     body = {
         "v": 1,
         "device": device,
@@ -29,36 +32,50 @@ def build_receipt(
         "record_hash": record_hash,
         "server_ms": server_ms,
     }
-    return seal(body, key)
+    receipt = seal(body, key)
+    problem = _receipt_problem(receipt)
+    if problem:
+        raise EncodingError(problem)
+    return receipt
+
+
+def _receipt_problem(receipt: object) -> str | None:
+    if not isinstance(receipt, dict):
+        return "receipt is not an object"
+    if set(receipt) != set(RECEIPT_FIELDS):
+        odd = sorted(set(receipt).symmetric_difference(RECEIPT_FIELDS), key=str)
+        return f"receipt fields differ from v1 at {odd[0]!r}"
+    try:
+        check_value(receipt)
+    except EncodingError as exc:
+        return f"receipt encoding: {exc}"
+    if not (_is_int(receipt["v"]) and receipt["v"] == 1):
+        return "receipt 'v' must be 1"
+    if not isinstance(receipt["device"], str) or not receipt["device"]:
+        return "receipt 'device' must be a non-empty string"
+    if not _is_int(receipt["seq"]) or receipt["seq"] < 0:
+        return "receipt 'seq' must be an integer >= 0"
+    if not _is_int(receipt["server_ms"]):
+        return "receipt 'server_ms' must be an integer"
+    if not (_is_hex64(receipt["record_hash"]) and _is_hex64(receipt["hash"])):
+        return "receipt hashes must be 64 lowercase hex characters"
+    if not isinstance(receipt["sig"], str):
+        return "receipt 'sig' must be a string"
+    return None
 
 
 def verify_receipt(
     receipt: object, public_key: Ed25519PublicKey, device: str | None = None
 ) -> dict[str, Any]:
-    """Return ``receipt`` if it is well formed and signed by ``public_key``.
+    """Return ``receipt`` if it is well formed, for ``device`` and signed by ``public_key``.
 
     Raises :class:`ReceiptError` otherwise. Whether the receipt's hash is one
     the device knows is the buffer's question, not this function's.
     """
-    if not isinstance(receipt, dict):
-        raise ReceiptError("receipt is not an object")
-    if set(receipt) != set(RECEIPT_FIELDS):
-        odd = sorted(set(receipt).symmetric_difference(RECEIPT_FIELDS), key=str)
-        raise ReceiptError(f"receipt fields differ from v1 at {odd[0]!r}")
-    try:
-        check_value(receipt)
-    except EncodingError as exc:
-        raise ReceiptError(f"receipt encoding: {exc}") from exc
-    if receipt["v"] != 1 or not _is_int(receipt["v"]):
-        raise ReceiptError("receipt 'v' must be 1")
-    if not _is_int(receipt["seq"]) or receipt["seq"] < 0:
-        raise ReceiptError("receipt 'seq' must be an integer >= 0")
-    if not _is_int(receipt["server_ms"]):
-        raise ReceiptError("receipt 'server_ms' must be an integer")
-    if not (_is_hex64(receipt["record_hash"]) and _is_hex64(receipt["hash"])):
-        raise ReceiptError("receipt hashes must be 64 lowercase hex characters")
-    if not isinstance(receipt["sig"], str) or not isinstance(receipt["device"], str):
-        raise ReceiptError("receipt 'sig' and 'device' must be strings")
+    problem = _receipt_problem(receipt)
+    if problem:
+        raise ReceiptError(problem)
+    assert isinstance(receipt, dict)
     if device is not None and receipt["device"] != device:
         raise ReceiptError(f"receipt is for device {receipt['device']!r}, not {device!r}")
     data, digest = seal_digest(receipt, checked=True)

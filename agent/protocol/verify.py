@@ -99,6 +99,9 @@ class ChainVerifier:
     last_hash: str = ZERO_HASH
     gaps: list[DeclaredGap] = field(default_factory=list)
     signatures: bool = True
+    # Filled by ``feed``: the holes jumped, and the gap records accepted.
+    bridged: list[DeclaredGap] = field(default_factory=list)
+    declared: list[DeclaredGap] = field(default_factory=list)
 
     @property
     def next_seq(self) -> int:
@@ -123,21 +126,32 @@ class ChainVerifier:
     def check_sequence(self, record: dict[str, Any]) -> Failure | None:
         """Regression, gap and link, bridging holes that a known ``gap`` declares."""
         seq = record["seq"]
-        expected_prev = self.last_hash
         if seq < self.next_seq:
             return Failure(seq, "regression", f"expected seq {self.next_seq}")
-        if seq > self.next_seq:
-            gap = self._bridge_for(seq)
-            if gap is None:
-                return Failure(seq, "gap", f"expected seq {self.next_seq}")
-            expected_prev = gap.resume_prev
-        if record["prev"] != expected_prev:
+        if seq > self.next_seq and self._bridge_for(seq, record["prev"]) is None:
+            if any(g.last_seq + 1 == seq and g.bridges(self.next_seq) for g in self.gaps):
+                return Failure(seq, "link", "prev is not the last_hash its declared gap names")
+            return Failure(seq, "gap", f"expected seq {self.next_seq}")
+        # The one bridge at the expected seq: the device lost its newest records
+        # (last_hash ""), the verifier already holds the whole declared range,
+        # and the record after it carries 64 zeros.
+        if (
+            seq == self.next_seq
+            and record["prev"] != self.last_hash
+            and self._bridge_for(seq, record["prev"]) is None
+        ):
             return Failure(seq, "link", "prev is not the hash of the previous record")
         return None
 
-    def _bridge_for(self, seq: int) -> DeclaredGap | None:
+    def _bridge_for(self, seq: int, prev: str) -> DeclaredGap | None:
+        """A declared hole ending at ``seq - 1`` that the verifier may jump from here."""
         for gap in self.gaps:
-            if gap.last_seq + 1 == seq and gap.bridges(self.next_seq):
+            if (
+                gap.last_seq + 1 == seq
+                and gap.bridges(self.next_seq)
+                and gap.resume_prev == prev
+                and (seq > self.next_seq or gap.last_hash == "")
+            ):
                 return gap
         return None
 
@@ -149,11 +163,20 @@ class ChainVerifier:
         return failure
 
     def feed(self, record: object) -> Failure | None:
+        """Check ``record`` and, when it passes, make it the new head."""
         failure = self.check(record)
         if failure is None:
             assert isinstance(record, dict)
+            if record["seq"] != self.next_seq or record["prev"] != self.last_hash:
+                gap = self._bridge_for(record["seq"], record["prev"])
+                if gap is not None:
+                    self.bridged.append(gap)
             self.last_seq = record["seq"]
             self.last_hash = record["hash"]
+            if record["type"] == "gap":
+                declared = parse_gap_data(record)
+                if isinstance(declared, DeclaredGap):
+                    self.declared.append(declared)
         return failure
 
 
@@ -186,11 +209,12 @@ def collect_declared_gaps(
 class ChainReport:
     """Outcome of verifying a run of records."""
 
-    checked: int
+    checked: int  # records accepted before the failure (all of them when ok)
     failure: Failure | None
     gaps: tuple[DeclaredGap, ...]  # the holes actually bridged
     head_seq: int
     head_hash: str
+    declared: tuple[DeclaredGap, ...] = ()  # every gap record accepted, bridged or not
 
     @property
     def ok(self) -> bool:
@@ -210,6 +234,9 @@ def verify_chain(
     ``start`` is the last accepted ``(seq, hash)``; without it the first
     record's ``prev`` is taken as given unless its ``seq`` is 1.
     """
+    if not isinstance(records, list | tuple):
+        not_array = Failure(None, "encoding", "records must be an array")
+        return ChainReport(0, not_array, (), 0, ZERO_HASH)
     if start is None:
         start = (0, ZERO_HASH)
         first = records[0] if records else None
@@ -218,16 +245,18 @@ def verify_chain(
             start = (first["seq"] - 1, prev if isinstance(prev, str) else "")
     gaps = collect_declared_gaps(records, public_key, device)
     verifier = ChainVerifier(public_key, device, start[0], start[1], gaps, signatures)
-    bridged: list[DeclaredGap] = []
-    for index, record in enumerate(records):
-        before = verifier.next_seq
+    failure: Failure | None = None
+    checked = 0
+    for record in records:
         failure = verifier.feed(record)
         if failure is not None:
-            return ChainReport(
-                index, failure, tuple(bridged), verifier.last_seq, verifier.last_hash
-            )
-        if verifier.last_seq > before:  # jumped a declared hole
-            bridged.append(next(g for g in gaps if g.last_seq + 1 == verifier.last_seq))
+            break
+        checked += 1
     return ChainReport(
-        len(records), None, tuple(bridged), verifier.last_seq, verifier.last_hash
+        checked,
+        failure,
+        tuple(verifier.bridged),
+        verifier.last_seq,
+        verifier.last_hash,
+        tuple(verifier.declared),
     )

@@ -28,6 +28,7 @@ from portal.registry import add_center, create_enroll_token, list_devices, revok
 from portal.state import Portal
 
 _AUTH = {
+    400: {"model": ErrorBody, "description": "malformed request"},
     401: {"model": ErrorBody, "description": "no valid token"},
     403: {"model": ErrorBody, "description": "needs an operator"},
     404: {"model": ErrorBody, "description": "not found"},

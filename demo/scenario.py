@@ -1,0 +1,457 @@
+"""The demo scenario, in real time on the real clock, with the real programs.
+
+A portal on SQLite in a local folder, two centers, two ``qatysu run`` daemons
+whose readers are the real ``rdm6300`` driver on pseudo-terminals that this
+script feeds with EM4100 frames, and door sensors on gpiozero's MockFactory
+(``GPIOZERO_PIN_FACTORY=mock``), moved through the daemon's ``mock-pin``
+control command, which exists only when the pin factory is a mock one.
+
+Nothing here overrides a clock: lessons are scheduled in the current hour and
+the pre-lesson margin is shortened to fit (and the script says so).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from agent.control import ControlClient
+
+from agent.readers.framing import em4100_frame
+from demo.proxy import CuttableRelay
+
+ZONE = ZoneInfo("Asia/Almaty")
+MARGIN_MIN = 10  # the demo's pre-lesson margin (the portal default is 30)
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+@dataclass
+class Child:
+    child_id: str
+    name: str
+    uid: str  # EM4100: 5 bytes, 10 hex characters
+
+
+@dataclass
+class Club:
+    center_id: str
+    name: str
+    group_id: str
+    price_kzt: int
+    children: list[Child]
+    state_dir: Path
+    relay: CuttableRelay | None = None
+    master_fd: int = -1
+    slave_fd: int = -1
+    process: subprocess.Popen[bytes] | None = None
+    confirmed: list[str] = field(default_factory=list)
+
+    @property
+    def config(self) -> Path:
+        return self.state_dir / "agent.toml"
+
+    @property
+    def control(self) -> ControlClient:
+        return ControlClient(self.state_dir / "control.sock", timeout=30)
+
+
+@dataclass
+class Options:
+    data_dir: Path
+    children_per_club: int = 6
+    offline_s: float = 20.0
+    history_centers: int = 6
+    history_days: int = 30
+    seed: int = 7
+    keep_running: bool = False
+
+
+class Demo:
+    def __init__(self, options: Options) -> None:
+        self.o = options
+        self.rng = random.Random(options.seed)
+        self.data = options.data_dir.resolve()
+        self.portal_dir = self.data / "portal"
+        self.port = _free_port()
+        self.portal: subprocess.Popen[bytes] | None = None
+        self.clubs: list[Club] = []
+        self.env = dict(os.environ)
+        self.env["QATYSU_PORTAL_LESSON_MARGIN_MIN"] = str(MARGIN_MIN)
+        self.env.pop("QATYSU_PORTAL_DB", None)
+        self.auditor_token = ""
+
+    # -- running programs ----------------------------------------------------------
+
+    def portal_cli(self, *args: str) -> str:
+        cmd = [sys.executable, "-m", "portal", "--data-dir", str(self.portal_dir), *args]
+        done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd[2:])} failed: {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    def agent_cli(self, club: Club, *args: str, env: dict[str, str] | None = None) -> str:
+        cmd = [sys.executable, "-m", "agent", "--config", str(club.config), *args]
+        done = subprocess.run(
+            cmd, env=env or self.env, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"qatysu {' '.join(args)} failed: {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    # -- the story -----------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        started = time.monotonic()
+        try:
+            self.set_up_portal()
+            self.set_up_clubs()
+            lesson = self.schedule_lessons()
+            self.start_agents()
+            self.honest_arrivals_with_outage()
+            self.card_stack_at_the_fraud_club()
+            self.wait_until_uploaded()
+            self.stop_agents()
+            self.stop_portal()
+            history = self.load_history()
+            self.import_csv(lesson)
+            summary = self.reconcile(lesson["date"], history)
+        finally:
+            self.stop_agents()
+            self.stop_portal()
+            for club in self.clubs:
+                if club.relay:
+                    club.relay.close()
+                for fd in (club.master_fd, club.slave_fd):
+                    if fd >= 0:
+                        os.close(fd)
+        summary["demo_seconds"] = round(time.monotonic() - started, 1)
+        return summary
+
+    def set_up_portal(self) -> None:
+        say(f"== 1. The city's portal (SQLite in {self.portal_dir})")
+        if self.data.exists():
+            shutil.rmtree(self.data)
+        self.data.mkdir(parents=True)
+        self.clubs = [
+            self._club("alatau", "Шахматный клуб «Алатау»", "alatau-chess", 1500),
+            self._club("nur", "Robotics club «Nur»", "nur-robotics", 2500),
+        ]
+        for club in self.clubs:
+            self.portal_cli("center", "add", club.center_id, "--name", club.name)
+        self.auditor_token = self.portal_cli(
+            "admin-token", "create", "--name", "demo auditor", "--role", "auditor"
+        ).split()[-1]
+        self.portal = subprocess.Popen(
+            [sys.executable, "-m", "portal", "--data-dir", str(self.portal_dir),
+             "serve", "--port", str(self.port)],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.data / "portal.log", "wb"),  # noqa: SIM115 - lives with the process
+        )
+        _wait_for(lambda: _healthy(self.port), 30, "the portal did not start")
+        say(f"   portal on http://127.0.0.1:{self.port}, centers: "
+            + ", ".join(c.center_id for c in self.clubs))
+
+    def _club(self, center_id: str, name: str, group_id: str, price: int) -> Club:
+        children = [
+            Child(f"{center_id}-c{n:02d}", _name(self.rng), _em4100_uid(self.rng))
+            for n in range(1, self.o.children_per_club + (3 if center_id == "nur" else 1))
+        ]
+        return Club(center_id, name, group_id, price, children, self.data / f"agent-{center_id}")
+
+    def set_up_clubs(self) -> None:
+        say("== 2. A technician installs a Pi at each club door (qatysu init, enroll)")
+        for club in self.clubs:
+            club.master_fd, club.slave_fd = os.openpty()
+            tty = os.ttyname(club.slave_fd)
+            club.state_dir.mkdir(parents=True)
+            self.agent_cli(
+                club, "init", "--profile", "pi-rdm6300-uart", "--state-dir", str(club.state_dir)
+            )
+            self.agent_cli(club, "config", "set", "readers.0.port", tty)
+            socket_path = str(club.state_dir / "control.sock")
+            self.agent_cli(club, "config", "set", "device.control_socket", socket_path)
+            self.agent_cli(club, "config", "set", "heartbeat.interval_s", "10")
+            club.relay = CuttableRelay(("127.0.0.1", self.port))
+            token = self.portal_cli(
+                "enroll-token", "create", "--center", club.center_id
+            ).split()[-1]
+            self.agent_cli(
+                club, "enroll", "--portal", f"http://127.0.0.1:{club.relay.port}",
+                "--token", token, "--insecure",
+            )
+            say(f"   {club.center_id}: RDM6300 reader on {tty}, door on mock GPIO 17, enrolled")
+
+    def schedule_lessons(self) -> dict[str, Any]:
+        now = datetime.now(ZONE)
+        start = (now + timedelta(minutes=2)).replace(second=0, microsecond=0)
+        end = start + timedelta(minutes=20)
+        if end.date() != now.date():  # near midnight: a lesson that began a while ago
+            start = now.replace(hour=23, minute=0, second=0, microsecond=0)
+            end = now.replace(hour=23, minute=59, second=0, microsecond=0)
+        say(f"== 3. Today's lessons: {start:%H:%M}-{end:%H:%M} Asia/Almaty; the pre-lesson "
+            f"margin is shortened to {MARGIN_MIN} min to fit the demo (default 30)")
+        return {"date": now.date(), "start": start, "end": end}
+
+    def start_agents(self) -> None:
+        say("== 4. The agents start (qatysu run; GPIOZERO_PIN_FACTORY=mock for the doors)")
+        env = dict(self.env, GPIOZERO_PIN_FACTORY="mock")
+        for club in self.clubs:
+            club.process = subprocess.Popen(
+                [sys.executable, "-m", "agent", "--config", str(club.config), "run"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=open(club.state_dir / "agent.log", "wb"),  # noqa: SIM115
+            )
+        for club in self.clubs:
+            _wait_for(club.control.available, 30, f"agent {club.center_id} did not start")
+            # The enclosure is shut and the door closed before children come.
+            self.pin(club, 27, "low")
+            self.pin(club, 17, "low")
+
+    def pin(self, club: Club, pin: int, level: str) -> None:
+        club.control.request("mock-pin", pin=pin, level=level)
+
+    def tap(self, club: Club, child: Child, *, hold_s: float = 0.3) -> None:
+        """A card held to the RDM6300: it repeats the frame while the card is there."""
+        frame = em4100_frame(child.uid)
+        until = time.monotonic() + hold_s
+        while time.monotonic() < until:
+            os.write(club.master_fd, frame)
+            time.sleep(0.06)
+
+    def honest_arrivals_with_outage(self) -> None:
+        club = self.clubs[0]
+        say(f"== 5. {club.center_id}: children arrive in groups; the door opens for each group")
+        kids = list(club.children)
+        self.rng.shuffle(kids)
+        groups = [kids[: len(kids) // 2], kids[len(kids) // 2 :]]
+        for index, group in enumerate(groups):
+            if index == 1:
+                assert club.relay is not None
+                club.relay.cut()
+                say(f"   {club.center_id}: the club's network goes down "
+                    f"for {self.o.offline_s:.0f} s")
+                outage_started = time.monotonic()
+            self.pin(club, 17, "high")
+            time.sleep(0.5)
+            for child in group:
+                self.tap(club, child)
+                time.sleep(self.rng.uniform(0.8, 2.5))
+            self.pin(club, 17, "low")
+            status = club.control.request("status")
+            say(f"   {len(group)} taps; pending at the device: {status['pending']}")
+            time.sleep(1.0)
+        remaining = self.o.offline_s - (time.monotonic() - outage_started)
+        if remaining > 0:
+            time.sleep(remaining)
+        assert club.relay is not None
+        club.relay.restore()
+        say(f"   {club.center_id}: network back; the agent catches up on its own")
+        club.confirmed = [c.child_id for c in club.children[:-1]]  # one parent forgot
+
+    def card_stack_at_the_fraud_club(self) -> None:
+        club = self.clubs[1]
+        say(f"== 6. {club.center_id}: a manager taps a stack of collected cards, door shut")
+        stack = club.children[: self.o.children_per_club]
+        for child in stack:
+            self.tap(club, child, hold_s=0.2)
+            time.sleep(self.rng.uniform(0.3, 0.7))
+        club.confirmed = [c.child_id for c in club.children]  # everyone "attended"
+        say(f"   {len(stack)} cards tapped in a burst; {len(club.children)} lessons will be "
+            "confirmed in the timesheet, two of them for children who never came")
+
+    def wait_until_uploaded(self) -> None:
+        say("== 7. Waiting for every record to reach the portal")
+
+        def drained() -> bool:
+            return all(c.control.request("status")["pending"] == 0 for c in self.clubs)
+
+        _wait_for(drained, 90, "records did not reach the portal")
+        for club in self.clubs:
+            status = club.control.request("status")
+            say(f"   {club.center_id}: head seq {status['head'][0]}, pending 0")
+
+    def stop_agents(self) -> None:
+        for club in self.clubs:
+            if club.process is not None and club.process.poll() is None:
+                club.process.send_signal(signal.SIGTERM)
+                try:
+                    club.process.wait(10)
+                except subprocess.TimeoutExpired:
+                    club.process.kill()
+                    club.process.wait()
+            club.process = None
+
+    def stop_portal(self) -> None:
+        if self.portal is not None and self.portal.poll() is None:
+            self.portal.send_signal(signal.SIGTERM)
+            try:
+                self.portal.wait(10)
+            except subprocess.TimeoutExpired:
+                self.portal.kill()
+                self.portal.wait()
+        self.portal = None
+
+    def load_history(self) -> dict[str, Any]:
+        """A month of a synthetic city, signed with device keys, through the real ingest."""
+        if self.o.history_centers <= 0:
+            return {"centers": 0, "records": 0}
+        say(f"== 8. A month of history for {self.o.history_centers} more centers "
+            "(synthetic city, real signatures, the portal's own ingest)")
+        from demo.history import load_city
+
+        result = load_city(
+            self.portal_dir, centers=self.o.history_centers, days=self.o.history_days,
+            seed=self.o.seed,
+        )
+        say(f"   {result['records']:,} records from {result['centers']} devices stored")
+        return result
+
+    def import_csv(self, lesson: dict[str, Any]) -> None:
+        say("== 9. The city imports the roster, schedule and the parents' confirmations")
+        day: date = lesson["date"]
+        roster = [("child_id", "badge_uid", "center_id", "group_id", "child_name")]
+        schedule = [("group_id", "center_id", "weekday", "start", "end", "price_kzt")]
+        confirmations = [("child_id", "group_id", "date", "confirmed_at", "signer")]
+        for club in self.clubs:
+            schedule.append((club.group_id, club.center_id, str(day.isoweekday()),
+                             f"{lesson['start']:%H:%M}", f"{lesson['end']:%H:%M}",
+                             str(club.price_kzt)))
+            for child in club.children:
+                # Technicians copy UIDs with separators; the import normalises them.
+                pretty = ":".join(child.uid[i : i + 2] for i in range(0, 10, 2)).lower()
+                roster.append((child.child_id, pretty, club.center_id, club.group_id,
+                               child.name))
+            for child_id in club.confirmed:
+                confirmations.append((child_id, club.group_id, day.isoformat(),
+                                      datetime.now(ZONE).isoformat(timespec="seconds"),
+                                      "EDS parent of " + child_id))
+        for kind, rows in (("roster", roster), ("schedule", schedule),
+                           ("confirmations", confirmations)):
+            path = self.data / f"demo-{kind}.csv"
+            _write_csv(path, rows)
+            self.portal_cli("import", kind, str(path))
+        say("   imported demo-roster.csv, demo-schedule.csv, demo-confirmations.csv "
+            "(`;` delimited, as Excel writes them in a Russian locale)")
+
+    def reconcile(self, day: date, history: dict[str, Any]) -> dict[str, Any]:
+        say("== 10. Reconciliation for today")
+        table = self.portal_cli(
+            "reconcile", "--from", day.isoformat(), "--to", day.isoformat(), "--format", "table"
+        )
+        say(table)
+        report = json.loads(self.portal_cli(
+            "reconcile", "--from", day.isoformat(), "--to", day.isoformat(), "--format", "json"
+        ))
+        html = self.data / "report-today.html"
+        self.portal_cli("reconcile", "--from", day.isoformat(), "--to", day.isoformat(),
+                        "--format", "html", "--output", str(html))
+        summary: dict[str, Any] = {"today": _summarise(report["rows"])}
+        if history.get("first") and history.get("last"):
+            month = json.loads(self.portal_cli(
+                "reconcile", "--from", history["first"], "--to", history["last"],
+                "--format", "json",
+            ))
+            summary["month"] = _summarise(month["rows"])
+            say(f"== 11. The month of history ({history['first']} .. {history['last']})")
+            _print_summary(summary["month"])
+        say("== Today, by status")
+        _print_summary(summary["today"])
+        say()
+        say(f"HTML report written to {html}")
+        say(f"Browse it all: .venv/bin/qatysu-portal --data-dir {self.portal_dir} serve")
+        say(f"then open http://127.0.0.1:8080/ and log in with the auditor token "
+            f"{self.auditor_token}")
+        summary["rows"] = report["rows"]
+        return summary
+
+
+def _summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    by_status: dict[str, int] = {}
+    at_risk = unverifiable = 0
+    by_center: dict[str, dict[str, int]] = {}
+    for row in rows:
+        status = row["status"]
+        by_status[status] = by_status.get(status, 0) + 1
+        center = by_center.setdefault(row["center_id"], {})
+        center[status] = center.get(status, 0) + 1
+        price = int(row.get("price_kzt") or 0)
+        if status in ("confirmed_without_presence", "suspect"):
+            at_risk += price
+        elif status == "confirmed_device_offline":
+            unverifiable += price
+    return {"by_status": by_status, "by_center": by_center, "kzt_at_risk": at_risk,
+            "kzt_unverifiable": unverifiable}
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    for status in ("verified", "suspect", "confirmed_without_presence",
+                   "confirmed_device_offline", "present_not_confirmed"):
+        say(f"   {status:28} {summary['by_status'].get(status, 0):6}")
+    say(f"   KZT at risk: {summary['kzt_at_risk']:,}; unverifiable: "
+        f"{summary['kzt_unverifiable']:,}")
+
+
+def _write_csv(path: Path, rows: Sequence[Sequence[str]]) -> None:
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=";", lineterminator="\r\n").writerows(rows)
+    path.write_text(buffer.getvalue(), encoding="utf-8-sig")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _wait_for(check: Callable[[], bool], timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:  # a program still starting answers badly
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"demo: {message} within {timeout:.0f} s")
+
+
+_FIRST = ["Айдана", "Нурлан", "Алихан", "Томирис", "Дамир", "Амина", "Ерасыл", "Камила",
+          "Arman", "Sofia", "Timur", "Aruzhan"]
+_LAST = ["Ахметов", "Серикова", "Жумабек", "Ким", "Иванова", "Бекова", "Omarov", "Nurpeis"]
+
+
+def _name(rng: random.Random) -> str:
+    return f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
+
+
+def _em4100_uid(rng: random.Random) -> str:
+    return "".join(f"{rng.randrange(256):02X}" for _ in range(5))
+

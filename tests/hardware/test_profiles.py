@@ -1,0 +1,100 @@
+"""Board profiles: every one loads, its fragment is a valid config, its pins are documented."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from agent.config import config_from_dict
+from agent.exceptions import ConfigError
+from agent.feedback import Feedback
+from agent.profiles import ENV_VAR, list_profiles, load_profile, profile_names, profiles_dir
+from agent.readers.registry import create_reader
+from agent.sensors import build_sensors
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _no_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_VAR, raising=False)
+
+
+REQUIRED = {"pi3-pi4-zero2w-rc522", "pi5-rc522", "pi-rdm6300-uart", "pi-usb-serial"}
+
+
+def test_required_profiles_exist_and_checkout_dir_is_used() -> None:
+    assert set(profile_names()) >= REQUIRED
+    assert profiles_dir() == REPO / "firmware_config"
+    assert [p.name for p in list_profiles()] == profile_names()
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "firmware_config").iterdir()))
+def test_profile_loads_and_its_fragment_is_a_valid_config(name: str) -> None:
+    profile = load_profile(name)
+    assert profile.description and profile.boards
+    config = config_from_dict(profile.config)
+    assert profile.agent_config().readers == config.readers
+    assert config.readers, "a profile without a reader reads nothing"
+    for reader_cfg in config.readers:
+        if reader_cfg.driver != "mfrc522":  # that driver's construction is its own tests'
+            assert create_reader(reader_cfg).driver == reader_cfg.driver
+    factory = MockFactory()
+    try:
+        sensors = build_sensors(config, pin_factory=factory, on_change=lambda _c: None)
+        feedback = Feedback(config.feedback, pin_factory=factory)
+        for sensor in sensors:
+            sensor.close()
+        feedback.close()
+    finally:
+        factory.reset()
+    readme = profile.readme.read_text(encoding="utf-8")
+    used = {s.pin for s in (*config.doors, *config.tamper)}
+    used |= {p for p in vars(config.feedback).values() if isinstance(p, int) and p < 28}
+    used |= {r.reset_pin for r in config.readers if r.driver == "mfrc522" and r.reset_pin}
+    for pin in used:
+        assert re.search(rf"GPIO {pin}\b", readme), f"{name}: GPIO {pin} not in README.md"
+
+
+def test_boot_config_lines() -> None:
+    for name in ("pi3-pi4-zero2w-rc522", "pi5-rc522"):
+        profile = load_profile(name)
+        assert "dtparam=spi=on" in profile.boot_config_lines and "spi" in profile.groups
+    uart = load_profile("pi-rdm6300-uart")
+    assert uart.boot_config_lines == ("enable_uart=1", "dtoverlay=disable-bt")
+    assert "dialout" in uart.groups and "/dev/serial0" in uart.devices
+    assert load_profile("pi-usb-serial").boot_config_lines == ()
+    assert any("rpi-lgpio" in note for note in load_profile("pi5-rc522").notes)
+
+
+def test_every_profile_ships_in_a_wheel() -> None:
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    shipped = pyproject["tool"]["setuptools"]["data-files"]
+    for name in profile_names():
+        assert shipped[f"share/qatysu/firmware_config/{name}"] == [f"firmware_config/{name}/*"]
+
+
+def test_unknown_profile_lists_known() -> None:
+    with pytest.raises(ConfigError, match=r"unknown profile 'pi6'.*pi5-rc522"):
+        load_profile("pi6")
+    with pytest.raises(ConfigError, match="unknown profile"):
+        load_profile("../firmware_config/pi5-rc522")
+
+
+def test_env_override_and_errors_name_file_and_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = tmp_path / "broken"
+    bad.mkdir()
+    (bad / "profile.toml").write_text('name = "broken"\ndescription = "x"\ngroups = "spi"\n')
+    monkeypatch.setenv(ENV_VAR, str(tmp_path))
+    assert profile_names() == ["broken"]
+    with pytest.raises(ConfigError, match=r"broken/profile.toml: groups must be a list"):
+        load_profile("broken")
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match=ENV_VAR):
+        profiles_dir()
