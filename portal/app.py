@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from portal import __version__
-from portal.api import admin, devices, optional_routers, pages
+from portal.api import admin, audit, devices, pages, reports
 from portal.api.models import Health
 from portal.audit import check_unchecked_signatures
 from portal.exceptions import (
@@ -27,6 +27,7 @@ from portal.exceptions import (
     RevokedDeviceError,
 )
 from portal.keys import load_or_create_secret
+from portal.reconcile.lessons import load_zone
 from portal.settings import Settings
 from portal.state import Portal, open_portal
 
@@ -43,6 +44,7 @@ def _error(status: int, error: str, detail: str) -> JSONResponse:
 
 def create_app(settings: Settings, *, portal: Portal | None = None) -> FastAPI:
     """The portal application; opens (and migrates) the store unless ``portal`` is given."""
+    load_zone(settings.tz)  # refuse zone data that lacks Asia/Almaty's 2024 change
     state = portal or open_portal(settings)
 
     @asynccontextmanager
@@ -73,8 +75,8 @@ def create_app(settings: Settings, *, portal: Portal | None = None) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(admin.router)
     app.include_router(pages.router)
-    for router in optional_routers():
-        app.include_router(router)
+    app.include_router(reports.router)
+    app.include_router(audit.router)
 
     @app.get("/api/v1/health", response_model=Health, tags=["devices"])
     def health() -> Health:

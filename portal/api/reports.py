@@ -1,0 +1,121 @@
+"""Reconciliation over HTTP: the report (JSON, CSV) and the CSV imports (operators)."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from portal.auth import Auditor, Operator
+from portal.exceptions import ImportFileError, PortalConfigError
+from portal.reconcile.engine import Result
+from portal.reconcile.lessons import load_zone
+from portal.reconcile.model import ReconcileSettings
+from portal.reconcile.report import as_csv, as_json
+from portal.reconcile.store import KINDS, apply_import, run_reconciliation
+from portal.state import Portal
+
+router = APIRouter(tags=["reports"])
+
+# Reconciling a city-month takes seconds: pages and API calls within this many
+# seconds of each other share one computation per (period, center).
+CACHE_S = 60.0
+MAX_IMPORT_BYTES = 32 * 1024 * 1024
+
+
+def _portal(request: Request) -> Portal:
+    portal: Portal = request.app.state.portal
+    return portal
+
+
+def parse_day(value: str | None, name: str) -> date | None:
+    if value is None or value == "":
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise PortalConfigError(f"{name}: {value!r} is not a date YYYY-MM-DD") from None
+
+
+def period(request: Request, first: str | None, last: str | None) -> tuple[date, date]:
+    """The asked period, by default the current month up to today (portal zone)."""
+    settings = ReconcileSettings.from_portal(_portal(request).settings)
+    today = datetime.fromtimestamp(_portal(request).clock() / 1000,
+                                   tz=load_zone(settings.timezone)).date()
+    day2 = parse_day(last, "to") or today
+    day1 = parse_day(first, "from") or day2.replace(day=1)
+    if day2 < day1:
+        raise PortalConfigError(f"to {day2} is before from {day1}")
+    if day2 - day1 > timedelta(days=366):
+        raise PortalConfigError("a report covers at most 366 days")
+    return day1, day2
+
+
+def reconciled(request: Request, first: date, last: date, center: str | None) -> Result:
+    """The reconciliation of the period (one center or all), cached for a minute."""
+    portal = _portal(request)
+    cache: dict[tuple[Any, ...], tuple[float, Result]] = request.app.state.__dict__.setdefault(
+        "reconcile_cache", {})
+    key = (first, last, center)
+    hit = cache.get(key)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < CACHE_S:
+        return hit[1]
+    settings = ReconcileSettings.from_portal(portal.settings)
+    result = run_reconciliation(portal.engine, first, last, settings,
+                                load_zone(settings.timezone), center=center)
+    for stale in [k for k, (at, _) in cache.items() if now - at >= CACHE_S]:
+        del cache[stale]
+    cache[key] = (now, result)
+    return result
+
+
+@router.get("/api/v1/reports/reconciliation", response_model=None)
+def reconciliation_report(
+    request: Request,
+    _who: Auditor,
+    first: Annotated[str, Query(alias="from", description="First date, YYYY-MM-DD")],
+    last: Annotated[str, Query(alias="to", description="Last date (inclusive)")],
+    center: Annotated[str | None, Query(description="Only this center")] = None,
+    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+) -> Response:
+    """SPEC section 7: ``{"from", "to", "rows", "totals"}``, or the rows as CSV."""
+    day1, day2 = period(request, first, last)
+    result = reconciled(request, day1, day2, center)
+    zone = load_zone(ReconcileSettings.from_portal(_portal(request).settings).timezone)
+    if format == "csv":
+        name = f"reconciliation-{day1}-{day2}.csv"
+        return Response(as_csv(result, zone), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return JSONResponse(as_json(result, zone))
+
+
+@router.post("/api/v1/admin/imports/{kind}", response_model=None)
+async def import_file(
+    request: Request,
+    kind: str,
+    _who: Operator,
+    name: Annotated[str, Query(description="File name used in error messages")] = "upload.csv",
+) -> JSONResponse:
+    """Load a CSV (the request body, as is) like ``qatysu-portal import KIND FILE``.
+
+    422 ``{"error": "import", "detail": "FILE:LINE:COLUMN: ..."}`` and nothing
+    stored when a row is bad.
+    """
+    if kind not in KINDS:
+        return JSONResponse({"error": "not_found", "detail": f"no import kind {kind!r}"}, 404)
+    data = await request.body()
+    if len(data) > MAX_IMPORT_BYTES:
+        return JSONResponse({"error": "too_large", "detail": "import files are limited to "
+                             f"{MAX_IMPORT_BYTES // 2**20} MiB"}, 413)
+    portal = _portal(request)
+    try:
+        outcome = apply_import(portal.engine, kind, data, name, now=portal.clock())
+    except ImportFileError as exc:
+        return JSONResponse({"error": "import", "detail": str(exc)}, 422)
+    request.app.state.__dict__.get("reconcile_cache", {}).clear()
+    return JSONResponse({"kind": kind, "rows": outcome.rows, "added": outcome.added,
+                         "changed": outcome.changed, "unchanged": outcome.unchanged})

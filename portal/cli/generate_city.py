@@ -1,0 +1,49 @@
+"""``qatysu-portal generate-city``: a synthetic city for demos, through the real ingest."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from portal.cli.base import Context, cli
+from portal.reconcile.feed import IngestUplink
+from portal.reconcile.generator import CityConfig, generate
+from portal.reconcile.store import apply_import
+
+
+@cli.command("generate-city")
+@click.option("--centers", type=click.IntRange(1, 500), default=3, show_default=True)
+@click.option("--days", type=click.IntRange(1, 62), default=14, show_default=True)
+@click.option("--from", "first", default="2024-02-19", show_default=True, metavar="DATE",
+              help="First day (local).")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--csv-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Also write schedule.csv, roster.csv and confirmations.csv here.")
+@click.pass_obj
+def generate_city(ctx: Context, centers: int, days: int, first: str, seed: int,
+                  csv_dir: Path | None) -> int:
+    """Simulate CENTERS clubs for DAYS days: devices upload signed records through the
+    portal's own ingest, and the schedule, roster and confirmations are imported.
+
+    Synthetic data with injected fraud, for demos and trials only.
+    """
+    try:
+        day = datetime.strptime(first, "%Y-%m-%d").date()
+    except ValueError:
+        raise click.BadParameter(f"{first!r} is not a date YYYY-MM-DD",
+                                 param_hint="--from") from None
+    portal = ctx.portal()
+    config = CityConfig(centers=centers, days=days, first=day, seed=seed, upload_s=3600)
+    city, _ = generate(config, IngestUplink(portal.engine, portal.key, now=portal.clock()))
+    files = {"schedule": city.schedule_csv(), "roster": city.roster_csv(),
+             "confirmations": city.confirmations_csv()}
+    for kind, data in files.items():
+        apply_import(portal.engine, kind, data, f"{kind}.csv", now=portal.clock())
+        if csv_dir is not None:
+            csv_dir.mkdir(parents=True, exist_ok=True)
+            (csv_dir / f"{kind}.csv").write_bytes(data)
+    click.echo(f"{centers} centers, {len(city.children)} children, {city.record_count()} "
+               f"records, {len(city.confirmations)} confirmations, {day} .. {city.last}")
+    return 0

@@ -1,0 +1,31 @@
+"""``qatysu-portal import roster|schedule|confirmations FILE`` (SPEC section 6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from portal.cli.base import Context, Exit, cli
+from portal.reconcile.store import KINDS, apply_import
+
+
+@cli.command("import")
+@click.argument("kind", type=click.Choice(KINDS))
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.pass_obj
+def import_command(ctx: Context, kind: str, file: Path) -> int:
+    """Load a roster, schedule or confirmations CSV (UTF-8, `,` or `;`).
+
+    The whole file is checked first: a bad row is reported as FILE:LINE:COLUMN
+    and nothing from the file is stored. Importing the same file again changes
+    nothing.
+    """
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise Exit(f"{file}: {exc.strerror or exc}") from exc
+    portal = ctx.portal()
+    outcome = apply_import(portal.engine, kind, data, str(file), now=portal.clock())
+    click.echo(outcome.summary(str(file)))
+    return 0

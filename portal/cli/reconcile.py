@@ -1,0 +1,56 @@
+"""``qatysu-portal reconcile``: presence against confirmations (SPEC section 7)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date, datetime
+from pathlib import Path
+
+import click
+
+from portal.cli.base import Context, Exit, cli
+from portal.reconcile.lessons import load_zone
+from portal.reconcile.model import ReconcileSettings
+from portal.reconcile.report import FORMATS, render
+from portal.reconcile.store import run_reconciliation
+
+
+def _day(value: str, option: str) -> date:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD",
+                                 param_hint=option) from None
+
+
+@cli.command("reconcile")
+@click.option("--from", "first", required=True, metavar="DATE", help="First date (local).")
+@click.option("--to", "last", required=True, metavar="DATE", help="Last date, inclusive.")
+@click.option("--center", metavar="ID", help="Only this center.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write to FILE instead of standard output (required for xlsx on a terminal).")
+@click.pass_obj
+def reconcile_command(ctx: Context, first: str, last: str, center: str | None, fmt: str,
+                      output: Path | None) -> int:
+    """One row per (child, group, date) with a confirmation or presence, with totals."""
+    day1, day2 = _day(first, "--from"), _day(last, "--to")
+    if day2 < day1:
+        raise click.BadParameter(f"{last} is before --from {first}", param_hint="--to")
+    portal = ctx.portal()
+    settings = ReconcileSettings.from_portal(portal.settings)
+    zone = load_zone(settings.timezone)
+    result = run_reconciliation(portal.engine, day1, day2, settings, zone, center=center)
+    data = render(result, zone, fmt)
+    if output is not None:
+        try:
+            output.write_bytes(data)
+        except OSError as exc:
+            raise Exit(f"{output}: {exc.strerror or exc}") from exc
+        click.echo(f"{output}: {len(result.rows)} rows", err=True)
+        return 0
+    if fmt == "xlsx" and sys.stdout.isatty():
+        raise Exit("--format xlsx needs --output FILE", 2)
+    sys.stdout.buffer.write(data if data.endswith(b"\n") or fmt == "xlsx" else data + b"\n")
+    sys.stdout.flush()
+    return 0

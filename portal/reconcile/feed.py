@@ -1,0 +1,140 @@
+"""Put a synthetic city into a portal database: through the real ingest, or in bulk.
+
+:class:`IngestUplink` is the honest path: centers are registered, devices
+enrolled with single-use tokens, every batch goes through
+:func:`portal.ingest.ingest_batch` (signatures, chain, receipts, ``covered_ms``)
+and every hole through :func:`portal.ingest.declare_gap`, at the simulated time.
+
+:func:`bulk_load` is the benchmark's shortcut for millions of records: the city
+is generated against :class:`~portal.reconcile.generator.LocalPortal` and its
+records, receipts and declared holes are inserted directly, with the same
+columns the ingest would write. It checks nothing; the benchmark runs a sample
+through :class:`IngestUplink` to show that both paths store the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine, insert, select
+
+from agent.protocol import ZERO_HASH, public_key_b64
+from portal.db.engine import write_transaction
+from portal.db.schema import centers, devices, integrity_events, receipts
+from portal.exceptions import PortalError
+from portal.ingest import declare_gap, ingest_batch
+from portal.reconcile.generator import City, Device, LocalPortal
+from portal.registry import add_center, create_enroll_token, enroll_device
+
+logger = logging.getLogger(__name__)
+
+
+class IngestUplink:
+    """Devices of a generated city uploading through the portal's own ingest."""
+
+    def __init__(self, engine: Engine, key: Ed25519PrivateKey, *, now: int) -> None:
+        self.engine = engine
+        self.key = key
+        self.now = now
+        self.centers: set[str] = set()
+
+    def enroll(self, center_id: str, key: Ed25519PrivateKey) -> str:
+        if center_id not in self.centers:
+            with self.engine.connect() as conn:
+                held = conn.execute(select(centers.c.center_id).where(
+                    centers.c.center_id == center_id)).first()
+            if held is None:
+                add_center(self.engine, center_id, f"Центр {center_id}", now=self.now)
+            self.centers.add(center_id)
+        token = create_enroll_token(self.engine, center_id, 3_600_000, now=self.now)
+        return enroll_device(self.engine, token, public_key_b64(key), "0.1.0",
+                             {"model": "synthetic"}, now=self.now).device_id
+
+    def upload(self, device: Device, batch: list[dict[str, Any]], now_ms: int) -> str:
+        outcome = None
+        for i in range(0, max(len(batch), 1), 5000):
+            outcome = ingest_batch(self.engine, self.key, device.device_id, batch[i:i + 5000],
+                                   now=now_ms)
+            if outcome.status != 200:
+                raise PortalError(f"ingest refused a generated batch of {device.device_id}: "
+                                  f"{outcome.body()}")
+        assert outcome is not None
+        return str(outcome.receipt["hash"])
+
+    def declare_gap(self, device: Device, record: dict[str, Any], now_ms: int) -> str:
+        outcome = declare_gap(self.engine, self.key, device.device_id, record, now=now_ms)
+        if outcome.status != 200:
+            raise PortalError(f"gap declaration refused for {device.device_id}: {outcome.body()}")
+        return str(outcome.receipt["hash"])
+
+
+_COLUMNS = ("device_id", "seq", "hash", "prev", "type", "wall_ms", "synced", "boot", "mono_ns",
+            "anchor", "data", "body", "received_ms", "covered_ms", "sig_checked")
+
+
+def _rows(device: Device, covered: dict[int, int]) -> Iterable[tuple[Any, ...]]:
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    for r in device.records:
+        at = covered[r["seq"]]
+        yield (device.device_id, r["seq"], r["hash"], r["prev"], r["type"], r["wall_ms"],
+               r["synced"], r["boot"], r["mono_ns"], r["anchor"], dumps(r["data"]), dumps(r),
+               at, at, bool(r["sig"]))
+
+
+def _insert_records(engine: Engine, rows: list[tuple[Any, ...]]) -> None:
+    """Straight to the driver: SQLite executemany, PostgreSQL COPY (the ORM-free fast path)."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if engine.dialect.name == "postgresql":
+            with cursor.copy(f"COPY records ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" * len(_COLUMNS))
+            cursor.execute("BEGIN")  # the engine's connections run in autocommit mode
+            cursor.executemany(f"INSERT INTO records ({', '.join(_COLUMNS)}) VALUES ({marks})",
+                               rows)
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def bulk_load(engine: Engine, city: City, portal: LocalPortal, *, now: int,
+              chunk: int = 20_000) -> int:
+    """Insert the city's centers, devices, records, receipts and holes; returns records."""
+    count = 0
+    with write_transaction(engine) as conn:
+        have = {r[0] for r in conn.execute(select(centers.c.center_id))}
+        new = [{"center_id": c, "name": f"Центр {c}", "created_ms": now}
+               for c in city.centers if c not in have]
+        if new:
+            conn.execute(insert(centers), new)
+        for d in city.devices:
+            last = d.records[-1] if d.records else None
+            conn.execute(insert(devices).values(
+                device_id=d.device_id, center_id=d.center_id, public_key=public_key_b64(d.key),
+                agent_version="0.1.0", hardware={"model": "synthetic"}, enrolled_ms=now,
+                last_seen_ms=portal.covered[d.device_id].get(last["seq"]) if last else None,
+                head_seq=last["seq"] if last else 0,
+                head_hash=last["hash"] if last else ZERO_HASH))
+        receipt_rows = [{"hash": h, "device_id": r["device"], "seq": r["seq"],
+                         "record_hash": r["record_hash"], "server_ms": r["server_ms"], "body": r}
+                        for h, r in portal.receipts.items()]
+        for i in range(0, len(receipt_rows), chunk):
+            conn.execute(insert(receipts), receipt_rows[i:i + chunk])
+        if portal.events:
+            conn.execute(insert(integrity_events), [{
+                "device_id": e.device_id, "kind": e.kind, "first_seq": e.first_seq,
+                "last_seq": e.last_seq, "reason": "declared", "detail": e.reason,
+                "at_ms": e.at_ms} for e in portal.events])
+    for d in city.devices:
+        rows = list(_rows(d, portal.covered[d.device_id]))
+        for i in range(0, len(rows), chunk):
+            _insert_records(engine, rows[i:i + chunk])
+        count += len(rows)
+    return count

@@ -1,0 +1,171 @@
+"""Interface text of the auditor pages: Russian, English, and a Kazakh welcome.
+
+The language comes from ``?lang=`` (kept in the session), else the browser's
+Accept-Language, else Russian. Kazakh pages show the Kazakh welcome and
+otherwise Russian text until a full translation is supplied.
+"""
+
+from __future__ import annotations
+
+LANGS = ("ru", "en", "kk")
+DEFAULT = "ru"
+
+_EN = {
+    "welcome": "Welcome",
+    "title": "Attendance reconciliation",
+    "centers": "Centers",
+    "center": "Center",
+    "group": "Group",
+    "groups": "Groups",
+    "lessons": "Lessons",
+    "lesson": "Lesson",
+    "child": "Child",
+    "date": "Date",
+    "status": "Status",
+    "reasons": "Reasons",
+    "price": "Price, KZT",
+    "kzt_at_risk": "KZT at risk",
+    "kzt_unverifiable": "KZT unverifiable",
+    "share_verified": "Verified share",
+    "offline_lessons": "Lessons with devices offline",
+    "period": "Period",
+    "from": "From",
+    "to": "To",
+    "show": "Show",
+    "evidence": "Evidence",
+    "records": "Records",
+    "doors": "Door events",
+    "heartbeats": "Device coverage",
+    "devices": "Devices",
+    "device": "Device",
+    "last_seen": "Last seen",
+    "backlog": "Backlog (pending on device)",
+    "integrity_events": "Integrity events",
+    "never": "never",
+    "none": "none",
+    "time": "Time",
+    "reader": "Reader",
+    "badge": "Badge",
+    "trusted": "Time trusted",
+    "yes": "yes",
+    "no": "no",
+    "sensor": "Sensor",
+    "state": "State",
+    "window": "Window",
+    "silences": "Silences longer than two heartbeats",
+    "heartbeat_count": "Heartbeats in window",
+    "record_count": "Records in window",
+    "all_rows": "All lessons",
+    "open": "open",
+    "kind": "Kind",
+    "seqs": "Seq range",
+    "at": "At",
+    "language": "Language",
+    "lessons_total": "Child-lessons",
+    "no_rows": "Nothing to show for this period.",
+    "verified": "verified",
+    "suspect": "suspect",
+    "confirmed_without_presence": "confirmed without presence",
+    "confirmed_device_offline": "confirmed, device offline",
+    "present_not_confirmed": "present, not confirmed",
+    "card_burst": "card burst",
+    "no_door_passage": "no door passage",
+    "time_untrusted": "time untrusted",
+    "simulated_reader": "simulated reader",
+    "chain_integrity": "chain integrity",
+    "no_lesson_scheduled": "no lesson scheduled",
+}
+
+_RU = {
+    "welcome": "Добро пожаловать",
+    "title": "Сверка посещаемости",
+    "centers": "Центры",
+    "center": "Центр",
+    "group": "Группа",
+    "groups": "Группы",
+    "lessons": "Занятия",
+    "lesson": "Занятие",
+    "child": "Ребёнок",
+    "date": "Дата",
+    "status": "Статус",
+    "reasons": "Причины",
+    "price": "Цена, ₸",
+    "kzt_at_risk": "Под риском, ₸",
+    "kzt_unverifiable": "Не проверить, ₸",
+    "share_verified": "Доля подтверждённых",
+    "offline_lessons": "Занятий без связи с устройством",
+    "period": "Период",
+    "from": "С",
+    "to": "По",
+    "show": "Показать",
+    "evidence": "Доказательства",
+    "records": "Записи",
+    "doors": "События двери",
+    "heartbeats": "Связь с устройством",
+    "devices": "Устройства",
+    "device": "Устройство",
+    "last_seen": "Последняя связь",
+    "backlog": "Очередь на устройстве",
+    "integrity_events": "Нарушения целостности",
+    "never": "никогда",
+    "none": "нет",
+    "time": "Время",
+    "reader": "Считыватель",
+    "badge": "Карта",
+    "trusted": "Время достоверно",
+    "yes": "да",
+    "no": "нет",
+    "sensor": "Датчик",
+    "state": "Состояние",
+    "window": "Окно",
+    "silences": "Перерывы дольше двух сигналов",
+    "heartbeat_count": "Сигналов в окне",
+    "record_count": "Записей в окне",
+    "all_rows": "Все занятия",
+    "open": "открыть",
+    "kind": "Вид",
+    "seqs": "Номера записей",
+    "at": "Когда",
+    "language": "Язык",
+    "lessons_total": "Посещений",
+    "no_rows": "За этот период нечего показать.",
+    "verified": "подтверждено",
+    "suspect": "подозрительно",
+    "confirmed_without_presence": "подтверждено без присутствия",
+    "confirmed_device_offline": "подтверждено, устройство без связи",
+    "present_not_confirmed": "присутствие без подтверждения",
+    "card_burst": "пачка карт",
+    "no_door_passage": "дверь не открывалась",
+    "time_untrusted": "время недостоверно",
+    "simulated_reader": "имитация считывателя",
+    "chain_integrity": "нарушена цепочка записей",
+    "no_lesson_scheduled": "занятие не запланировано",
+}
+
+_KK = {**_RU, "welcome": "Қош келдіңіз", "language": "Тіл"}
+
+MESSAGES = {"en": _EN, "ru": _RU, "kk": _KK}
+
+
+def pick(asked: str | None, session_lang: str | None, accept_language: str) -> str:
+    """The language: an explicit ``?lang=``, the session's, the browser's, or Russian."""
+    for choice in (asked, session_lang):
+        if choice in LANGS:
+            return choice
+    ranked: list[tuple[float, str]] = []
+    for part in accept_language.split(","):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        base = tag.strip().lower().split("-")[0]
+        if base in LANGS:
+            ranked.append((q, base))
+    return max(ranked, key=lambda x: x[0])[1] if ranked else DEFAULT
+
+
+def translator(lang: str) -> dict[str, str]:
+    return MESSAGES.get(lang, MESSAGES[DEFAULT])

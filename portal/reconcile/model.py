@@ -1,0 +1,161 @@
+"""Plain-data inputs and settings of the reconciliation (no I/O, no database).
+
+The database loader (:mod:`portal.reconcile.store`), the synthetic city
+(:mod:`portal.reconcile.generator`) and tests all build these, and the engine
+reads nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+# Record types whose ``data`` the engine reads; every other record is only a time.
+DATA_TYPES = ("badge", "door", "boot", "gap")
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileSettings:
+    """Thresholds of SPEC section 7 (and the trusted-time tolerance of section 2)."""
+
+    margin_s: int = 30 * 60
+    burst_gap_ms: int = 1500
+    burst_min_uids: int = 5
+    door_window_ms: int = 60_000
+    heartbeat_interval_s: int = 300
+    time_tolerance_ms: int = 120_000
+    timezone: str = "Asia/Almaty"
+
+    def __post_init__(self) -> None:
+        for name in ("margin_s", "burst_gap_ms", "burst_min_uids", "door_window_ms",
+                     "heartbeat_interval_s", "time_tolerance_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"reconciliation setting {name} must not be negative")
+
+    @property
+    def offline_ms(self) -> int:
+        return 2 * self.heartbeat_interval_s * 1000
+
+    @classmethod
+    def from_portal(cls, settings: Any) -> ReconcileSettings:
+        """From the portal's :class:`~portal.settings.Settings` (and its ``extra`` map:
+        ``burst_gap_ms``, ``burst_min_uids``, ``door_window_s``)."""
+        extra = getattr(settings, "extra", {}) or {}
+        return cls(
+            margin_s=int(settings.lesson_margin_min) * 60,
+            burst_gap_ms=int(extra.get("burst_gap_ms", 1500)),
+            burst_min_uids=int(extra.get("burst_min_uids", 5)),
+            door_window_ms=int(extra.get("door_window_s", 60)) * 1000,
+            heartbeat_interval_s=int(settings.heartbeat_interval_s),
+            time_tolerance_ms=int(settings.time_tolerance_s) * 1000,
+            timezone=str(settings.tz),
+        )
+
+
+@dataclass(slots=True)
+class DeviceLog:
+    """One device's records in seq order, column by column (cheap for millions of rows).
+
+    ``anchor_ms`` is the ``server_ms`` of the receipt the record names as its
+    anchor (None for ``""`` or an unknown receipt), ``covered_ms`` the
+    ``server_ms`` of the first receipt that covered it. ``data`` is kept only
+    for the types in :data:`DATA_TYPES`.
+    """
+
+    device_id: str
+    center_id: str
+    seq: list[int] = field(default_factory=list)
+    type: list[str] = field(default_factory=list)
+    wall_ms: list[int] = field(default_factory=list)
+    synced: list[bool] = field(default_factory=list)
+    boot: list[str] = field(default_factory=list)
+    mono_ns: list[int] = field(default_factory=list)
+    anchor_ms: list[int | None] = field(default_factory=list)
+    covered_ms: list[int | None] = field(default_factory=list)
+    data: list[Mapping[str, Any] | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+    def append(
+        self,
+        *,
+        seq: int,
+        type: str,
+        wall_ms: int,
+        synced: bool,
+        boot: str,
+        mono_ns: int,
+        anchor_ms: int | None,
+        covered_ms: int | None,
+        data: Mapping[str, Any] | None,
+    ) -> None:
+        self.seq.append(seq)
+        self.type.append(type)
+        self.wall_ms.append(wall_ms)
+        self.synced.append(synced)
+        self.boot.append(boot)
+        self.mono_ns.append(mono_ns)
+        self.anchor_ms.append(anchor_ms)
+        self.covered_ms.append(covered_ms)
+        self.data.append(data if type in DATA_TYPES else None)
+
+    @classmethod
+    def from_records(
+        cls,
+        device_id: str,
+        center_id: str,
+        records: Iterable[Mapping[str, Any]],
+        receipt_ms: Mapping[str, int],
+        covered_ms: Mapping[int, int],
+    ) -> DeviceLog:
+        """From wire records, the receipts by hash, and the covering time by seq."""
+        log = cls(device_id, center_id)
+        for r in sorted(records, key=lambda r: int(r["seq"])):
+            log.append(
+                seq=r["seq"], type=r["type"], wall_ms=r["wall_ms"], synced=r["synced"],
+                boot=r["boot"], mono_ns=r["mono_ns"],
+                anchor_ms=receipt_ms.get(r["anchor"]) if r["anchor"] else None,
+                covered_ms=covered_ms.get(r["seq"]), data=r["data"],
+            )
+        return log
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrityEvent:
+    """A break in a device's chain: a declared hole (kind ``gap``) or a refusal/fork.
+
+    A declared hole spans from the time of record ``first_seq - 1`` to that of
+    ``last_seq + 1``; any other event is placed at ``at_ms`` (portal clock).
+    """
+
+    device_id: str
+    kind: str
+    first_seq: int | None
+    last_seq: int | None
+    at_ms: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A child enrolled in a group, with the normalised UIDs of the child's badges."""
+
+    child_id: str
+    group_id: str
+    center_id: str
+    badges: frozenset[str]
+    child_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """A parent's confirmation that the child attended the group's lesson on ``date``."""
+
+    child_id: str
+    group_id: str
+    date: date
+    confirmed_at: str = ""
+    signer: str = ""

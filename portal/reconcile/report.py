@@ -1,0 +1,233 @@
+"""Renderers of a reconciliation: JSON (the API's shape), CSV, a rich table, XLSX and HTML.
+
+:func:`as_json` is the contract (SPEC section 7): ``{"from", "to", "rows",
+"totals"}``, each row with its evidence. The other formats are views of it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from portal.reconcile.engine import (
+    STATUSES,
+    VERIFIED,
+    DoorEvent,
+    Read,
+    Result,
+    Row,
+)
+from portal.reconcile.totals import totals
+
+FORMATS = ("table", "csv", "json", "xlsx", "html")
+CSV_COLUMNS = (
+    "child_id", "group_id", "center_id", "date", "status", "reasons", "price_kzt",
+    "lesson_start", "lesson_end", "reads", "first_read", "confirmed_at", "signer",
+)
+
+
+def _local(ms: int, zone: ZoneInfo) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=zone).isoformat(timespec="seconds")
+
+
+def _read(read: Read, reasons: tuple[str, ...], zone: ZoneInfo) -> dict[str, Any]:
+    return {
+        "device_id": read.device_id, "seq": read.seq, "type": "badge", "reader": read.reader,
+        "driver": read.driver, "uid": read.uid, "time_ms": read.time_ms,
+        "time": _local(read.time_ms, zone), "wall_ms": read.wall_ms,
+        "time_trusted": read.trusted, "reasons": list(reasons),
+    }
+
+
+def _door(door: DoorEvent, zone: ZoneInfo) -> dict[str, Any]:
+    return {"device_id": door.device_id, "seq": door.seq, "sensor": door.sensor,
+            "state": door.state, "time_ms": door.time_ms, "time": _local(door.time_ms, zone)}
+
+
+def row_dict(row: Row, zone: ZoneInfo) -> dict[str, Any]:
+    lesson = row.lesson
+    cov = row.coverage
+    heartbeats: dict[str, Any] | None = None
+    if cov is not None:
+        heartbeats = {
+            "window_start": _local(cov.window_start_ms, zone),
+            "window_end": _local(cov.window_end_ms, zone),
+            "records": cov.records, "heartbeats": cov.heartbeats, "offline": cov.offline,
+            "silences": [
+                {"from": _local(a, zone), "to": _local(b, zone), "seconds": (b - a) // 1000}
+                for a, b in cov.silences
+            ],
+        }
+    conf = row.confirmation
+    return {
+        "child_id": row.child_id, "group_id": row.group_id, "center_id": row.center_id,
+        "date": row.date.isoformat(), "status": row.status, "reasons": list(row.reasons),
+        "price_kzt": row.price_kzt,
+        "lesson_start": _local(lesson.start_ms, zone) if lesson else None,
+        "lesson_end": _local(lesson.end_ms, zone) if lesson else None,
+        "confirmed_at": conf.confirmed_at if conf else None,
+        "signer": conf.signer if conf else None,
+        "evidence": {
+            "records": [_read(r, reasons, zone) for r, reasons in row.reads],
+            "doors": [_door(d, zone) for d in row.doors],
+            "heartbeats": heartbeats,
+        },
+    }
+
+
+def as_json(result: Result, zone: ZoneInfo) -> dict[str, Any]:
+    return {
+        "from": result.first.isoformat(),
+        "to": result.last.isoformat(),
+        "rows": [row_dict(r, zone) for r in result.rows],
+        "totals": totals(result),
+    }
+
+
+def _flat(row: Row, zone: ZoneInfo) -> list[Any]:
+    first = min((r.time_ms for r, _ in row.reads), default=None)
+    conf = row.confirmation
+    return [
+        row.child_id, row.group_id, row.center_id, row.date.isoformat(), row.status,
+        ";".join(row.reasons), row.price_kzt,
+        _local(row.lesson.start_ms, zone) if row.lesson else "",
+        _local(row.lesson.end_ms, zone) if row.lesson else "",
+        len(row.reads), _local(first, zone) if first is not None else "",
+        conf.confirmed_at if conf else "", conf.signer if conf else "",
+    ]
+
+
+def as_csv(result: Result, zone: ZoneInfo) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in result.rows:
+        writer.writerow(_flat(row, zone))
+    return out.getvalue()
+
+
+def _center_rows(t: dict[str, Any]) -> Iterable[list[Any]]:
+    for c in t["centers"]:
+        share = c["share_verified"]
+        yield [c["center_id"], *(c["lessons"][s] for s in STATUSES),
+               "" if share is None else f"{share:.1%}", c["kzt_at_risk"], c["kzt_unverifiable"],
+               c["offline_lessons"]]
+
+
+_CENTER_HEADER = ["center", *STATUSES, "share verified", "KZT at risk", "KZT unverifiable",
+                  "offline lessons"]
+
+
+def as_table(result: Result, zone: ZoneInfo, width: int = 160) -> str:
+    """Totals per center, then every row that is not verified (for a terminal)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = totals(result)
+    console = Console(file=io.StringIO(), width=width, record=True, color_system=None)
+    centers = Table(title=f"Reconciliation {result.first} .. {result.last}: centers")
+    for h in _CENTER_HEADER:
+        centers.add_column(h, justify="left" if h == "center" else "right")
+    for cells in _center_rows(t):
+        centers.add_row(*(str(c) for c in cells))
+    console.print(centers)
+    rows = Table(title="Rows not verified")
+    for h in ("child", "group", "date", "status", "reasons", "KZT", "reads"):
+        rows.add_column(h)
+    for row in result.rows:
+        if row.status != VERIFIED:
+            rows.add_row(row.child_id, row.group_id, row.date.isoformat(), row.status,
+                         ", ".join(row.reasons), str(row.price_kzt), str(len(row.reads)))
+    console.print(rows)
+    return console.export_text()
+
+
+def as_xlsx(result: Result, zone: ZoneInfo) -> bytes:
+    from openpyxl import Workbook
+
+    t = totals(result)
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Rows"
+    sheet.append(list(CSV_COLUMNS))
+    for row in result.rows:
+        sheet.append(_flat(row, zone))
+    centers = book.create_sheet("Centers")
+    centers.append(_CENTER_HEADER)
+    for cells in _center_rows(t):
+        centers.append(cells)
+    groups = book.create_sheet("Groups")
+    groups.append(["group", "center", *STATUSES, "KZT at risk", "KZT unverifiable"])
+    for g in t["groups"]:
+        groups.append([g["group_id"], g["center_id"], *(g["lessons"][s] for s in STATUSES),
+                       g["kzt_at_risk"], g["kzt_unverifiable"]])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Reconciliation {{ first }} .. {{ last }}</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:1rem;color:#222}
+table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
+th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}
+.suspect,.confirmed_without_presence{background:#fde2e1}
+.confirmed_device_offline{background:#fff4cc}.verified{background:#e6f4ea}
+.wrap{overflow-x:auto}
+</style></head><body>
+<h1>Reconciliation {{ first }} .. {{ last }}</h1>
+<p>KZT at risk: <strong>{{ all.kzt_at_risk }}</strong>; KZT unverifiable:
+<strong>{{ all.kzt_unverifiable }}</strong>; verified share of confirmed lessons:
+{{ share(all.share_verified) }}.</p>
+<h2>Centers</h2><div class="wrap"><table><tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for cells in centers %}<tr>{% for c in cells %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}
+</table></div>
+<h2>Rows not verified</h2><div class="wrap"><table>
+<tr><th>child</th><th>group</th><th>center</th><th>date</th><th>status</th><th>reasons</th>
+<th>KZT</th><th>reads</th></tr>
+{% for r in rows %}<tr class="{{ r.status }}"><td>{{ r.child_id }}</td><td>{{ r.group_id }}</td>
+<td>{{ r.center_id }}</td><td>{{ r.date }}</td><td>{{ r.status }}</td>
+<td>{{ r.reasons|join(", ") }}</td><td>{{ r.price_kzt }}</td><td>{{ r.reads|length }}</td></tr>
+{% endfor %}</table></div></body></html>
+"""
+
+
+def as_html(result: Result, zone: ZoneInfo) -> str:
+    """A standalone page (no JavaScript, no external files) of totals and rows not verified."""
+    from jinja2 import Environment
+
+    t = totals(result)
+    env = Environment(autoescape=True)
+    return env.from_string(_HTML).render(
+        first=result.first.isoformat(), last=result.last.isoformat(), all=t["all"],
+        header=_CENTER_HEADER, centers=list(_center_rows(t)),
+        rows=[r for r in result.rows if r.status != VERIFIED],
+        share=lambda s: "—" if s is None else f"{s:.1%}",
+    )
+
+
+def render(result: Result, zone: ZoneInfo, fmt: str) -> bytes:
+    """The report in ``fmt`` (one of :data:`FORMATS`) as bytes ready for a file."""
+    import json
+
+    if fmt == "json":
+        return json.dumps(as_json(result, zone), ensure_ascii=False).encode("utf-8")
+    if fmt == "csv":
+        return as_csv(result, zone).encode("utf-8")
+    if fmt == "table":
+        return as_table(result, zone).encode("utf-8")
+    if fmt == "xlsx":
+        return as_xlsx(result, zone)
+    if fmt == "html":
+        return as_html(result, zone).encode("utf-8")
+    raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+
+
+__all__ = ["FORMATS", "as_csv", "as_json", "render", "row_dict"]

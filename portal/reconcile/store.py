@@ -1,0 +1,297 @@
+"""The reconciliation's database shell: apply imports, load what the engine reads.
+
+Imports run in one write transaction per file: the parsed rows are compared
+with what is stored under the same keys, and only new or changed rows are
+written, so importing the same file again changes nothing. Loading reads one
+center at a time, only the columns the rules need, in seq order, with the
+``data`` of heartbeats left in the database.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Integer,
+    bindparam,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
+
+from portal.db.engine import write_transaction
+from portal.db.schema import centers, devices, integrity_events, receipts, records
+from portal.exceptions import ImportFileError
+from portal.reconcile import imports
+from portal.reconcile.engine import CenterInput, Result, reconcile
+from portal.reconcile.lessons import ScheduleEntry, local_ms
+from portal.reconcile.model import (
+    DATA_TYPES,
+    Confirmation,
+    DeviceLog,
+    IntegrityEvent,
+    Member,
+    ReconcileSettings,
+)
+from portal.reconcile.schema import badges, confirmations, roster, schedule
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("roster", "schedule", "confirmations")
+DAY_MS = 86_400_000
+# Records received up to this long after the period can still belong to it (a device
+# that was offline uploads late; a clock set wrong claims another day).
+LATE_MS = 7 * DAY_MS
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOutcome:
+    kind: str
+    rows: int
+    added: int
+    changed: int
+
+    @property
+    def unchanged(self) -> int:
+        return self.rows - self.added - self.changed
+
+    def summary(self, name: str) -> str:
+        return (f"{name}: {self.rows} {self.kind} rows, {self.added} added, "
+                f"{self.changed} changed, {self.unchanged} unchanged")
+
+
+# --- what is known (for checking an import) ------------------------------------------
+
+
+def known_centers(conn: Connection) -> set[str]:
+    return {r[0] for r in conn.execute(select(centers.c.center_id))}
+
+
+def known_groups(conn: Connection) -> dict[str, str]:
+    out = {r.group_id: r.center_id for r in conn.execute(
+        select(schedule.c.group_id, schedule.c.center_id).distinct())}
+    return out
+
+
+def known_children(conn: Connection) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = defaultdict(set)
+    for r in conn.execute(select(roster.c.child_id, roster.c.group_id)):
+        out[r.child_id].add(r.group_id)
+    return out
+
+
+# --- applying imports ------------------------------------------------------------------
+
+
+def apply_import(engine: Engine, kind: str, data: bytes, name: str, *, now: int) -> ImportOutcome:
+    """Parse ``data`` (a CSV file called ``name``) and store it, all or nothing."""
+    if kind not in KINDS:
+        raise ImportFileError(f"{name}: unknown import kind {kind!r}; use {', '.join(KINDS)}")
+    with write_transaction(engine) as conn:
+        if kind == "roster":
+            rows = imports.parse_roster(data, name, centers=known_centers(conn),
+                                        groups=known_groups(conn))
+            return _apply_roster(conn, rows, now)
+        if kind == "schedule":
+            entries = imports.parse_schedule(data, name, centers=known_centers(conn),
+                                             groups=known_groups(conn))
+            return _apply_schedule(conn, entries, now)
+        parsed = imports.parse_confirmations(data, name, children=known_children(conn),
+                                             groups=known_groups(conn))
+        return _apply_confirmations(conn, parsed, now)
+
+
+def _upsert(conn: Connection, table: Any, keys: Sequence[str], values: Sequence[str],
+            rows: list[dict[str, Any]], existing: dict[tuple[Any, ...], tuple[Any, ...]],
+            now: int, kind: str) -> ImportOutcome:
+    new, changed = [], []
+    for row in rows:
+        key = tuple(row[k] for k in keys)
+        held = existing.get(key)
+        if held is None:
+            new.append({**row, "imported_ms": now})
+        elif held != tuple(row[v] for v in values):
+            changed.append({**{f"k_{k}": row[k] for k in keys},
+                            **{v: row[v] for v in values}, "imported_ms": now})
+    if new:
+        conn.execute(insert(table), new)
+    if changed:
+        stmt = update(table).where(*(table.c[k] == bindparam(f"k_{k}") for k in keys))
+        conn.execute(stmt, changed)
+    return ImportOutcome(kind, len(rows), len(new), len(changed))
+
+
+def _apply_roster(conn: Connection, rows: list[imports.RosterRow], now: int) -> ImportOutcome:
+    members: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        members[(r.child_id, r.group_id)] = {"child_id": r.child_id, "group_id": r.group_id,
+                                             "center_id": r.center_id, "child_name": r.child_name}
+    held = {(x.child_id, x.group_id): (x.center_id, x.child_name)
+            for x in conn.execute(select(roster))}
+    out = _upsert(conn, roster, ("child_id", "group_id"), ("center_id", "child_name"),
+                  list(members.values()), held, now, "roster")
+    owners = {r.badge_uid: {"uid": r.badge_uid, "child_id": r.child_id} for r in rows}
+    held_badges = {(x.uid,): (x.child_id,) for x in conn.execute(select(badges))}
+    more = _upsert(conn, badges, ("uid",), ("child_id",), list(owners.values()), held_badges,
+                   now, "badge")
+    return ImportOutcome("roster", len(rows), out.added + more.added, out.changed + more.changed)
+
+
+def _apply_schedule(conn: Connection, entries: list[ScheduleEntry], now: int) -> ImportOutcome:
+    rows = [{
+        "group_id": e.group_id, "center_id": e.center_id, "weekday": e.weekday,
+        "valid_from": e.valid_from.isoformat() if e.valid_from else "",
+        "valid_to": e.valid_to.isoformat() if e.valid_to else "",
+        "start": f"{e.start:%H:%M}", "end": f"{e.end:%H:%M}", "price_kzt": e.price_kzt,
+    } for e in entries]
+    values = ("center_id", "valid_to", "start", "end", "price_kzt")
+    held = {(x.group_id, x.weekday, x.valid_from): tuple(x._mapping[v] for v in values)
+            for x in conn.execute(select(schedule))}
+    return _upsert(conn, schedule, ("group_id", "weekday", "valid_from"), values, rows, held,
+                   now, "schedule")
+
+
+def _apply_confirmations(conn: Connection, parsed: list[Confirmation],
+                         now: int) -> ImportOutcome:
+    rows = [{"child_id": c.child_id, "group_id": c.group_id, "date": c.date.isoformat(),
+             "confirmed_at": c.confirmed_at, "signer": c.signer} for c in parsed]
+    held: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    if rows:
+        lo, hi = min(r["date"] for r in rows), max(r["date"] for r in rows)
+        query = select(confirmations).where(confirmations.c.date.between(lo, hi))
+        held = {(x.child_id, x.group_id, x.date): (x.confirmed_at, x.signer)
+                for x in conn.execute(query)}
+    return _upsert(conn, confirmations, ("child_id", "group_id", "date"),
+                   ("confirmed_at", "signer"), rows, held, now, "confirmations")
+
+
+# --- loading for the engine ------------------------------------------------------------
+
+
+def load_schedule(conn: Connection) -> list[ScheduleEntry]:
+    def day(text: str) -> date | None:
+        return date.fromisoformat(text) if text else None
+
+    return [
+        ScheduleEntry(r.group_id, r.center_id, r.weekday, time.fromisoformat(r.start),
+                      time.fromisoformat(r.end), int(r.price_kzt), day(r.valid_from),
+                      day(r.valid_to))
+        for r in conn.execute(select(schedule).order_by(schedule.c.group_id, schedule.c.weekday))
+    ]
+
+
+def load_members(conn: Connection) -> list[Member]:
+    owned: dict[str, set[str]] = defaultdict(set)
+    for r in conn.execute(select(badges.c.uid, badges.c.child_id)):
+        owned[r.child_id].add(r.uid)
+    return [Member(r.child_id, r.group_id, r.center_id, frozenset(owned.get(r.child_id, ())),
+                   r.child_name)
+            for r in conn.execute(select(roster))]
+
+
+def load_confirmations(conn: Connection, first: date, last: date) -> list[Confirmation]:
+    query = select(confirmations).where(
+        confirmations.c.date.between(first.isoformat(), last.isoformat()))
+    return [Confirmation(r.child_id, r.group_id, date.fromisoformat(r.date), r.confirmed_at,
+                         r.signer) for r in conn.execute(query)]
+
+
+def center_devices(conn: Connection, center_id: str) -> list[str]:
+    query = select(devices.c.device_id).where(devices.c.center_id == center_id)
+    return sorted(r[0] for r in conn.execute(query.order_by(devices.c.device_id)))
+
+
+def load_center(conn: Connection, center_id: str, lo_ms: int, hi_ms: int) -> CenterInput:
+    """The center's records that may fall in ``[lo_ms, hi_ms]``, device by device."""
+    inp = CenterInput(center_id)
+    for device_id in center_devices(conn, center_id):
+        # Anchors name receipts signed before the record was made: at most LATE_MS early.
+        server_ms: dict[str, int] = dict(conn.execute(
+            select(receipts.c.hash, receipts.c.server_ms).where(
+                receipts.c.device_id == device_id,
+                receipts.c.server_ms.between(lo_ms - LATE_MS, hi_ms + LATE_MS))).all())
+        # Received time grows with seq, so the period is one seq range.
+        bounds = conn.execute(
+            select(func.min(records.c.seq), func.max(records.c.seq))
+            .where(records.c.device_id == device_id)
+            .where(records.c.received_ms.between(lo_ms - DAY_MS, hi_ms + LATE_MS))
+        ).one()
+        first_seq, last_seq = bounds if bounds[0] is not None else (1, 0)
+        in_range = (records.c.device_id == device_id,
+                    records.c.seq.between(first_seq, last_seq))
+        # Two reads: every record from the narrow index ix_records_reconcile, then the
+        # data of the few types the rules look into (heartbeats are most of the rows).
+        query = (
+            select(records.c.seq, records.c.type, records.c.wall_ms,
+                   type_coerce(records.c.synced, Integer), records.c.boot, records.c.mono_ns,
+                   records.c.anchor, records.c.covered_ms)
+            .where(*in_range).order_by(records.c.seq)
+        )
+        payload = dict(conn.execute(
+            select(records.c.seq, records.c.data)
+            .where(*in_range, records.c.type.in_(DATA_TYPES))).all())
+        log = DeviceLog(device_id, center_id)
+        rows = conn.execute(query).all()  # one fetch, then columns: no per-row Python
+        if rows:
+            seqs, kinds, walls, synced, boots, monos, anchors, covered = zip(*rows, strict=True)
+            get = server_ms.get
+            log.seq = list(seqs)
+            log.type = list(kinds)
+            log.wall_ms = list(walls)
+            log.synced = list(map(bool, synced))
+            log.boot = list(boots)
+            log.mono_ns = list(monos)
+            log.anchor_ms = [get(a) if a else None for a in anchors]
+            log.covered_ms = list(covered)
+            log.data = list(map(payload.get, seqs))
+        inp.logs.append(log)
+        for r in conn.execute(select(
+                integrity_events.c.kind, integrity_events.c.first_seq,
+                integrity_events.c.last_seq, integrity_events.c.at_ms,
+                integrity_events.c.reason).where(integrity_events.c.device_id == device_id)):
+            inp.events.append(IntegrityEvent(device_id, r.kind, r.first_seq, r.last_seq,
+                                             r.at_ms, r.reason))
+    return inp
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Millions of small objects: the cyclic collector only slows the load down."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def run_reconciliation(engine: Engine, first: date, last: date, settings: ReconcileSettings,
+                       zone: ZoneInfo, *, center: str | None = None) -> Result:
+    """Reconcile ``first`` .. ``last`` (inclusive) from the database."""
+    lo = local_ms(first, time(0), zone) - settings.margin_s * 1000
+    hi = local_ms(last + timedelta(days=1), time(0), zone)
+    with engine.connect() as conn, _no_gc():
+        known = known_centers(conn)
+        if center is not None and center not in known:
+            from portal.exceptions import NotFoundError
+
+            raise NotFoundError(f"center {center!r} is not registered")
+        return reconcile(
+            first, last, schedule=load_schedule(conn), members=load_members(conn),
+            confirmations=load_confirmations(conn, first, last),
+            load_center=lambda c: load_center(conn, c, lo, hi), settings=settings, zone=zone,
+            centers=None if center is None else [center],
+        )

@@ -1,0 +1,58 @@
+"""The engine against the generator's labels (the rules applied to the true events)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import pytest
+
+from portal.reconcile.engine import AT_RISK, CenterInput, reconcile
+from portal.reconcile.generator import (
+    FRAUD_KINDS,
+    CityConfig,
+    LocalPortal,
+    generate,
+    label,
+)
+from portal.reconcile.lessons import load_zone
+from portal.reconcile.model import IntegrityEvent, ReconcileSettings
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_engine_agrees_with_labels_everywhere(seed: int) -> None:
+    config = CityConfig(centers=5, days=21, seed=seed, sign=seed == 1, injected=0.2)
+    city, link = generate(config)
+    assert isinstance(link, LocalPortal)
+    settings = ReconcileSettings()
+    labels = label(city, settings)
+    logs = {d.center_id: link.log(d) for d in city.devices}
+    events: dict[str, list[IntegrityEvent]] = defaultdict(list)
+    owner = {d.device_id: d.center_id for d in city.devices}
+    for ev in link.events:
+        events[owner[ev.device_id]].append(ev)
+    result = reconcile(
+        config.first, city.last, schedule=city.schedule, members=city.members(),
+        confirmations=city.confirmations,
+        load_center=lambda c: CenterInput(c, [logs[c]], events[c]),
+        settings=settings, zone=load_zone(config.timezone),
+    )
+    got = {(r.child_id, r.group_id, r.date): (r.status, r.reasons) for r in result.rows}
+    wrong = {k: (labels.get(k), got.get(k)) for k in set(labels) | set(got)
+             if labels.get(k) != got.get(k)}
+    assert not wrong, list(wrong.items())[:5]
+    # Every kind of injection happened, and each left its mark.
+    kinds = set(city.injections.values())
+    assert set(FRAUD_KINDS) | {"offline", "no_lesson"} <= kinds
+    reasons = {x for status, rs in got.values() for x in rs}
+    assert reasons == {"card_burst", "no_door_passage", "time_untrusted", "simulated_reader",
+                       "chain_integrity", "no_lesson_scheduled"}
+    statuses = Counter(status for status, _ in got.values())
+    assert set(statuses) == {"verified", "suspect", "confirmed_without_presence",
+                             "confirmed_device_offline", "present_not_confirmed"}
+    recall = sum(got[k][0] in AT_RISK for k in city.fraud_rows) / len(city.fraud_rows)
+    honest = sum(got[k][0] in AT_RISK for k in city.tapped_rows) / len(city.tapped_rows)
+    print(f"\nseed {seed}: {len(got)} rows, {city.record_count()} records, "
+          f"fraud recall {recall:.2%} of {len(city.fraud_rows)}, "
+          f"honest at-risk rate {honest:.3%} of {len(city.tapped_rows)}")
+    assert recall > 0.99
+    assert honest < 0.01

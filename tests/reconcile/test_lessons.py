@@ -1,0 +1,55 @@
+"""Lessons in the portal's zone; Asia/Almaty moved from UTC+6 to UTC+5 on 2024-03-01."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from portal.exceptions import PortalConfigError
+from portal.reconcile.lessons import ScheduleEntry, check_zone, lessons, load_zone
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+@pytest.mark.parametrize(
+    ("day", "utc_hour"),
+    [(date(2024, 2, 15), 9), (date(2024, 6, 1), 10)],  # 15:00 local = 09:00 UTC (+6), 10:00 (+5)
+)
+def test_a_lesson_at_15_00_local_on_each_side_of_the_change(day: date, utc_hour: int) -> None:
+    zone = load_zone("Asia/Almaty")
+    entry = ScheduleEntry("G1", "C1", day.isoweekday(), time(15, 0), time(16, 30), 3000)
+    [lesson] = lessons([entry], day, day, zone)
+    assert _utc(lesson.start_ms) == datetime(day.year, day.month, day.day, utc_hour, tzinfo=UTC)
+    assert lesson.end_ms - lesson.start_ms == 90 * 60_000
+
+
+def test_zone_data_without_the_2024_change_is_refused() -> None:
+    stale = ZoneInfo("Etc/GMT-6")  # UTC+6 all year: what pre-2024a data says of Almaty
+    with pytest.raises(PortalConfigError, match=r"Asia/Almaty.*2024-06-01.*tzdata"):
+        check_zone(stale, "Asia/Almaty")
+
+
+def test_an_unknown_zone_is_refused() -> None:
+    with pytest.raises(PortalConfigError, match="Mars/Olympus"):
+        load_zone("Mars/Olympus")
+
+
+def test_weekdays_and_validity_pick_the_dates() -> None:
+    zone = load_zone("Asia/Almaty")
+    entries = [
+        ScheduleEntry("G1", "C1", 1, time(15), time(16), 1000, valid_to=date(2024, 6, 9)),
+        ScheduleEntry("G1", "C1", 1, time(17), time(18), 2000, valid_from=date(2024, 6, 10)),
+        ScheduleEntry("G2", "C1", 3, time(15), time(16), 1000),
+    ]
+    got = [(x.group_id, x.date, x.price_kzt) for x in lessons(entries, date(2024, 6, 3),
+                                                              date(2024, 6, 12), zone)]
+    assert got == [
+        ("G1", date(2024, 6, 3), 1000),
+        ("G2", date(2024, 6, 5), 1000),
+        ("G1", date(2024, 6, 10), 2000),
+        ("G2", date(2024, 6, 12), 1000),
+    ]
