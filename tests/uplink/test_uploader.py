@@ -315,10 +315,6 @@ def test_refused_record_is_quarantined_declared_and_the_chain_goes_on(rig: Rig, 
     assert alarm["type"] == "alarm" and alarm["data"]["kind"] == f"record_refused_{fault}"
     evidence = list((rig.buffer.layout.quarantine).glob("record-000000000011.refused*"))
     assert len(evidence) == 1 and bad["sig"].encode() in evidence[0].read_bytes()
-    report = verify_chain(
-        stored, Ed25519PrivateKey.from_private_bytes(b"\0" * 32).public_key(), rig.device_id
-    )
-    assert report.failure is not None  # sanity: a wrong key fails
     assert verify_chain(stored, rig.key.public_key(), rig.device_id).ok
     # And the chain keeps going afterwards.
     rig.write(3, start=90)
