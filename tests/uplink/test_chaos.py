@@ -125,4 +125,7 @@ def test_ten_thousand_records_through_chaos_arrive_exactly_once(rig: Rig) -> Non
     kinds = {a["data"]["kind"] for a in store.alarms()}
     assert kinds == {"receipt_signature"}
     assert list(store.buffer.layout.quarantine.iterdir()) == []
-    print(f"\nchaos: {elapsed:.1f} s, {loop.rounds} rounds, faults {dict(proxy.counts)}, events {events}")
+    print(
+        f"\nchaos: {elapsed:.1f} s, {loop.rounds} rounds, "
+        f"faults {dict(proxy.counts)}, events {events}"
+    )
