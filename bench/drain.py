@@ -43,7 +43,7 @@ from agent.uplink import ChainStore, PortalClient, Uploader
 from agent.uplink.client import encode_record, gzip_batch
 from agent.uplink.policy import UploadPolicy
 from bench.buffer import _SegmentWriter
-from bench.common import finish, median, parse_args, table
+from bench.common import finish, parse_args, table
 from bench.ingest import portal_process, process_cpu_s
 from portal.db import create_engine_for, upgrade_to_head
 from portal.db.schema import records as records_table
