@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -116,33 +116,56 @@ class Uploader:
         self.last_upload_ms: int | None = None  # wall ms of the last verified receipt
         self.last_receipt_server_ms: int | None = None
         self.alarms_written = 0
+        self._not_before: float | None = None  # no attempt before this (monotonic s)
 
     # --- the round ------------------------------------------------------------------
 
-    def run_once(self) -> UploadResult:
-        """One round: send pending batches until nothing is pending or an exchange fails."""
+    def run_once(
+        self,
+        *,
+        force: bool = False,
+        until: float | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> UploadResult:
+        """One round: send pending batches until nothing is pending or an exchange fails.
+
+        Before the delay chosen after a failure (backoff, Retry-After, a stop)
+        has passed, a round sends nothing unless ``force`` (an operator's
+        ``qatysu upload``). ``until`` (the clock's monotonic seconds) ends the
+        round early; ``progress(uploaded, pending)`` is called after each batch.
+        """
         with self._round:
+            now = self.clock.monotonic()
+            if not force and self._not_before is not None and now < self._not_before:
+                error = self.last_error or "waiting before the next attempt"
+                return UploadResult(0, self.store.pending_count, error, self.halted is not None)
             uploaded = 0
             try:
                 if self.halted is not None:
                     self._probe()
                 stop_at = self.store.head[0]
-                while True:
+                while until is None or self.clock.monotonic() < until:
                     freed = self._step(stop_at)
                     if freed is None:
                         break
                     uploaded += freed
+                    if progress is not None:
+                        progress(uploaded, self.store.pending_count)
             except _RoundFailed as exc:
                 self.last_error = str(exc)
+                self._not_before = self.clock.monotonic() + self.policy.current_delay_s()
                 return UploadResult(
                     uploaded, self.store.pending_count, str(exc), self.halted is not None
                 )
             self.policy.succeeded()
             self.last_error = None
+            self._not_before = None
             return UploadResult(uploaded, self.store.pending_count)
 
     def next_delay_s(self) -> float:
         """Seconds until the loop should call :meth:`run_once` again."""
+        if self._not_before is not None:
+            return max(0.0, self._not_before - self.clock.monotonic())
         return self.policy.next_delay_s(self.store.pending_count)
 
     def _step(self, stop_at: int) -> int | None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from agent.clock import SystemClock
 from agent.protocol import verify_chain
 from tests.support.chaos_proxy import FAULTS, ChaosProxy
 from tests.uplink.conftest import Rig, wait_for
@@ -59,7 +60,12 @@ def test_ten_thousand_records_through_chaos_arrive_exactly_once(rig: Rig) -> Non
     # Timeouts below the proxy's delay; backoff capped low so the test stays short
     # (Retry-After is honoured up to that cap).
     uploader = rig.uploader(
-        proxy.url, timeout_s=0.3, batch_records=500, backoff_initial_s=0.01, backoff_max_s=0.15
+        proxy.url,
+        timeout_s=0.3,
+        clock=SystemClock(),  # real waits between rounds; records keep the manual clock
+        batch_records=500,
+        backoff_initial_s=0.01,
+        backoff_max_s=0.15,
     )
     uploader.policy.upload_delay_s = 0.02
     uploader.policy.upload_interval_s = 0.1
