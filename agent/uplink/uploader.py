@@ -190,7 +190,7 @@ class Uploader:
     def _act(self, decision: Decision, batch: Sequence[dict[str, Any]]) -> int:
         action = decision.action
         if action is Action.ACK:
-            freed = self._acknowledge(decision.receipt)
+            freed = self._acknowledge_or_bridge(decision.receipt)
             if self.store.last_ack[0] < batch[0]["seq"]:
                 # A 200 that covers none of the batch: going on would resend forever.
                 self._fail(
@@ -199,7 +199,7 @@ class Uploader:
             return freed
         if action is Action.RESYNC:
             before = self.store.last_ack[0]
-            freed = self._acknowledge(decision.receipt)
+            freed = self._acknowledge_or_bridge(decision.receipt)
             if self.store.last_ack[0] == before:
                 self._fail(f"{decision.detail}: no progress (portal expects seq {decision.seq})")
             return freed
@@ -270,16 +270,36 @@ class Uploader:
             self._alarm("undeclared_hole", problem)
             self._fail(problem)
         assert gap is not None
+        return self._post_gap(gap, expected)
+
+    def _acknowledge_or_bridge(self, receipt: object) -> int:
+        """Acknowledge; but a genuine receipt for a seq inside a hole this device has
+        declared means the portal got part of the lost records before they were lost
+        here: declare the hole from there (its receipt names a hash this device knows)."""
+        freed, kind, problem = self._try_acknowledge(receipt)
+        if not problem:
+            return freed
+        if kind == "receipt_unknown_hash" and isinstance(receipt, dict):
+            portal_next = receipt["seq"] + 1  # the signature checked: the fields are sound
+            gap = self._find_gap(portal_next, None)
+            if gap is not None:
+                logger.warning("the portal holds seq %d, lost here: declaring", receipt["seq"])
+                return self._post_gap(gap, portal_next)
+        self._alarm(kind, problem)
+        self._fail(problem)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _post_gap(self, gap: dict[str, Any], expected: int) -> int:
+        """Send one gap record alone to ``/gaps`` and act on the answer."""
+        last_seq = gap["data"]["last_seq"]
         answer = self._exchange(lambda: self.client.post_gap(self.device_id, gap))
         decision = classify(answer, self.clock.read().wall_ms / 1000)
-        logger.info(
-            "gap record %d for %d..%d: %s", gap["seq"], expected, first - 1, decision.detail
-        )
+        logger.info("gap record %d for %d..%d: %s", gap["seq"], expected, last_seq, decision.detail)
         if decision.action is Action.ACK:
             freed = self._acknowledge(decision.receipt)
-            if self.store.last_ack[0] < first - 1:
+            if self.store.last_ack[0] < last_seq:
                 self._fail(
-                    f"declaring {expected}..{first - 1}: receipt does not reach the hole's end"
+                    f"declaring {expected}..{last_seq}: receipt does not reach the hole's end"
                 )
             return freed
         if decision.action in (Action.QUARANTINE, Action.RESYNC):
@@ -289,16 +309,19 @@ class Uploader:
             )
         return self._act(decision, [gap])
 
-    def _find_gap(self, expected: int, first: int) -> dict[str, Any] | None:
-        """The pending gap record that bridges ``expected`` up to the record ``first``."""
-        after = first - 1
+    def _find_gap(self, expected: int, first: int | None) -> dict[str, Any] | None:
+        """The pending gap record whose hole bridges ``expected`` (and, when given,
+        ends right before the record ``first``)."""
+        after = expected - 1 if first is None else first - 1
         while True:
             page = self.store.pending(limit=_GAP_SCAN_PAGE, after_seq=after)
             for record in page:
                 if record.get("type") != "gap":
                     continue
                 gap = parse_gap_data(record)
-                if not isinstance(gap, str) and gap.last_seq + 1 == first and gap.bridges(expected):
+                if isinstance(gap, str) or not gap.bridges(expected):
+                    continue
+                if first is None or gap.last_seq + 1 == first:
                     return record
             if len(page) < _GAP_SCAN_PAGE:
                 return None

@@ -17,6 +17,7 @@ from sqlalchemy import delete, update
 from agent.buffer import RecordBuffer
 from agent.chain import ChainWriter
 from agent.clock import ManualClock
+from agent.config import BufferConfig
 from agent.exceptions import ConfigError, PortalRefused
 from agent.protocol import build_receipt, build_record, public_key_b64, verify_chain
 from agent.uplink import PortalClient, Uploader
@@ -393,3 +394,36 @@ def test_retry_after_is_honoured(rig: Rig) -> None:
         assert uploader.next_delay_s() < 0.01 * 2**3
     finally:
         proxy.stop()
+
+
+# --- records lost on the device -----------------------------------------------------
+
+
+def test_newest_segment_lost_after_the_portal_got_part_of_it(rig: Rig) -> None:
+    """The device sent 1..135, the answer never came back, then power loss took its
+    newest segment (129..): it declares 129..192 with an unknown last hash, and the
+    portal, which holds up to 135, bridges from there."""
+    assert rig.buffer is not None
+    rig.buffer.close()
+    config = BufferConfig(segment_records=64)
+    store = rig.open_store(config)
+    rig.write(140)
+    with PortalClient(rig.server.url, insecure=True) as client:  # the lost exchange
+        assert client.post_records(rig.device_id, store.pending(limit=135)).status == 200
+    assert rig.buffer is not None
+    rig.buffer.close()
+    newest = sorted(rig.buffer.layout.segments.iterdir())[-1]
+    assert newest.name == "seg-000000000129.log"
+    newest.unlink()
+    store = rig.open_store(config)
+    assert [(r.first_seq, r.last_seq, r.last_hash) for r in store.buffer.lost_ranges] == [
+        (129, 192, "")
+    ]
+    rig.write(5, start=500)  # the gap record (193) goes first, then 194..198
+    result = rig.uploader().run_once()
+    assert (result.error, result.pending) == (None, 0)
+    stored = rig.stored()
+    assert _seqs(stored) == [*range(1, 136), *range(193, 199)]
+    assert stored[135]["type"] == "gap" and stored[135]["prev"] == "0" * 64
+    assert verify_chain(stored, rig.key.public_key(), rig.device_id).ok
+    assert store.alarms() == []
