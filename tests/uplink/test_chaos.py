@@ -46,13 +46,15 @@ def test_ten_thousand_records_through_chaos_arrive_exactly_once(rig: Rig) -> Non
     assert store is not None
     rng = random.Random(20261126)
     window = {"fake": False}
+    faults = [f for f in FAULTS if f not in ("pass", "fake")]
 
     def schedule(n: int) -> str:
+        """Every other request faulty, each fault in turn, the rest at random."""
         if window["fake"]:
             return "fake"
-        if rng.random() < 0.55:
-            return "pass"
-        return rng.choice([f for f in FAULTS if f not in ("pass", "fake")])
+        if n % 2 == 0:
+            return "pass" if rng.random() < 0.6 else rng.choice(faults)
+        return faults[(n // 2) % len(faults)]
 
     proxy = ChaosProxy(
         ("127.0.0.1", rig.server.port), schedule=schedule, delay_s=0.5, retry_after_s=1
