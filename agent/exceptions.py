@@ -14,6 +14,9 @@ The tree::
     ├── HardwareError           readers and sensors (foreign errors wrapped here)
     │   └── ReaderError
     ├── UploadError             the uploader's view of a portal exchange
+    │   ├── PortalUnreachable   no answer: refused, reset, timed out, cut short
+    │   ├── PortalRefused       an answer the caller cannot use (status, body)
+    │   └── OfflineError        a bundle export or receipt file (the USB stick path)
     └── ControlError            the daemon's control socket
 """
 
@@ -70,3 +73,19 @@ class UploadError(QatysuError):
 
 class ControlError(QatysuError):
     """The daemon's control socket could not serve a request."""
+
+
+class PortalUnreachable(UploadError):
+    """No usable answer from the portal (httpx transport error wrapped, as cause)."""
+
+
+class PortalRefused(UploadError):
+    """The portal answered with a status the caller cannot act on; ``status`` holds it."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class OfflineError(UploadError):
+    """A bundle could not be exported or a receipt file not applied; names the file."""
