@@ -13,3 +13,4 @@ from agent.cli.base import cli, main
 from agent.cli import verify as _verify  # noqa: F401  # isort: skip
 
 __all__ = ["cli", "main"]
+from agent.cli import run as _run  # noqa: F401,E402  # isort: skip

@@ -32,7 +32,8 @@ from agent.daemon.health import Interval, ReaderHealth, UploadState, status_line
 from agent.daemon.inputs import ReaderThread, SensorThread
 from agent.daemon.pump import EventPump
 from agent.daemon.systemd import Notifier
-from agent.daemon.uploads import RoundResult, UploadLoop
+from agent.daemon.uplink_wiring import make_uploader
+from agent.daemon.uploads import UploadLoop
 from agent.daemon.watch import EventLog
 from agent.daemon.writer import RecordWriter, open_writer
 from agent.exceptions import ConfigError, HardwareError
@@ -40,6 +41,7 @@ from agent.feedback import Feedback
 from agent.gpio import make_pin_factory
 from agent.readers.registry import create_reader
 from agent.sensors import Sensor, build_sensors
+from agent.uplink.uploader import Uploader, UploadResult
 
 __all__ = ["Daemon", "check_enrolled"]
 
@@ -120,7 +122,6 @@ class Daemon:
         readers = [create_reader(cfg) for cfg in config.readers]
         self.uploads = UploadLoop(
             self._make_uploader(),
-            self.writer,
             self.upload_state,
             delay_s=config.portal.upload_delay_ms / 1000,
             on_round=self._after_round,
@@ -155,13 +156,12 @@ class Daemon:
             logger.info("no GPIO here and none configured: running without pins")
             return None
 
-    def _make_uploader(self) -> Any:
-        from agent.daemon.uplink_wiring import make_uploader
-
+    def _make_uploader(self) -> Uploader:
+        assert self.writer is not None
         uploader, self._client = make_uploader(self.config, self.writer, self.clock)
         return uploader
 
-    def _after_round(self, result: RoundResult) -> None:
+    def _after_round(self, result: UploadResult) -> None:
         if self.feedback is not None and self.writer is not None and not self.writer.closed:
             self.feedback.set_backlog(self.writer.pending_count, offline=result.error is not None)
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from agent.clock import Clock
 from agent.config import AgentConfig
 from agent.uplink.client import PortalClient
 from agent.uplink.policy import UploadPolicy
+from agent.uplink.store import ChainStore
 from agent.uplink.uploader import Uploader
 
 __all__ = ["make_uploader"]
 
 
-def make_uploader(config: AgentConfig, store: Any, clock: Clock) -> tuple[Uploader, PortalClient]:
+def make_uploader(
+    config: AgentConfig, store: ChainStore, clock: Clock
+) -> tuple[Uploader, PortalClient]:
+    """The uploader over ``store``, and its client (the caller closes it)."""
     portal = config.portal
     # `qatysu enroll --insecure` is the only way an http:// URL gets into the
     # config; the technician chose plain http there (docs/decisions/0631).
@@ -24,5 +26,13 @@ def make_uploader(config: AgentConfig, store: Any, clock: Clock) -> tuple[Upload
         timeout_s=portal.timeout_s,
     )
     policy = UploadPolicy.from_config(portal)
-    uploader = Uploader(store, client, policy, portal.public_key, portal.device_id, clock)
+    uploader = Uploader(
+        store,
+        client,
+        policy,
+        portal.public_key,
+        portal.device_id,
+        clock,
+        device_key_b64=store.public_key,
+    )
     return uploader, client

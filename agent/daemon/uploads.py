@@ -12,61 +12,41 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from agent.daemon.health import UploadState
+from agent.uplink.uploader import UploadResult
 
-__all__ = ["RoundResult", "RoundRunner", "UploadLoop"]
+__all__ = ["RoundRunner", "UploadLoop"]
 
 logger = logging.getLogger(__name__)
 
 
 class RoundRunner(Protocol):
-    """What the loop needs from the uplink's ``Uploader``."""
+    """What the loop needs from the uplink's :class:`~agent.uplink.uploader.Uploader`."""
 
-    def run_once(self) -> Any: ...
+    last_upload_ms: int | None
+    last_receipt_server_ms: int | None
+
+    def run_once(self) -> UploadResult: ...
 
     def next_delay_s(self) -> float: ...
-
-
-class PendingCount(Protocol):
-    @property
-    def pending_count(self) -> int: ...
-
-
-class RoundResult:
-    """One round, as the daemon reports it (``qatysu upload``, status)."""
-
-    def __init__(self, uploaded: int, error: str | None, receipt_server_ms: int | None) -> None:
-        self.uploaded = uploaded
-        self.error = error
-        self.receipt_server_ms = receipt_server_ms
-
-
-def summarize(result: Any) -> RoundResult:
-    """The uplink's result object in the daemon's terms."""
-    uploaded = int(getattr(result, "uploaded", 0) or 0)
-    error = getattr(result, "error", None)
-    receipt = getattr(result, "receipt", None)
-    server_ms = receipt.get("server_ms") if isinstance(receipt, dict) else None
-    return RoundResult(uploaded, str(error) if error else None, server_ms)
 
 
 class UploadLoop:
     def __init__(
         self,
         uploader: RoundRunner,
-        store: PendingCount,
         state: UploadState,
         *,
         delay_s: float,
-        on_round: Any = None,
+        on_round: Callable[[UploadResult], object] | None = None,
     ) -> None:
         self.uploader = uploader
-        self.store = store
         self.state = state
         self.delay_s = delay_s
-        self.on_round = on_round  # called with each RoundResult (feedback, status line)
+        self.on_round = on_round  # called with each UploadResult (feedback, status line)
         self._round = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -88,7 +68,7 @@ class UploadLoop:
     def alive(self) -> bool:
         return self.thread.is_alive()
 
-    def upload_now(self, wait_s: float) -> RoundResult | None:
+    def upload_now(self, wait_s: float) -> UploadResult | None:
         """Run a round now (after the one in progress); None if that did not end in ``wait_s``."""
         if not self._round.acquire(timeout=max(0.0, wait_s)):
             return None
@@ -119,22 +99,20 @@ class UploadLoop:
             logger.exception("uploader delay failed")
             return 30.0
 
-    def _run_round(self) -> RoundResult:
+    def _run_round(self) -> UploadResult:
         if self._stop.is_set():
-            return RoundResult(0, "the daemon is stopping", None)
+            return UploadResult(0, -1, "the daemon is stopping")
         try:
-            result = summarize(self.uploader.run_once())
+            result = self.uploader.run_once()
         except Exception as exc:  # a bug in a round must not end uploading
             logger.exception("upload round failed")
-            result = RoundResult(0, f"{type(exc).__name__}: {exc}", None)
+            result = UploadResult(0, -1, f"{type(exc).__name__}: {exc}")
         self._ok = result.error is None
         state = self.state
         state.uploaded_total += result.uploaded
         state.last_error = result.error
-        if result.error is None:
-            state.last_upload_ms = time.time_ns() // 1_000_000
-        if result.receipt_server_ms is not None:
-            state.last_receipt_server_ms = result.receipt_server_ms
+        state.last_upload_ms = self.uploader.last_upload_ms
+        state.last_receipt_server_ms = self.uploader.last_receipt_server_ms
         if self.on_round is not None:
             try:
                 self.on_round(result)

@@ -49,7 +49,9 @@ class LivePortal:
         self.settings = Settings(data_dir=data_dir, rate_burst=100_000, rate_per_s=100_000.0)
         self.portal: Portal = open_portal(self.settings)
         add_center(self.portal.engine, "c1", "Center one", now=self.portal.clock())
-        self.admin = create_admin_token(self.portal.engine, "op", "operator", now=self.portal.clock())
+        self.admin = create_admin_token(
+            self.portal.engine, "op", "operator", now=self.portal.clock()
+        )
         self.server = LiveServer(create_app(self.settings, portal=self.portal))
         self.server.start()
         self.url = self.server.url
@@ -159,13 +161,19 @@ interval_s = {heartbeat_s}
 class DaemonProcess:
     """``python -m agent --config X run`` as a real child process."""
 
-    def __init__(self, device: Device, *, mock_pins: bool = True, env: dict[str, str] | None = None):
+    def __init__(
+        self, device: Device, *, mock_pins: bool = True, env: dict[str, str] | None = None
+    ):
         self.device = device
         self.log_path = device.root / f"daemon-{time.time_ns()}.log"
         environ = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
         if mock_pins:
             environ["GPIOZERO_PIN_FACTORY"] = "mock"
         environ.update(env or {})
+        # A killed daemon leaves its simulated reader's socket behind; the
+        # next one replaces it, but wait_ready() must not mistake it for live.
+        if device.sim_socket.exists():
+            device.sim_socket.unlink()
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in wait()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agent", "--config", str(device.config_path), "run"],
@@ -208,7 +216,8 @@ class DaemonProcess:
             self._log.close()
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")[-4000:]
 
     def __enter__(self) -> DaemonProcess:
@@ -220,7 +229,9 @@ class DaemonProcess:
             self.wait(10)
 
 
-def watch_all(daemon: DaemonProcess, cursor: int, wait_ms: int = 500) -> tuple[int, list[dict[str, Any]]]:
+def watch_all(
+    daemon: DaemonProcess, cursor: int, wait_ms: int = 500
+) -> tuple[int, list[dict[str, Any]]]:
     answer = daemon.request("watch", after=cursor, wait_ms=wait_ms)
     return answer["cursor"], answer["events"]
 
