@@ -33,6 +33,9 @@ def run_command(ctx: Context, log_level: str) -> int:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(log_level.upper())
+    if log_level != "debug":
+        # httpx logs every request at INFO: one line per tap would flood the journal.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return daemon.run()
     finally:

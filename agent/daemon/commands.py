@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,17 +88,28 @@ def command_table(daemon: Daemon) -> dict[str, Handler]:
         if not isinstance(folder, str) or not os.path.isabs(folder):
             raise ControlError("'dir' must be an absolute path")
         store = writer()
-        path = export_bundle(store, Path(folder))
-        return describe_bundle(path, store)
+        # Under the writer's lock the bundle holds exactly what is pending, so
+        # its count is known without reading it back; taps wait meanwhile.
+        with store.lock:
+            path = export_bundle(store, Path(folder))
+            count = store.pending_count
+        first, last = (int(part) for part in path.stem.rsplit("-", 2)[1:])
+        return {"path": str(path), "first_seq": first, "last_seq": last, "count": count}
 
     def ack(fields: dict[str, Any]) -> dict[str, Any]:
-        from agent.offline import apply_receipt
+        from agent.offline import apply_receipt_file
 
         receipt = fields.get("receipt")
         if not isinstance(receipt, dict):
             raise ControlError("'receipt' must be a JSON object")
         store = writer()
-        freed = apply_receipt(store, receipt, daemon.config.portal.public_key)
+        # agent.offline checks receipt files; hand it this one as a file.
+        with tempfile.NamedTemporaryFile(
+            "w", prefix="receipt-from-control-", suffix=".json", dir=daemon.config.device.state_dir
+        ) as handle:
+            json.dump(receipt, handle)
+            handle.flush()
+            freed = apply_receipt_file(store, Path(handle.name), daemon.config.portal.public_key)
         return {"freed": freed, "last_ack_seq": store.last_ack[0]}
 
     def watch(fields: dict[str, Any]) -> dict[str, Any]:
@@ -141,10 +154,3 @@ def _mock_pin(factory: Any) -> Handler:
         return {"ok": True, "pin": pin, "level": level}
 
     return mock_pin
-
-
-def describe_bundle(path: Path, store: Any) -> dict[str, Any]:
-    """``{"path", "first_seq", "last_seq", "count"}`` of a bundle file just written."""
-    first, last = (int(part) for part in path.stem.rsplit("-", 2)[1:])
-    count = sum(1 for _ in store.pending(after_seq=first - 1) if _["seq"] <= last)
-    return {"path": str(path), "first_seq": first, "last_seq": last, "count": count}

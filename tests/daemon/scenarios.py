@@ -174,8 +174,9 @@ def check_portal_chain(portal: LivePortal, device: Device, log: TapLog) -> Chain
             seen[uid] = seen.get(uid, 0) + 1
     missing = sorted(uid for uid in log.confirmed if uid not in seen)
     duplicated = sorted(uid for uid, n in seen.items() if n > 1)
-    return ChainCheck(len(records), sum(seen.values()), len(log.confirmed), missing, duplicated,
-                      failure)
+    return ChainCheck(
+        len(records), sum(seen.values()), len(log.confirmed), missing, duplicated, failure
+    )
 
 
 def kill_loop(
