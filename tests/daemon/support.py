@@ -82,6 +82,17 @@ class LivePortal:
                 return out
             out.extend(batch)
 
+    def restart(self) -> int:
+        """Stop uvicorn and start a new one over the same store; the new port."""
+        self.server.stop()
+        self.server = LiveServer(create_app(self.settings, portal=self.portal))
+        self.server.start()
+        self.url = self.server.url
+        self.http.close()
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+        port: int = self.server.port
+        return port
+
     def close(self) -> None:
         self.http.close()
         self.server.stop()

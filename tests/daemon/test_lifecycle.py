@@ -159,7 +159,10 @@ def test_a_second_daemon_is_refused_and_the_first_keeps_running(device: Device) 
 
 
 def test_mock_pin_moves_a_door_in_the_daemon(tmp_path: Path, portal: LivePortal) -> None:
-    doors = '[[doors]]\nname = "front"\npin = 17\npull = "up"\nopen_when = "high"\ndebounce_ms = 20\n'
+    doors = (
+        '[[doors]]\nname = "front"\npin = 17\npull = "up"\nopen_when = "high"\n'
+        "debounce_ms = 20\n"
+    )
     device = make_device(tmp_path, portal, doors=doors)
     with DaemonProcess(device) as daemon:
         daemon.wait_ready()
