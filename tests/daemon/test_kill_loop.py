@@ -18,4 +18,4 @@ def test_no_confirmed_tap_is_lost_or_duplicated_across_30_kills(
     # The loop did exercise something: many taps confirmed, and taps the daemon
     # never confirmed (killed mid-way) did not break the chain either.
     assert check.confirmed >= KILLS
-    assert check.badges >= check.confirmed
+    assert len(log.sent) >= check.confirmed and check.badges >= check.confirmed

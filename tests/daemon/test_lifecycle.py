@@ -105,7 +105,10 @@ def test_boot_heartbeat_and_config_records_with_an_rdm6300_on_a_pty(
     assert boots[0]["data"]["config_sha256"] != boots[1]["data"]["config_sha256"]
     badge_record = next(r for r in records if r["type"] == "badge")
     assert badge_record["data"] == {
-        "reader": "hall", "driver": "rdm6300", "uid": "0A1B2C3D4E", "uid_len": 5
+        "reader": "hall",
+        "driver": "rdm6300",
+        "uid": "0A1B2C3D4E",
+        "uid_len": 5,
     }
     heartbeat = next(r for r in records if r["type"] == "heartbeat")
     assert heartbeat["data"]["readers"] == {"hall": "ok"}
@@ -160,8 +163,7 @@ def test_a_second_daemon_is_refused_and_the_first_keeps_running(device: Device) 
 
 def test_mock_pin_moves_a_door_in_the_daemon(tmp_path: Path, portal: LivePortal) -> None:
     doors = (
-        '[[doors]]\nname = "front"\npin = 17\npull = "up"\nopen_when = "high"\n'
-        "debounce_ms = 20\n"
+        '[[doors]]\nname = "front"\npin = 17\npull = "up"\nopen_when = "high"\ndebounce_ms = 20\n'
     )
     device = make_device(tmp_path, portal, doors=doors)
     with DaemonProcess(device) as daemon:
