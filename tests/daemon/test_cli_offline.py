@@ -1,4 +1,4 @@
-"""``qatysu upload``, ``export`` and ``ack``: through the daemon while it runs, directly otherwise."""
+"""``qatysu upload``, ``export`` and ``ack``: through the daemon, or directly when it is stopped."""
 
 from __future__ import annotations
 
