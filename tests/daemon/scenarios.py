@@ -7,13 +7,16 @@ import itertools
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from agent.exceptions import ControlError, ReaderError
 from agent.protocol import verify_chain
 from agent.protocol.keys import public_key_from_b64
-from tests.daemon.support import DaemonProcess, Device, LivePortal, wait_until
+from tests.daemon.support import DaemonProcess, Device, LivePortal, make_device, wait_until
+from tests.support.chaos_proxy import FAULTS, ChaosProxy
 
 _uids = itertools.count(0x10000000)
 
@@ -76,7 +79,7 @@ class Tapper:
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:
-            thread.join(15)
+            thread.join(25)
 
     def _tap(self) -> None:
         while not self._stop.is_set():
@@ -120,8 +123,17 @@ class Tapper:
             return len(self.log.confirmed) < len(self.log.sent)
 
     def _acks(self) -> None:
+        """Poll ``status`` and note when a receipt first covers each confirmed seq;
+        after stop, go on (up to 20 s) until every confirmed tap is covered."""
         client = self.daemon.device.client(5.0)
-        while not self._stop.is_set():
+        give_up: float | None = None
+        while True:
+            if self._stop.is_set():
+                give_up = give_up or time.monotonic() + 20.0
+                with self._lock:
+                    done = all(s in self.log.acked_at for s in self.log.confirmed.values())
+                if done or time.monotonic() > give_up:
+                    return
             try:
                 acked = client.request("status")["last_ack_seq"]
             except ControlError:
@@ -197,3 +209,57 @@ def kill_loop(
         drain(daemon)
         daemon.terminate()
     return log, check_portal_chain(portal, device, log)
+
+
+def chaos_schedule(seed: int) -> Callable[[int], str]:
+    """Half the requests meet a fault, any of the proxy's."""
+    rng = random.Random(seed)
+    faults = [f for f in FAULTS if f != "pass"]
+
+    def pick(n: int) -> str:
+        return rng.choice(faults) if rng.random() < 0.5 else "pass"
+
+    return pick
+
+
+def run_chaos(
+    tmp_path: Path, portal: LivePortal, seconds: float, seed: int = 6
+) -> tuple[TapLog, dict[str, int]]:
+    """Taps for ``seconds`` while the network fails in every way the proxy knows
+    (per-request faults, refused connections, a fake portal, one portal
+    restart); then the network heals and the device must drain. Asserts the
+    portal then holds exactly the device's chain and every confirmed tap once."""
+    proxy = ChaosProxy(("127.0.0.1", portal.server.port), delay_s=4.0)
+    device = make_device(tmp_path, portal, portal_url=proxy.url)
+    rng = random.Random(seed)
+    try:
+        with DaemonProcess(device) as daemon:
+            daemon.wait_ready()
+            with Tapper(daemon, interval_s=0.004) as tapper:
+                end = time.monotonic() + seconds
+                restarted = False
+                while time.monotonic() < end:
+                    phase = rng.choice(["schedule", "refuse", "fake", "pass"])
+                    if phase == "schedule":
+                        proxy.schedule = chaos_schedule(rng.randrange(1 << 30))
+                    elif phase == "refuse":
+                        proxy.refuse(True)
+                    elif phase == "fake":
+                        proxy.schedule, proxy.mode = None, "fake"
+                    time.sleep(rng.uniform(0.3, 1.2))
+                    proxy.refuse(False)
+                    proxy.schedule, proxy.mode = None, "pass"
+                    if not restarted and time.monotonic() > end - seconds / 2:
+                        restarted = True
+                        proxy.upstream = ("127.0.0.1", portal.restart())
+            status = drain(daemon, timeout=120)
+            daemon.terminate()
+        check = check_portal_chain(portal, device, tapper.log)
+        records = portal.records(device.device_id)
+        assert [r["seq"] for r in records] == list(range(1, status["head_seq"] + 1))
+        assert check.failure is None, check.failure
+        assert check.missing == [] and check.duplicated == []
+        assert status["pending"] == 0
+        return tapper.log, {"taps": check.confirmed, "records": check.records, **proxy.counts}
+    finally:
+        proxy.stop()

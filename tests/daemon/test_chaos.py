@@ -2,70 +2,20 @@
 
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
 
-from tests.daemon.scenarios import Tapper, check_portal_chain, drain
+from tests.daemon.scenarios import Tapper, check_portal_chain, drain, run_chaos
 from tests.daemon.support import DaemonProcess, LivePortal, make_device, wait_until
-from tests.support.chaos_proxy import FAULTS, ChaosProxy
+from tests.support.chaos_proxy import ChaosProxy
 
 CHAOS_S = 12.0
-
-
-def chaos_schedule(seed: int) -> object:
-    rng = random.Random(seed)
-    faults = [f for f in FAULTS if f != "pass"]
-
-    def pick(n: int) -> str:
-        return rng.choice(faults) if rng.random() < 0.5 else "pass"
-
-    return pick
-
-
-def run_chaos(tmp_path: Path, portal: LivePortal, seconds: float, seed: int = 6) -> dict[str, int]:
-    """Taps for ``seconds`` through every fault the proxy knows, refusals and a portal
-    restart; then the network heals and the device drains. Returns counts."""
-    proxy = ChaosProxy(("127.0.0.1", portal.server.port), delay_s=4.0)
-    device = make_device(tmp_path, portal, portal_url=proxy.url)
-    rng = random.Random(seed)
-    try:
-        with DaemonProcess(device) as daemon:
-            daemon.wait_ready()
-            with Tapper(daemon, interval_s=0.004) as tapper:
-                end = time.monotonic() + seconds
-                restarted = False
-                while time.monotonic() < end:
-                    phase = rng.choice(["schedule", "refuse", "fake", "pass"])
-                    if phase == "schedule":
-                        proxy.schedule = chaos_schedule(rng.randrange(1 << 30))  # type: ignore[assignment]
-                    elif phase == "refuse":
-                        proxy.refuse(True)
-                    elif phase == "fake":
-                        proxy.schedule, proxy.mode = None, "fake"
-                    time.sleep(rng.uniform(0.3, 1.2))
-                    proxy.refuse(False)
-                    proxy.schedule, proxy.mode = None, "pass"
-                    if not restarted and time.monotonic() > end - seconds / 2:
-                        restarted = True
-                        proxy.upstream = ("127.0.0.1", portal.restart())
-            status = drain(daemon, timeout=90)
-            daemon.terminate()
-        check = check_portal_chain(portal, device, tapper.log)
-        records = portal.records(device.device_id)
-        assert [r["seq"] for r in records] == list(range(1, status["head_seq"] + 1))
-        assert check.failure is None, check.failure
-        assert check.missing == [] and check.duplicated == []
-        assert status["pending"] == 0
-        return {"taps": check.confirmed, "records": check.records, **dict(proxy.counts)}
-    finally:
-        proxy.stop()
 
 
 def test_taps_through_chaos_reach_the_portal_exactly_once(
     tmp_path: Path, portal: LivePortal
 ) -> None:
-    counts = run_chaos(tmp_path, portal, CHAOS_S)
+    _log, counts = run_chaos(tmp_path, portal, CHAOS_S)
     assert counts["taps"] > 500
     assert counts.get("fake", 0) > 0 and counts.get("pass", 0) > 0
 
