@@ -13,3 +13,6 @@ from agent.cli.base import cli, main
 from agent.cli import verify as _verify  # noqa: F401  # isort: skip
 
 __all__ = ["cli", "main"]
+from agent.cli import run as _run  # noqa: F401  # isort: skip
+from agent.cli import upload as _upload  # noqa: F401  # isort: skip
+from agent.cli import export as _export  # noqa: F401  # isort: skip
