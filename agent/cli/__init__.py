@@ -13,3 +13,6 @@ from agent.cli.base import cli, main
 from agent.cli import verify as _verify  # noqa: F401  # isort: skip
 
 __all__ = ["cli", "main"]
+from agent.cli import init as _init  # noqa: F401  # isort: skip
+from agent.cli import profiles as _profiles  # noqa: F401  # isort: skip
+from agent.cli import config_cmd as _config_cmd  # noqa: F401  # isort: skip
