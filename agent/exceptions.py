@@ -14,6 +14,8 @@ The tree::
     ├── HardwareError           readers and sensors (foreign errors wrapped here)
     │   └── ReaderError
     ├── UploadError             the uploader's view of a portal exchange
+    │   ├── PortalUnreachable   no answer: refused, reset, timed out, cut short
+    │   └── PortalRefused       an answer the caller cannot use (status, body)
     └── ControlError            the daemon's control socket
 """
 
@@ -70,3 +72,15 @@ class UploadError(QatysuError):
 
 class ControlError(QatysuError):
     """The daemon's control socket could not serve a request."""
+
+
+class PortalUnreachable(UploadError):
+    """No usable answer from the portal (httpx transport error wrapped, as cause)."""
+
+
+class PortalRefused(UploadError):
+    """The portal answered with a status the caller cannot act on; ``status`` holds it."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
