@@ -103,19 +103,20 @@ def check_config(
             owners[pin] = key
 
     # Names must be unique: records and the portal tell devices apart by name.
-    for section, entries in (
-        ("readers", config.readers),
-        ("doors", config.doors),
-        ("tamper", config.tamper),
-    ):
+    named: list[tuple[str, list[str]]] = [
+        ("readers", [r.name for r in config.readers]),
+        ("doors", [d.name for d in config.doors]),
+        ("tamper", [t.name for t in config.tamper]),
+    ]
+    for section, names in named:
         seen: dict[str, int] = {}
-        for i, entry in enumerate(entries):
-            if not entry.name.strip():
+        for i, entry_name in enumerate(names):
+            if not entry_name.strip():
                 error(f"{section}.{i}.name", "must not be empty")
-            elif entry.name in seen:
-                error(f"{section}.{i}.name", f"{entry.name!r} is also {section}.{seen[entry.name]}")
+            elif entry_name in seen:
+                error(f"{section}.{i}.name", f"{entry_name!r} is also {section}.{seen[entry_name]}")
             else:
-                seen[entry.name] = i
+                seen[entry_name] = i
 
     if not config.readers:
         warn("readers", "no [[readers]] entry: the device will record doors only")
@@ -123,7 +124,9 @@ def check_config(
     for i, reader in enumerate(config.readers):
         key = f"readers.{i}"
         if reader.driver not in DRIVERS:
-            error(f"{key}.driver", f"unknown driver {reader.driver!r} (known: {', '.join(DRIVERS)})")
+            error(
+                f"{key}.driver", f"unknown driver {reader.driver!r} (known: {', '.join(DRIVERS)})"
+            )
             continue
         if reader.poll_ms <= 0:
             error(f"{key}.poll_ms", "must be above 0")

@@ -41,7 +41,7 @@ _COMMENTS: dict[str, str] = {
 
 
 def _value(value: Any) -> str:
-    return tomlkit.item(value).as_string()
+    return str(tomlkit.item(value).as_string())
 
 
 def _entry(lines: list[str], values: dict[str, Any]) -> None:
@@ -71,7 +71,7 @@ def render_config(profile: Profile, state_dir: Path | None = None) -> str:
         "# Written by 'qatysu enroll --portal URL --token TOKEN': url, device_id,",
         "# center_id and public_key (the portal's key, pinned: receipts must carry it).",
         'url = ""',
-        "# ca_file = \"\"          # extra CA bundle for a city PKI; TLS is always verified",
+        '# ca_file = ""          # extra CA bundle for a city PKI; TLS is always verified',
         "# upload_interval_s = 30 # upload at least this often",
         "# batch_records = 500",
         "",

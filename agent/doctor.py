@@ -139,7 +139,10 @@ def needed_boot_lines(config: AgentConfig) -> list[tuple[str, tuple[str, ...]]]:
         needs.append(("SPI0 for the MFRC522", ("dtparam=spi=on",)))
     if 1 in buses:
         needs.append(
-            ("SPI1 for the MFRC522", ("dtoverlay=spi1-1cs", "dtoverlay=spi1-2cs", "dtoverlay=spi1-3cs"))
+            (
+                "SPI1 for the MFRC522",
+                ("dtoverlay=spi1-1cs", "dtoverlay=spi1-2cs", "dtoverlay=spi1-3cs"),
+            )
         )
     uart = [
         r
@@ -148,7 +151,9 @@ def needed_boot_lines(config: AgentConfig) -> list[tuple[str, tuple[str, ...]]]:
         and r.port.split("/")[-1] in ("serial0", "ttyAMA0", "ttyS0")
     ]
     if uart:
-        needs.append(("the GPIO 14/15 UART", ("enable_uart=1", "dtparam=uart0=on", "dtparam=uart0")))
+        needs.append(
+            ("the GPIO 14/15 UART", ("enable_uart=1", "dtparam=uart0=on", "dtparam=uart0"))
+        )
     return needs
 
 
@@ -279,9 +284,7 @@ def check_groups(config: AgentConfig, users: Users, user: str) -> list[Check]:
     checks = []
     for group in needed_groups(config):
         if group not in users.groups:
-            checks.append(
-                Check("group", "fail", f"no group {group}", f"groupadd --system {group}")
-            )
+            checks.append(Check("group", "fail", f"no group {group}", f"groupadd --system {group}"))
         elif users.in_group(user, group):
             checks.append(Check("group", "pass", f"{user} is in {group}"))
         else:
@@ -377,7 +380,9 @@ def check_portal(config: AgentConfig, facts: Facts) -> list[Check]:
     portal = config.portal
     checks: list[Check] = []
     if not portal.url:
-        return [Check("portal", "fail", "portal.url not set", "qatysu enroll --portal URL --token T")]
+        return [
+            Check("portal", "fail", "portal.url not set", "qatysu enroll --portal URL --token T")
+        ]
     if urlsplit(portal.url).scheme == "http":
         checks.append(Check("portal", "warn", f"{portal.url} is plain http (lab only)"))
     if not portal.device_id or not portal.public_key:
@@ -388,9 +393,7 @@ def check_portal(config: AgentConfig, facts: Facts) -> list[Check]:
         try:
             public_key_from_b64(portal.public_key)
         except ProtocolError as exc:
-            checks.append(
-                Check("enrollment", "fail", f"portal.public_key: {exc}", "enroll again")
-            )
+            checks.append(Check("enrollment", "fail", f"portal.public_key: {exc}", "enroll again"))
         else:
             checks.append(
                 Check("enrollment", "pass", f"device {portal.device_id}, portal key pinned")

@@ -98,7 +98,14 @@ def status_command(obj: Context, as_json: bool) -> None:
         ("last acknowledged", f"seq {status.get('last_ack_seq')}"),
         ("last receipt", _age(status.get("last_receipt_server_ms"), now_ms)),
         ("last upload", _age(status.get("last_upload_ms"), now_ms)),
-        ("clock", {True: "synchronised", False: "NOT synchronised"}.get(synced, "unknown")),
+        (
+            "clock",
+            "synchronised"
+            if synced is True
+            else "NOT synchronised"
+            if synced is False
+            else "unknown",
+        ),
     ]
     if status.get("last_upload_error"):
         rows.append(("upload error", status["last_upload_error"]))

@@ -35,13 +35,13 @@ def _pick(names: Sequence[str], name: str | None, what: str) -> list[str]:
             raise Exit(f"no {what} in the config", 2)
         return list(names)
     if name not in names:
-        raise Exit(f"--name: no {what} named {name!r} (configured: {', '.join(names) or 'none'})", 2)
+        raise Exit(
+            f"--name: no {what} named {name!r} (configured: {', '.join(names) or 'none'})", 2
+        )
     return [name]
 
 
-def _drain(
-    events: queue.Queue[Any], deadline: float, stop: threading.Event
-) -> Iterator[Any]:
+def _drain(events: queue.Queue[Any], deadline: float, stop: threading.Event) -> Iterator[Any]:
     while not stop.is_set():
         remaining = deadline - time.monotonic()
         if remaining <= 0:
