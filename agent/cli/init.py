@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
 
 from agent.cli.base import Context, Exit, cli
 from agent.cli.output import echo_json
+from agent.config import load_config
 from agent.config_edit import write_preserving_mode
 from agent.config_template import render_config
+from agent.exceptions import QatysuError
 from agent.identity import generate_key_file, load_key_file
 from agent.profiles import load_profile, profile_names
 from agent.protocol import public_key_b64
@@ -28,7 +31,9 @@ from agent.protocol import public_key_b64
     type=click.Path(path_type=Path, file_okay=False),
     help="Where records and the key live (default /var/lib/qatysu).",
 )
-@click.option("--force", is_flag=True, help="Replace an existing config file.")
+@click.option(
+    "--force", is_flag=True, help="Replace an existing config (its state dir stays by default)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as one JSON object.")
 @click.pass_obj
 def init_command(
@@ -49,13 +54,15 @@ def init_command(
     path = obj.config_path
     if path.exists() and not force:
         raise Exit(f"{path}: a config already exists (use --force to replace it)")
+    if state_dir is None and path.exists():
+        # Re-initialising keeps the records and the key where they are.
+        with contextlib.suppress(QatysuError):
+            state_dir = load_config(path).device.state_dir
     text = render_config(profile, state_dir.absolute() if state_dir else None)
     try:
         write_preserving_mode(path, text)
     except OSError as exc:
         raise Exit(f"{path}: cannot write: {exc.strerror or exc}") from exc
-    from agent.config import load_config
-
     config = load_config(path)
     try:
         config.device.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
