@@ -31,7 +31,7 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
         from rich.console import Console
         from rich.table import Table
 
-        rich_table = Table(title=title or None)
+        rich_table = Table(title=title or None, show_header=any(columns))
         for column in columns:
             rich_table.add_column(column)
         for row in cells:
@@ -43,6 +43,7 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=False)]
     if title:
         click.echo(title)
-    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=False)).rstrip())
+    if any(columns):
+        click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=False)).rstrip())
     for row in cells:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
