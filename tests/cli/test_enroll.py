@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,15 +149,10 @@ def test_enroll_https_with_an_untrusted_certificate_fails(site: Site, run: Run) 
     port = server.getsockname()[1]
 
     def serve() -> None:
-        try:
+        with contextlib.suppress(OSError):
             conn, _ = server.accept()
-            with conn:
-                try:
-                    context.wrap_socket(conn, server_side=True).close()
-                except (ssl.SSLError, OSError):
-                    pass
-        except OSError:
-            pass
+            with conn, contextlib.suppress(ssl.SSLError, OSError):
+                context.wrap_socket(conn, server_side=True).close()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
