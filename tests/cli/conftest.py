@@ -14,6 +14,11 @@ import pytest
 
 from agent.cli import main
 from agent.config import AgentConfig, load_config
+from portal.app import create_app
+from portal.registry import add_center
+from portal.settings import Settings
+from portal.state import Portal, open_portal
+from tests.portal.support import LiveServer
 
 
 @dataclass
@@ -90,3 +95,19 @@ def site(tmp_path: Path, short_dir: Path, run: Run) -> Site:
 def sim_site(tmp_path: Path, short_dir: Path, run: Run) -> Site:
     """A device initialised from the demo-simulated profile (no hardware at all)."""
     return make_site(tmp_path, short_dir, run, "demo-simulated")
+
+
+@pytest.fixture
+def portal(tmp_path: Path) -> Iterator[Portal]:
+    opened = open_portal(Settings(data_dir=tmp_path / "portal"))
+    add_center(opened.engine, "c1", "Center one", now=opened.clock())
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def live(portal: Portal) -> Iterator[LiveServer]:
+    server = LiveServer(create_app(portal.settings, portal=portal))
+    server.start()
+    yield server
+    server.stop()

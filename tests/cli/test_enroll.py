@@ -4,35 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from agent.config import load_config
 from agent.protocol import public_key_b64
-from portal.app import create_app
-from portal.registry import add_center, create_enroll_token
-from portal.settings import Settings
-from portal.state import Portal, open_portal
+from portal.registry import create_enroll_token
+from portal.state import Portal
 from tests.cli.conftest import Run, Site
 from tests.portal.support import LiveServer
-
-
-@pytest.fixture
-def portal(tmp_path: Path) -> Iterator[Portal]:
-    opened = open_portal(Settings(data_dir=tmp_path / "portal"))
-    add_center(opened.engine, "c1", "Center one", now=opened.clock())
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def live(portal: Portal) -> Iterator[LiveServer]:
-    server = LiveServer(create_app(portal.settings, portal=portal))
-    server.start()
-    yield server
-    server.stop()
 
 
 def token(portal: Portal) -> str:
