@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
@@ -146,9 +147,14 @@ def _watch_daemon(
 
 
 def _factory() -> Any:
+    from gpiozero.exc import PinFactoryFallback
+
     from agent.gpio import make_pin_factory
 
-    return make_pin_factory()
+    # gpiozero warns once per backend it skips; the error that follows says enough.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PinFactoryFallback)
+        return make_pin_factory()
 
 
 def _options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -293,10 +299,11 @@ def test_feedback(obj: Context, pattern: str | None, timeout_s: float, as_json: 
     try:
         if daemon_running(socket_path):
             client = ControlClient(socket_path, timeout_s=timeout_s)
-            for name in patterns:
+            for index, name in enumerate(patterns):
+                if index:
+                    time.sleep(2)  # let the previous pattern play out first
                 client.request("feedback", pattern=name)
                 _said(name, as_json, "the running agent")
-                time.sleep(2)  # let one pattern play out before the next
         else:
             factory = _factory()
             for name in patterns:

@@ -70,9 +70,7 @@ def verify_command(file: Path, public_key: str | None, as_json: bool) -> int:
         where = f" at seq {failure.seq}" if failure.seq is not None else ""
         click.echo(f"{file}: BROKEN{where}: {failure.reason}: {failure.detail}")
     else:
-        span = (
-            f"seq {report.first_seq}..{report.last_seq}" if report.count else "no records"
-        )
+        span = f"seq {report.first_seq}..{report.last_seq}" if report.count else "no records"
         state = f"intact with {len(report.gaps)} declared gap(s)" if report.gaps else "intact"
         click.echo(f"{file}: {state}, {report.count} records of device {report.device} ({span})")
         for gap in report.gaps:

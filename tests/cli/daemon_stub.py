@@ -47,14 +47,15 @@ class DaemonSide:
 
         def watch(fields: dict[str, Any]) -> dict[str, Any]:
             self.requests.append(("watch", fields))
+            # Cursor n means "the first n - 1 events seen"; 0 asks for "from now".
             after = int(fields.get("after", 0))
             with self._cond:
-                if after == 0:  # "from now": the cursor is the current end
-                    return {"cursor": len(self.events), "events": []}
+                if after == 0:
+                    return {"cursor": len(self.events) + 1, "events": []}
                 self._cond.wait_for(
-                    lambda: len(self.events) > after, timeout=fields.get("wait_ms", 0) / 1000
+                    lambda: len(self.events) >= after, timeout=fields.get("wait_ms", 0) / 1000
                 )
-                return {"cursor": len(self.events), "events": self.events[after:]}
+                return {"cursor": len(self.events) + 1, "events": self.events[after - 1 :]}
 
         def feedback(fields: dict[str, Any]) -> dict[str, Any]:
             self.requests.append(("feedback", fields))
