@@ -15,7 +15,8 @@ The tree::
     │   └── ReaderError
     ├── UploadError             the uploader's view of a portal exchange
     │   ├── PortalUnreachable   no answer: refused, reset, timed out, cut short
-    │   └── PortalRefused       an answer the caller cannot use (status, body)
+    │   ├── PortalRefused       an answer the caller cannot use (status, body)
+    │   └── OfflineError        a bundle export or receipt file (the USB stick path)
     └── ControlError            the daemon's control socket
 """
 
@@ -84,3 +85,7 @@ class PortalRefused(UploadError):
     def __init__(self, message: str, status: int = 0) -> None:
         super().__init__(message)
         self.status = status
+
+
+class OfflineError(UploadError):
+    """A bundle could not be exported or a receipt file not applied; names the file."""

@@ -53,8 +53,7 @@ def load_key_file(path: Path) -> Ed25519PrivateKey:
         raise KeyFileError(f"{path}: cannot read device key: {exc}") from exc
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyFileError(
-            f"{path}: device key is mode {stat.S_IMODE(st.st_mode):04o}; "
-            f"run 'chmod 600 {path}'"
+            f"{path}: device key is mode {stat.S_IMODE(st.st_mode):04o}; run 'chmod 600 {path}'"
         )
     try:
         return private_key_from_raw(bytes.fromhex(text))

@@ -68,9 +68,7 @@ class SegmentStorage(Storage):
         if scan.damaged or scan.torn_tail:
             raise RecordBufferError(f"{self.path}: segment needs recovery ({scan.problem})")
         self.size = scan.size
-        self._docs: dict[str, dict[str, Any]] = {
-            str(r["seq"]): _StoredDoc(r) for r in scan.records
-        }
+        self._docs: dict[str, dict[str, Any]] = {str(r["seq"]): _StoredDoc(r) for r in scan.records}
         self._fd: int | None = None
         if not read_only:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)

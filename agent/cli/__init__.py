@@ -20,3 +20,6 @@ from agent.cli import enroll as _enroll  # noqa: F401  # isort: skip
 from agent.cli import status as _status  # noqa: F401  # isort: skip
 from agent.cli import doctor as _doctor  # noqa: F401  # isort: skip
 from agent.cli import testcmd as _testcmd  # noqa: F401  # isort: skip
+from agent.cli import run as _run  # noqa: F401  # isort: skip
+from agent.cli import upload as _upload  # noqa: F401  # isort: skip
+from agent.cli import export as _export  # noqa: F401  # isort: skip

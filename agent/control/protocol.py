@@ -85,9 +85,11 @@ def decode_request(line: bytes) -> tuple[str, dict[str, Any]]:
 
 
 def decode_answer(line: bytes) -> dict[str, Any]:
-    """The answer object; an error answer raises ControlError with its text."""
+    """The answer object; an error answer raises ControlError with its text.
+
+    An error answer holds ``error`` and nothing else: ``upload`` answers carry
+    an ``error`` field of their own (the round's outcome) beside its counts."""
     answer = _parse_object(line, "answer")
-    error = answer.get("error")
-    if error is not None:
-        raise ControlError(str(error))
+    if set(answer) == {"error"}:
+        raise ControlError(str(answer["error"]))
     return answer

@@ -77,12 +77,16 @@ class ControlServer:
             known = ", ".join(sorted(self.handlers))
             return error_answer(f"unknown command {cmd!r} (known: {known})")
         try:
-            return handler(fields)
+            answer = handler(fields)
         except QatysuError as exc:
             return error_answer(str(exc))
         except Exception as exc:
             logger.exception("control command %r failed", cmd)
             return error_answer(f"internal error in {cmd!r}: {type(exc).__name__}: {exc}")
+        if set(answer) == {"error"}:
+            # Only error answers look like this; a handler must not send one by accident.
+            return error_answer(f"{cmd!r} answered an error: {answer['error']}")
+        return answer
 
     def _accept_loop(self) -> None:
         assert self._sock is not None

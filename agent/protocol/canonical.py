@@ -183,7 +183,6 @@ def parse_json(data: bytes | str) -> Any:
     return value
 
 
-
 def _lenient_int(text: str) -> int | Invalid:
     digits = text.lstrip("-")
     if len(digits) > 16 or abs(int(text)) > MAX_SAFE_INT:

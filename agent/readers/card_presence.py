@@ -52,8 +52,7 @@ class PresenceTracker:
 
     def _gone(self, seen: _Seen, now: float) -> bool:
         return (
-            seen.absent_polls >= self.absent_polls
-            and now - seen.last_seen >= self.repeat_window_s
+            seen.absent_polls >= self.absent_polls and now - seen.last_seen >= self.repeat_window_s
         )
 
     def __len__(self) -> int:

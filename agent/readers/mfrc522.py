@@ -319,9 +319,7 @@ class Mfrc522Reader(Reader):
             self._sleep(RESET_PULSE_S)
             self._gpio.output(self.reset_pin, 1)
         except _FOREIGN as exc:
-            raise ReaderError(
-                f"reader {self.name}: reset pin GPIO{self.reset_pin}: {exc}"
-            ) from exc
+            raise ReaderError(f"reader {self.name}: reset pin GPIO{self.reset_pin}: {exc}") from exc
         self._sleep(OSCILLATOR_START_S)
 
     def _transceive(self, frame: Frame) -> Reply | None:

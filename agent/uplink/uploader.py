@@ -8,7 +8,6 @@ call ever runs under it (the daemon's writer keeps appending meanwhile).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -204,32 +203,32 @@ class Uploader:
     # --- receipts --------------------------------------------------------------------
 
     def _acknowledge(self, receipt: object) -> int:
-        """Act on a receipt that checks out (SPEC section 2); fail the round otherwise."""
+        """Act on a receipt that checks out (SPEC section 2); alarm and fail the round otherwise."""
+        freed, kind, problem = self._try_acknowledge(receipt)
+        if problem:
+            self._alarm(kind, problem)
+            self._fail(problem)
+        return freed
+
+    def _try_acknowledge(self, receipt: object) -> tuple[int, str, str]:
+        """(freed, alarm kind, problem); deletes only what a checked receipt covers."""
         verdict = check_receipt(
             receipt, self.portal_key, self.device_id, self.store.knows, self.store.last_ack
         )
-        if verdict.receipt is None:
-            self._alarm(verdict.kind, verdict.problem)
-            self._fail(verdict.problem)
         checked = verdict.receipt
-        assert checked is not None
-        if (
-            checked["seq"] <= self.store.last_ack[0]
-            and checked["record_hash"] == self.store.last_ack[1]
-        ):
+        if checked is None:
+            return 0, verdict.kind, verdict.problem
+        last_ack = self.store.last_ack
+        if checked["seq"] == 0 or (checked["seq"], checked["record_hash"]) == last_ack:
             self._received(checked)
-            return 0  # nothing new covered
-        if checked["seq"] == 0:
-            self._received(checked)
-            return 0  # the portal holds nothing of this device yet
+            return 0, "", ""  # nothing new covered (or the portal holds nothing yet)
         try:
             freed = self.store.acknowledge(checked)
         except ReceiptError as exc:  # the store changed between the check and now
-            self._alarm("receipt_unknown_hash", str(exc))
-            self._fail(str(exc))
+            return 0, "receipt_unknown_hash", str(exc)
         self._received(checked)
         self._alarmed.clear()  # a good receipt ends an episode: alarm again next time
-        return freed
+        return freed, "", ""
 
     def _received(self, receipt: dict[str, Any]) -> None:
         self.last_receipt_server_ms = receipt["server_ms"]
@@ -344,9 +343,9 @@ class Uploader:
     def _halt(self, decision: Decision) -> None:
         """Stop sending (keep everything), alarm once, and end the round."""
         if decision.receipt is not None:
-            # The valid prefix may still be acted on, if its receipt checks out.
-            with contextlib.suppress(_RoundFailed):
-                self._acknowledge(decision.receipt)
+            # The valid prefix may still be acted on, if its receipt checks out;
+            # if it does not, the halt's own alarm says enough.
+            self._try_acknowledge(decision.receipt)
         self.halted = decision.detail
         self._alarm(decision.alarm_kind, decision.detail)
         delay = self.policy.halted()

@@ -44,6 +44,9 @@ def test_request_and_answer_round_trip() -> None:
     assert decode_request(encode({"cmd": "upload", "wait_s": 3})) == ("upload", {"wait_s": 3})
     with pytest.raises(ControlError, match=r"^boom$"):
         decode_answer(encode({"error": "boom"}))
+    # An upload answer reports its round's error beside its counts: not an error answer.
+    upload = {"uploaded": 0, "pending": 3, "error": "portal unreachable"}
+    assert decode_answer(encode(upload)) == upload
 
 
 def _server(path: Path) -> ControlServer:
