@@ -14,11 +14,8 @@ import pytest
 
 from agent.cli import main
 from agent.config import AgentConfig, load_config
-from portal.app import create_app
-from portal.registry import add_center
-from portal.settings import Settings
-from portal.state import Portal, open_portal
-from tests.portal.support import LiveServer
+from portal.state import Portal
+from tests.daemon.support import LivePortal
 
 
 @dataclass
@@ -98,16 +95,13 @@ def sim_site(tmp_path: Path, short_dir: Path, run: Run) -> Site:
 
 
 @pytest.fixture
-def portal(tmp_path: Path) -> Iterator[Portal]:
-    opened = open_portal(Settings(data_dir=tmp_path / "portal"))
-    add_center(opened.engine, "c1", "Center one", now=opened.clock())
-    yield opened
-    opened.close()
+def live(tmp_path: Path) -> Iterator[LivePortal]:
+    """The real portal under uvicorn on 127.0.0.1, center c1."""
+    server = LivePortal(tmp_path / "portal")
+    yield server
+    server.close()
 
 
 @pytest.fixture
-def live(portal: Portal) -> Iterator[LiveServer]:
-    server = LiveServer(create_app(portal.settings, portal=portal))
-    server.start()
-    yield server
-    server.stop()
+def portal(live: LivePortal) -> Portal:
+    return live.portal

@@ -15,7 +15,7 @@ from agent.protocol import public_key_b64
 from portal.state import Portal
 from tests.cli.conftest import Run, Site, make_site
 from tests.cli.daemon_stub import daemon_side
-from tests.portal.support import LiveServer
+from tests.daemon.support import LivePortal
 
 ME = os.getuid()
 MY_GID = os.getgid()
@@ -246,13 +246,13 @@ def test_running_daemon_reports_readers_and_upload_error(
 
 
 @pytest.fixture
-def portal_site(site: Site, run: Run, live: LiveServer) -> Iterator[Site]:
+def portal_site(site: Site, run: Run, live: LivePortal) -> Iterator[Site]:
     enrolled(site, run, live.url)
     yield site
 
 
 def test_portal_reachable_and_unreachable(
-    portal_site: Site, run: Run, root: FakeRoot, portal: Portal, live: LiveServer
+    portal_site: Site, run: Run, root: FakeRoot, portal: Portal, live: LivePortal
 ) -> None:
     good_pi5(root)
     args = ("--config", portal_site.config, "doctor", "--root", root.path, "--no-probe", "--json")
@@ -267,7 +267,7 @@ def test_portal_reachable_and_unreachable(
     assert any(
         c["status"] == "pass" and c["detail"] == f"{live.url} answers" for c in portal_checks
     )
-    live.stop()
+    live.server.stop()
     result = run(*args)
     assert result.code == 1
     failed = [c for c in result.json() if c["check"] == "portal" and c["status"] == "fail"]

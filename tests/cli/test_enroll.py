@@ -12,7 +12,7 @@ from agent.protocol import public_key_b64
 from portal.registry import create_enroll_token
 from portal.state import Portal
 from tests.cli.conftest import Run, Site
-from tests.portal.support import LiveServer
+from tests.daemon.support import LivePortal
 
 
 def token(portal: Portal) -> str:
@@ -25,7 +25,7 @@ def enroll(run: Run, site: Site, url: str, tok: str, *extra: str) -> tuple[int, 
 
 
 def test_enroll_pins_the_portal_key_and_keeps_the_comments(
-    site: Site, run: Run, portal: Portal, live: LiveServer
+    site: Site, run: Run, portal: Portal, live: LivePortal
 ) -> None:
     before = site.config.read_text()
     code, out, err = enroll(run, site, live.url, token(portal), "--insecure", "--json")
@@ -58,7 +58,7 @@ def test_enroll_refuses_plain_http_without_insecure(site: Site, run: Run) -> Non
 
 
 def test_enroll_unknown_token_is_a_failure_naming_the_portal(
-    site: Site, run: Run, live: LiveServer
+    site: Site, run: Run, live: LivePortal
 ) -> None:
     code, _, err = enroll(run, site, live.url, "qen_nonsense", "--insecure")
     assert code == 1
@@ -66,7 +66,7 @@ def test_enroll_unknown_token_is_a_failure_naming_the_portal(
     assert load_config(site.config).portal.device_id == ""
 
 
-def test_enroll_twice_needs_force(site: Site, run: Run, portal: Portal, live: LiveServer) -> None:
+def test_enroll_twice_needs_force(site: Site, run: Run, portal: Portal, live: LivePortal) -> None:
     tok = token(portal)
     assert enroll(run, site, live.url, tok, "--insecure")[0] == 0
     first = load_config(site.config).portal.device_id
