@@ -10,7 +10,7 @@ import click
 import tomlkit
 
 from agent.cli.base import Context, Exit, cli
-from agent.cli.output import echo_json
+from agent.cli.output import busy, echo_json
 from agent.config import AgentConfig, load_config
 from agent.config_check import check_config
 from agent.config_edit import set_values, write_preserving_mode
@@ -90,11 +90,12 @@ def validate_command(obj: Context, offline: bool, as_json: bool) -> int:
             echo_json({"file": str(path), "valid": False, "errors": [str(exc)], "warnings": []})
             return 2
         raise
-    findings = check_config(
-        config,
-        port_exists=None if offline else (lambda port: Path(port).exists()),
-        url_problem=None if offline else url_problem,
-    )
+    with busy(f"asking {config.portal.url or 'the portal'}..."):
+        findings = check_config(
+            config,
+            port_exists=None if offline else (lambda port: Path(port).exists()),
+            url_problem=None if offline else url_problem,
+        )
     errors = [f for f in findings if f.level == "error"]
     if as_json:
         echo_json(

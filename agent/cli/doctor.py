@@ -10,7 +10,7 @@ import click
 
 from agent.buffer.status import read_status
 from agent.cli.base import Context, cli
-from agent.cli.output import echo_json, on_terminal, table
+from agent.cli.output import busy, echo_json, on_terminal, table
 from agent.clock import kernel_clock_synced
 from agent.config import AgentConfig, load_config
 from agent.control.client import ControlClient, daemon_running
@@ -100,7 +100,8 @@ def doctor_command(
     the daemon running and its last upload. Exit 1 when any check fails.
     """
     config = load_config(obj.config_path)
-    facts = gather_facts(config, offline=offline, probe=not no_probe)
+    with busy("checking the readers, the portal and the daemon..."):
+        facts = gather_facts(config, offline=offline, probe=not no_probe)
     checks = run_checks(config, root, facts, user=user)
     failed = any(c.status == "fail" for c in checks)
     if as_json:

@@ -12,7 +12,7 @@ import click
 
 from agent import __version__
 from agent.cli.base import Context, Exit, cli
-from agent.cli.output import echo_json
+from agent.cli.output import busy, echo_json
 from agent.config import load_config
 from agent.config_edit import set_values, write_preserving_mode
 from agent.exceptions import ConfigError, PortalRefused, PortalUnreachable, ProtocolError
@@ -73,7 +73,7 @@ def enroll_command(
     except ConfigError as exc:
         raise Exit(str(exc), 2) from exc
     try:
-        with client:
+        with client, busy(f"enrolling with {url}..."):
             answer = client.enroll(token, public_key_b64(key), __version__, hardware_facts())
     except PortalRefused as exc:
         hint = {401: "unknown token", 410: "token used by another key or expired"}.get(exc.status)

@@ -6,6 +6,7 @@ it and it reads well in a journal or an SSH session without a terminal.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -13,11 +14,20 @@ from typing import Any
 
 import click
 
-__all__ = ["echo_json", "on_terminal", "table"]
+__all__ = ["busy", "echo_json", "on_terminal", "table"]
 
 
 def on_terminal() -> bool:
     return sys.stdout.isatty()
+
+
+def busy(message: str) -> contextlib.AbstractContextManager[Any]:
+    """A spinner on stderr while something slow runs, when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True).status(message)
 
 
 def echo_json(value: Any) -> None:
