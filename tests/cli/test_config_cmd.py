@@ -175,3 +175,19 @@ def test_set_without_a_config_file(tmp_path: Path, run: Run) -> None:
 
 def test_set_missing_arguments_is_a_usage_error(site: Site, run: Run) -> None:
     assert run(*cfg(site, "set", "portal.url")).code == 2
+
+
+def test_broken_toml_names_the_file_for_validate_and_set(site: Site, run: Run) -> None:
+    site.config.write_text(site.config.read_text() + "\n[doors\n")
+    result = run(*cfg(site, "validate"))
+    assert result.code == 2 and f"{site.config}: not valid TOML" in result.err
+    before = site.config.read_text()
+    result = run(*cfg(site, "set", "portal.url", "https://x"))
+    assert result.code == 2 and f"{site.config}: not valid TOML" in result.err
+    assert site.config.read_text() == before
+
+
+def test_set_an_unknown_driver_is_refused(site: Site, run: Run) -> None:
+    result = run(*cfg(site, "set", "readers.0.driver", "pn532"))
+    assert result.code == 2
+    assert "readers.0.driver: unknown driver 'pn532'" in result.err
