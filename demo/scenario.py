@@ -37,7 +37,8 @@ from agent.readers.framing import em4100_frame
 from demo.proxy import CuttableRelay
 
 ZONE = ZoneInfo("Asia/Almaty")
-MARGIN_MIN = 10  # the demo's pre-lesson margin (the portal default is 30)
+MARGIN_MIN = 5  # the demo's pre-lesson margin (the portal default is 30)
+LESSON_MIN = 9
 DOOR_WINDOW_S = 60  # SPEC section 7: a door open within 60 s of a read
 
 
@@ -208,11 +209,16 @@ class Demo:
             say(f"   {club.center_id}: RDM6300 reader on {tty}, door on mock GPIO 17, enrolled")
 
     def schedule_lessons(self) -> dict[str, Any]:
+        # A lesson that began a minute ago and lasts 9 minutes. The portal calls a
+        # center offline when no record came for over 2 heartbeat intervals (10 min
+        # by default) of a lesson's window, and a device installed a minute ago was
+        # silent before: the window must not reach far before the agents started.
         now = datetime.now(ZONE)
-        start = (now + timedelta(minutes=2)).replace(second=0, microsecond=0)
-        end = start + timedelta(minutes=20)
-        if end.date() != now.date():  # near midnight: a lesson that began a while ago
-            start = now.replace(hour=23, minute=0, second=0, microsecond=0)
+        start = now.replace(second=0, microsecond=0) - timedelta(minutes=1)
+        end = start + timedelta(minutes=LESSON_MIN)
+        if end.date() != now.date():
+            say("   (it is nearly midnight in Almaty: the lesson ends at 23:59, and the "
+                "report may call part of its window offline)")
             end = now.replace(hour=23, minute=59, second=0, microsecond=0)
         say(f"== 3. Today's lessons: {start:%H:%M}-{end:%H:%M} Asia/Almaty; the pre-lesson "
             f"margin is shortened to {MARGIN_MIN} min to fit the demo (default 30)")
@@ -332,7 +338,7 @@ class Demo:
             return {"centers": 0, "records": 0}
         say(f"== 8. A month of history for {self.o.history_centers} more centers "
             "(synthetic city, real signatures, the portal's own ingest)")
-        first = date.today() - timedelta(days=self.o.history_days)
+        first = datetime.now(ZONE).date() - timedelta(days=self.o.history_days)
         line = self.portal_cli(
             "generate-city", "--centers", str(self.o.history_centers),
             "--days", str(self.o.history_days), "--from", first.isoformat(),
@@ -362,12 +368,13 @@ class Demo:
                 confirmations.append((child_id, club.group_id, day.isoformat(),
                                       datetime.now(ZONE).isoformat(timespec="seconds"),
                                       "EDS parent of " + child_id))
-        for kind, rows in (("roster", roster), ("schedule", schedule),
+        # The schedule names the groups the roster and confirmations refer to.
+        for kind, rows in (("schedule", schedule), ("roster", roster),
                            ("confirmations", confirmations)):
             path = self.data / f"demo-{kind}.csv"
             _write_csv(path, rows)
             self.portal_cli("import", kind, str(path))
-        say("   imported demo-roster.csv, demo-schedule.csv, demo-confirmations.csv "
+        say("   imported demo-schedule.csv, demo-roster.csv, demo-confirmations.csv "
             "(`;` delimited, as Excel writes them in a Russian locale)")
 
     def reconcile(self, day: date, history: dict[str, Any]) -> dict[str, Any]:
