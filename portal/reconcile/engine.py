@@ -164,7 +164,8 @@ class _Center:
                 read.reasons.add(NO_DOOR_PASSAGE)
 
     def _take(self, log: DeviceLog, times: list[int], events: list[IntegrityEvent]) -> None:
-        placed, trusted = place(log, self.settings.time_tolerance_ms)
+        placed, trusted = place(log, self.settings.time_tolerance_ms,
+                                self.settings.time_bracket_ms)
         times.extend(placed)
         dev = log.device_id
         types = log.type

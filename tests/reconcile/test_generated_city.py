@@ -56,3 +56,48 @@ def test_engine_agrees_with_labels_everywhere(seed: int) -> None:
           f"honest at-risk rate {honest:.3%} of {len(city.tapped_rows)}")
     assert recall > 0.99
     assert honest < 0.01
+
+
+def _reconcile(city, link, settings):  # type: ignore[no-untyped-def]
+    logs = {d.center_id: link.log(d) for d in city.devices}
+    events: dict[str, list[IntegrityEvent]] = defaultdict(list)
+    owner = {d.device_id: d.center_id for d in city.devices}
+    for ev in link.events:
+        events[owner[ev.device_id]].append(ev)
+    return reconcile(
+        city.config.first, city.last, schedule=city.schedule, members=city.members(),
+        confirmations=city.confirmations,
+        load_center=lambda c: CenterInput(c, [logs[c]], events[c]),
+        settings=settings, zone=load_zone(city.config.timezone),
+    )
+
+
+def test_honest_devices_that_never_sync_are_verified_by_their_receipts() -> None:
+    # Half the devices' kernels never report NTP sync (clock right to 20 s); they
+    # upload like the agent, so each record sits between receipts <= ~300 s apart.
+    config = CityConfig(centers=6, days=14, seed=5, sign=False, injected=0.2, unsynced=0.5)
+    city, link = generate(config)
+    assert isinstance(link, LocalPortal)
+    unsynced = {d.center_id for d in city.devices if d.never_synced}
+    assert unsynced and unsynced != {d.center_id for d in city.devices}
+    # Every record of those devices is bracketed narrowly except after an outage.
+    log = link.log(next(d for d in city.devices if d.never_synced))
+    widths = sorted(hi - lo for lo, hi in zip(log.anchor_ms, log.covered_ms, strict=True)
+                    if lo is not None and hi is not None)
+    assert widths[len(widths) * 99 // 100] <= 310_000
+    center_of = {g.group_id: g.center_id for g in city.schedule}
+    honest = [k for k in city.tapped_rows if center_of[k[1]] in unsynced]
+    shares = {}
+    for bracket_ms in (600_000, 0):
+        settings = ReconcileSettings(time_bracket_ms=bracket_ms)
+        labels = label(city, settings)
+        result = _reconcile(city, link, settings)
+        got = {(r.child_id, r.group_id, r.date): (r.status, r.reasons) for r in result.rows}
+        wrong = {k for k in set(labels) | set(got) if labels.get(k) != got.get(k)}
+        assert not wrong, sorted(wrong)[:5]
+        assert sum(got[k][0] in AT_RISK for k in city.fraud_rows) == len(city.fraud_rows)
+        shares[bracket_ms] = sum(got[k][0] in AT_RISK for k in honest) / len(honest)
+    print(f"\nhonest rows of never-synced devices at risk: {shares[600_000]:.2%} with the "
+          f"bracket, {shares[0]:.2%} SPEC-literal ({len(honest)} rows)")
+    assert shares[600_000] < 0.01
+    assert shares[0] > 0.9  # SPEC-literal: everything they record is time_untrusted
