@@ -118,3 +118,12 @@ def test_a_never_synced_device_through_the_real_ingest_is_verified(store: Portal
         assert got == labels
         statuses = Counter(got[k][0] for k in city.tapped_rows)
         assert statuses.most_common(1)[0][0] == want, statuses
+
+
+def test_the_language_setting_is_checked() -> None:
+    from portal.exceptions import PortalConfigError
+    from portal.settings import Settings
+
+    assert Settings.from_env(environ={"QATYSU_PORTAL_LANGUAGE": "kk"}).language == "kk"
+    with pytest.raises(PortalConfigError, match="language must be ru, en or kk"):
+        Settings.from_env(environ={"QATYSU_PORTAL_LANGUAGE": "de"})
