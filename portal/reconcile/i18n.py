@@ -1,8 +1,9 @@
 """Interface text of the auditor pages: Russian, English, and a Kazakh welcome.
 
 The language comes from ``?lang=`` (kept in the session), else the browser's
-Accept-Language, else the portal's ``language`` setting (Russian by default). Kazakh pages show the Kazakh welcome and
-otherwise Russian text until a full translation is supplied.
+Accept-Language, else the portal's ``language`` setting (Russian by default).
+Kazakh pages show the Kazakh welcome and otherwise Russian text until a full
+translation is supplied.
 """
 
 from __future__ import annotations
