@@ -36,7 +36,7 @@ import hashlib
 import itertools
 import logging
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
@@ -218,6 +218,9 @@ class City:
     injections: dict[tuple[str, date], str]  # (group, date) -> kind
     fraud_rows: set[tuple[str, str, date]]  # rows where someone claimed an absent child
     tapped_rows: set[tuple[str, str, date]]  # present and tapped, lesson untouched
+    # What honest behaviour the run produced (cluster sizes, short gaps, held doors,
+    # forgotten taps and confirmations, clocks set wrong): the tests check its shape.
+    stats: Counter[str] = field(default_factory=Counter)
 
     @property
     def last(self) -> date:
@@ -371,15 +374,20 @@ def _center(city: City, rng: random.Random, center: str, center_lessons: list[Le
         if held:
             actions.append(_door(start - 26 * MIN, "open"))
             actions.append(_door(start + 8 * MIN, "closed"))
+            city.stats["doors_held"] += 1
+        city.stats["lessons"] += 1
+        city.stats["forgot_tap"] += len(forgot)
+        city.stats["arrivals"] += len(arrivals)
         _clusters(rng, actions, tapped, start - 25 * MIN, start + 4 * MIN, not held,
-                  None if kind else lesson)
-        _clusters(rng, actions, tapped, end + MIN, end + 8 * MIN, True)
-        _ = forgot
+                  None if kind else lesson, city.stats)
+        _clusters(rng, actions, tapped, end + MIN, end + 8 * MIN, True, None, city.stats)
         # Confirmations: attending children (unless the parent forgot) and the fakes.
         for c in kids:
             claimed = c in fakes
             if (c.child_id in attending and rng.random() >= cfg.forget_confirm) or claimed:
                 city.confirmations.append(_confirm(rng, c, lesson, city.zone))
+            elif c.child_id in attending:
+                city.stats["forgot_confirm"] += 1
             if claimed:
                 city.fraud_rows.add((c.child_id, lesson.group_id, lesson.date))
         t = start + 31 * MIN
@@ -427,6 +435,10 @@ def _center(city: City, rng: random.Random, center: str, center_lessons: list[Le
                 city.injections[(group, day)] = "no_lesson"
                 break
     segments = _segments(rng, cfg, begin, finish, off, forged, device.never_synced)
+    city.stats["boots"] += len(segments)
+    city.stats["boots_clock_wrong_then_synced"] += sum(s.sync_ms is not None for s in segments)
+    city.stats["boots_clock_forged"] += sum(s.forged for s in segments)
+    city.stats["devices_never_synced"] += device.never_synced
     recorded = _run(cfg, rng, device, actions, segments, holes, link)
     city.tapped_rows.update(recorded)
 
@@ -448,17 +460,21 @@ def _gap_ms(rng: random.Random) -> int:
 
 
 def _clusters(rng: random.Random, actions: list[_Action], kids: list[Child], lo: int, hi: int,
-              doors: bool, lesson: Lesson | None = None) -> None:
+              doors: bool, lesson: Lesson | None, stats: Counter[str]) -> None:
     i = 0
     while i < len(kids):
         size = rng.randint(1, 6)
+        stats[f"cluster_{len(kids[i:i + size])}"] += 1
         t = rng.randint(lo, hi)
         if doors:
             actions.append(_door(t, "open"))
         t += rng.randint(1000, 4000)
         for k, c in enumerate(kids[i:i + size]):
             if k:
-                t += _gap_ms(rng)
+                gap = _gap_ms(rng)
+                t += gap
+                stats["gaps"] += 1
+                stats["gaps_under_1500"] += gap < 1500
             action = _badge(t, rng.choice(c.badges))
             if lesson is not None:
                 action.row = (c.child_id, lesson.group_id, lesson.date)
