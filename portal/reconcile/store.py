@@ -201,10 +201,17 @@ def load_members(conn: Connection) -> list[Member]:
 
 
 def load_confirmations(conn: Connection, first: date, last: date) -> list[Confirmation]:
-    query = select(confirmations).where(
+    query = select(confirmations.c.child_id, confirmations.c.group_id, confirmations.c.date,
+                   confirmations.c.confirmed_at, confirmations.c.signer).where(
         confirmations.c.date.between(first.isoformat(), last.isoformat()))
-    return [Confirmation(r.child_id, r.group_id, date.fromisoformat(r.date), r.confirmed_at,
-                         r.signer) for r in conn.execute(query)]
+    days: dict[str, date] = {}  # a month has 31 dates and 100,000 confirmations
+    out = []
+    for child, group, day, at, signer in conn.execute(query):
+        when = days.get(day)
+        if when is None:
+            when = days[day] = date.fromisoformat(day)
+        out.append(Confirmation(child, group, when, at, signer))
+    return out
 
 
 def center_devices(conn: Connection, center_id: str) -> list[str]:
@@ -224,6 +231,9 @@ _DATA_SQL = (
 )
 
 
+_DECODER = json.JSONDecoder()
+
+
 def _sql(conn: Connection, template: str) -> str:
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     return template.format(p=mark, types=", ".join(f"'{t}'" for t in DATA_TYPES))
@@ -233,7 +243,7 @@ def load_center(conn: Connection, center_id: str, lo_ms: int, hi_ms: int) -> Cen
     """The center's records that may fall in ``[lo_ms, hi_ms]``, device by device."""
     inp = CenterInput(center_id)
     log_sql, data_sql = _sql(conn, _LOG_SQL), _sql(conn, _DATA_SQL)
-    loads = json.loads
+    loads = _DECODER.raw_decode  # stored data is compact JSON: no whitespace to skip
     for device_id in center_devices(conn, center_id):
         # Anchors name receipts signed before the record was made: at most LATE_MS early.
         server_ms: dict[str, int] = dict(conn.execute(
@@ -255,7 +265,7 @@ def load_center(conn: Connection, center_id: str, lo_ms: int, hi_ms: int) -> Cen
             cursor.execute(log_sql, (device_id, first_seq, last_seq))
             rows = cursor.fetchall()  # one fetch, then columns: no per-row Python
             cursor.execute(data_sql, (device_id, first_seq, last_seq))
-            payload = {seq: d if isinstance(d, dict) else loads(d)
+            payload = {seq: d if isinstance(d, dict) else loads(d)[0]
                        for seq, d in cursor.fetchall()}
         finally:
             cursor.close()
@@ -268,7 +278,7 @@ def load_center(conn: Connection, center_id: str, lo_ms: int, hi_ms: int) -> Cen
             log.synced = list(map(bool, synced))
             log.boot = list(boots)
             log.mono_ns = list(monos)
-            log.anchor_ms = [get(a) if a else None for a in anchors]
+            log.anchor_ms = list(map(get, anchors))  # "" (no receipt yet) is no key: None
             log.covered_ms = list(covered)
             log.data = list(map(payload.get, seqs))
         inp.logs.append(log)
