@@ -447,6 +447,9 @@ _JSON_COLUMNS = ("data", "body")
 _encode_data = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
+_COPY_SQL = f"COPY records ({', '.join(_RECORD_COLUMNS)}) FROM STDIN"
+
+
 def _insert_sql(dialect: str) -> str:
     """A plain positional INSERT for the driver: the JSON columns get text we already encoded."""
     if dialect == "sqlite":
@@ -487,6 +490,17 @@ def _insert_records(conn: Connection, content: _Content, indexes: list[int]) -> 
         return
     rows, flags = content.rows, content.sig_checked
     params = [(*rows[i], flags[i]) for i in indexes]
+    if conn.dialect.name == "postgresql":
+        # COPY streams the rows in one go; an executemany of INSERTs costs a
+        # round trip per row on this driver.
+        cursor = conn.connection.cursor()  # psycopg's, in this transaction
+        try:
+            with cursor.copy(_COPY_SQL) as copy:
+                for row in params:
+                    copy.write_row(row)
+        finally:
+            cursor.close()
+        return
     conn.exec_driver_sql(_insert_sql(conn.dialect.name), params)
 
 
