@@ -356,12 +356,15 @@ def _store(
             head.public_key, head.device_id, head.head_seq, head.head_hash, gaps, signatures=False
         )
         held = _held_hashes(conn, head, good)
-        accepted: list[int] = []
+        accepted = _linked_prefix(good, verifier)
+        if len(accepted) < len(good):
+            held.update((good[i]["seq"], good[i]["hash"]) for i in accepted)
         bridged: list[DeclaredGap] = []
         duplicates = 0
         failure: Failure | None = None
         failed_at = len(good)
-        for index, record in enumerate(good):
+        for index in range(len(accepted), len(good)):
+            record = good[index]
             seq = record["seq"]
             if seq <= verifier.last_seq:
                 known = held.get(seq)
@@ -421,6 +424,24 @@ def _store(
         if failure is not None:
             _keep_evidence(conn, head, batch[failed_at:], failure, now)
         return outcome
+
+
+def _linked_prefix(good: list[dict[str, Any]], verifier: ChainVerifier) -> list[int]:
+    """Accept the leading records that are each the next seq and link to the one before.
+
+    The common case, in a tight loop: for such a record
+    ``ChainVerifier.check_sequence`` finds nothing and bridges nothing.
+    """
+    seq, prev = verifier.next_seq, verifier.last_hash
+    count = 0
+    for record in good:
+        if record["seq"] != seq or record["prev"] != prev:
+            break
+        seq, prev = seq + 1, record["hash"]
+        count += 1
+    if count:
+        verifier.last_seq, verifier.last_hash = seq - 1, prev
+    return list(range(count))
 
 
 def _held_hashes(conn: Connection, head: DeviceHead, good: list[dict[str, Any]]) -> dict[int, str]:
