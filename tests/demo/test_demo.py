@@ -59,7 +59,9 @@ def test_honest_alatau_is_clean(demo_run: dict[str, object]) -> None:
 def test_history_reconciled_and_nothing_left_running(demo_run: dict[str, object]) -> None:
     month = demo_run["month"]
     assert isinstance(month, dict)
-    assert month["by_status"].get("verified", 0) > 0
+    # Reconciled with the default margin: most generated lessons are honest.
+    verified = month["by_status"].get("verified", 0)
+    assert verified > 4 * month["by_status"].get("confirmed_without_presence", 0), month
     assert month["kzt_at_risk"] > 0  # the generator injects fraud
     data = Path(str(demo_run["data_dir"]))
     assert (data / "report-today.html").stat().st_size > 0
