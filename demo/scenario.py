@@ -86,7 +86,7 @@ class Options:
     data_dir: Path
     children_per_club: int = 6
     offline_s: float = 20.0
-    history_centers: int = 6
+    history_centers: int = 5
     history_days: int = 30
     seed: int = 7
     keep_running: bool = False
