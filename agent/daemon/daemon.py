@@ -277,8 +277,15 @@ class Daemon:
         if self.pin_factory is not None:
             with contextlib.suppress(Exception):
                 self.pin_factory.close()
-        if self._client is not None:
-            with contextlib.suppress(Exception):
-                self._client.close()
+        if self.uploads is not None:
+            # A round in flight is abandoned: the next run's first round
+            # resends whatever it had not seen acknowledged.
+            self.uploads.thread.join(max(0.0, deadline - time.monotonic()))
+            if not self.uploads.alive:
+                with contextlib.suppress(Exception):
+                    self.uploads.uploader.close()
+                if self._client is not None:
+                    with contextlib.suppress(Exception):
+                        self._client.close()
         self.notifier.close()
         logger.info("stopped")

@@ -76,9 +76,18 @@ def test_boot_heartbeat_and_config_records_with_an_rdm6300_on_a_pty(
         with DaemonProcess(device) as daemon:
             daemon.wait_ready()
             cursor = daemon.request("watch", after=0, wait_ms=0)["cursor"]
-            pty.write(em4100_frame("0A1B2C3D4E"))
-            answer = daemon.request("watch", after=cursor, wait_ms=10_000)
-            badge = next(e for e in answer["events"] if e["kind"] == "badge")
+
+            def presented() -> dict[str, object] | None:
+                # pyserial drops input that arrived before the port was open:
+                # present the card again until the reader has it (a card held
+                # in the field repeats its frame too).
+                nonlocal cursor
+                pty.write(em4100_frame("0A1B2C3D4E"))
+                answer = daemon.request("watch", after=cursor, wait_ms=2000)
+                cursor = answer["cursor"]
+                return next((e for e in answer["events"] if e["kind"] == "badge"), None)
+
+            badge = wait_until(presented, what="the badge from the pty")
             assert badge["uid"] == "0A1B2C3D4E" and badge["driver"] == "rdm6300"
             assert badge["stored"] is True
             wait_until(
