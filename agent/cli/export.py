@@ -13,6 +13,7 @@ import click
 from agent.cli.base import Context, Exit, cli
 from agent.config import AgentConfig, load_config
 from agent.control import ControlClient, daemon_running
+from agent.daemon.commands import export_answer
 from agent.daemon.daemon import check_enrolled, outbox
 
 
@@ -56,16 +57,18 @@ def export_command(ctx: Context, directory: Path, as_json: bool) -> int:
             count = writer.pending_count
         finally:
             writer.close()
-        first, last = (int(part) for part in path.stem.rsplit("-", 2)[1:])
-        result = {"path": str(path), "first_seq": first, "last_seq": last, "count": count}
-    if as_json:
-        click.echo(json.dumps(result))
-    else:
-        click.echo(
-            f"wrote {result['path']}: {result['count']} records, "
-            f"seq {result['first_seq']}..{result['last_seq']}"
-        )
+        result = export_answer(path, count)
+    _report(
+        result,
+        as_json,
+        f"wrote {result['path']}: {result['count']} records, "
+        f"seq {result['first_seq']}..{result['last_seq']}",
+    )
     return 0
+
+
+def _report(result: dict[str, Any], as_json: bool, line: str) -> None:
+    click.echo(json.dumps(result) if as_json else line)
 
 
 def _move_out(staged: Path, folder: Path) -> Path:
@@ -122,11 +125,9 @@ def ack_command(ctx: Context, file: Path, as_json: bool) -> int:
             result = {"freed": freed, "last_ack_seq": writer.last_ack[0]}
         finally:
             writer.close()
-    if as_json:
-        click.echo(json.dumps(result))
-    else:
-        click.echo(
-            f"{file}: {result['freed']} records freed, acknowledged up to seq "
-            f"{result['last_ack_seq']}"
-        )
+    _report(
+        result,
+        as_json,
+        f"{file}: {result['freed']} records freed, acknowledged up to seq {result['last_ack_seq']}",
+    )
     return 0
