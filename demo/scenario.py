@@ -31,8 +31,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from agent.control import ControlClient
 
+from agent.control import ControlClient
 from agent.readers.framing import em4100_frame
 from demo.proxy import CuttableRelay
 
