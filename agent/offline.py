@@ -18,7 +18,13 @@ from typing import Any, Protocol
 from agent.buffer.files import write_file_durably
 from agent.buffer.storage import fsync_dir
 from agent.exceptions import OfflineError, ProtocolError, ReceiptError
-from agent.protocol import bundle_filename, make_bundle, parse_json, public_key_from_b64
+from agent.protocol import (
+    RECEIPT_FIELDS,
+    bundle_filename,
+    make_bundle,
+    parse_json,
+    public_key_from_b64,
+)
 from agent.uplink.policy import check_receipt
 from agent.uplink.uploader import UploadStore
 
@@ -91,6 +97,9 @@ def read_receipt_file(path: Path) -> dict[str, Any]:
         value = value["receipt"]
     if not isinstance(value, dict):
         raise OfflineError(f"{path}: not a receipt file: expected a JSON object")
+    if set(value) != set(RECEIPT_FIELDS):
+        # A wrong file handed over (a bundle, a config): no alarm for that.
+        raise OfflineError(f"{path}: not a receipt file: fields {', '.join(sorted(value))}")
     return value
 
 

@@ -31,8 +31,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from agent.control import ControlClient
 
+from agent.control import ControlClient, daemon_running
 from agent.readers.framing import em4100_frame
 from demo.proxy import CuttableRelay
 
@@ -71,7 +71,7 @@ class Club:
 
     @property
     def control(self) -> ControlClient:
-        return ControlClient(self.state_dir / "control.sock", timeout=30)
+        return ControlClient(self.state_dir / "control.sock", timeout_s=30)
 
 
 @dataclass
@@ -223,13 +223,17 @@ class Demo:
                 stderr=open(club.state_dir / "agent.log", "wb"),  # noqa: SIM115
             )
         for club in self.clubs:
-            _wait_for(club.control.available, 30, f"agent {club.center_id} did not start")
+            _wait_for(
+                lambda c=club: daemon_running(c.state_dir / "control.sock"),
+                30,
+                f"agent {club.center_id} did not start",
+            )
             # The enclosure is shut and the door closed before children come.
             self.pin(club, 27, "low")
             self.pin(club, 17, "low")
 
     def pin(self, club: Club, pin: int, level: str) -> None:
-        club.control.request("mock-pin", pin=pin, level=level)
+        club.control.request("mock-pin", pin=pin, level=level == "high")
 
     def tap(self, club: Club, child: Child, *, hold_s: float = 0.3) -> None:
         """A card held to the RDM6300: it repeats the frame while the card is there."""

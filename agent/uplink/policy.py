@@ -281,6 +281,10 @@ class UploadPolicy:
         self.shrink *= 2
         return True
 
+    def current_delay_s(self) -> float:
+        """The delay the last failure chose (0 when the last exchange succeeded)."""
+        return self._delay or 0.0
+
     def next_delay_s(self, pending: int) -> float:
         """When the next round should run."""
         if self._delay is not None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,7 +25,7 @@ from agent.exceptions import (
 from agent.protocol import ChainVerifier, Failure, parse_gap_data, public_key_from_b64
 from agent.protocol.records import check_record_shape, seal_digest
 from agent.uplink.answer import PortalAnswer
-from agent.uplink.client import PortalClient, encode_record
+from agent.uplink.client import PortalClient, encode_record, gzip_batch
 from agent.uplink.policy import (
     Action,
     Decision,
@@ -78,6 +79,15 @@ class UploadResult:
     halted: bool = False  # sending is stopped until the portal's cursor checks out
 
 
+@dataclass(frozen=True)
+class _Batch:
+    after: int  # read right after this seq
+    limit: int  # with this record limit
+    records: list[dict[str, Any]]
+    body: bytes  # the gzip request body
+    hole_at: int | None = None  # the first pending seq, when it lies beyond after + 1
+
+
 class _RoundFailed(Exception):
     """Ends a round: ``delay`` already chosen by the policy."""
 
@@ -99,6 +109,7 @@ class Uploader:
         clock: Clock,
         *,
         device_key_b64: str = "",
+        prefetch: bool = True,
     ) -> None:
         self.store = store
         self.client = client
@@ -116,58 +127,116 @@ class Uploader:
         self.last_upload_ms: int | None = None  # wall ms of the last verified receipt
         self.last_receipt_server_ms: int | None = None
         self.alarms_written = 0
+        self._not_before: float | None = None  # no attempt before this (monotonic s)
+        self._pool = ThreadPoolExecutor(1, "qatysu-upload-prefetch") if prefetch else None
+        self._prefetch: Future[_Batch] | None = None
 
     # --- the round ------------------------------------------------------------------
 
-    def run_once(self) -> UploadResult:
-        """One round: send pending batches until nothing is pending or an exchange fails."""
+    def run_once(
+        self,
+        *,
+        force: bool = False,
+        until: float | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> UploadResult:
+        """One round: send pending batches until nothing is pending or an exchange fails.
+
+        Before the delay chosen after a failure (backoff, Retry-After, a stop)
+        has passed, a round sends nothing unless ``force`` (an operator's
+        ``qatysu upload``). ``until`` (the clock's monotonic seconds) ends the
+        round early; ``progress(uploaded, pending)`` is called after each batch.
+        """
         with self._round:
+            now = self.clock.monotonic()
+            if not force and self._not_before is not None and now < self._not_before:
+                error = self.last_error or "waiting before the next attempt"
+                return UploadResult(0, self.store.pending_count, error, self.halted is not None)
             uploaded = 0
             try:
                 if self.halted is not None:
                     self._probe()
                 stop_at = self.store.head[0]
-                while True:
+                while until is None or self.clock.monotonic() < until:
                     freed = self._step(stop_at)
                     if freed is None:
                         break
                     uploaded += freed
+                    if progress is not None:
+                        progress(uploaded, self.store.pending_count)
             except _RoundFailed as exc:
+                self._claim_prefetched(-1)  # a new round reads afresh
                 self.last_error = str(exc)
+                self._not_before = self.clock.monotonic() + self.policy.current_delay_s()
                 return UploadResult(
                     uploaded, self.store.pending_count, str(exc), self.halted is not None
                 )
+            self._claim_prefetched(-1)
             self.policy.succeeded()
             self.last_error = None
+            self._not_before = None
             return UploadResult(uploaded, self.store.pending_count)
 
     def next_delay_s(self) -> float:
         """Seconds until the loop should call :meth:`run_once` again."""
+        if self._not_before is not None:
+            return max(0.0, self._not_before - self.clock.monotonic())
         return self.policy.next_delay_s(self.store.pending_count)
 
     def _step(self, stop_at: int) -> int | None:
         """Send the next batch (or declare the next hole); None when there is nothing to send."""
         last_ack = self.store.last_ack[0]
-        records = self.store.pending(limit=self.policy.max_records)
-        if not records or records[0]["seq"] > stop_at:
+        batch = self._claim_prefetched(last_ack) or self._prepare(last_ack, stop_at)
+        if batch.hole_at is not None:
+            return self._declare_hole(last_ack + 1, batch.hole_at)
+        if not batch.records:
             return None
-        expected = last_ack + 1
+        records = batch.records
+        if self._pool is not None:
+            # Read and encode the next batch while the portal works on this one.
+            self._prefetch = self._pool.submit(self._prepare, records[-1]["seq"], stop_at)
+        answer = self._exchange(lambda: self.client.post_body(self.device_id, batch.body))
+        decision = classify(answer, self.clock.read().wall_ms / 1000)
+        logger.debug("batch %d..%d: %s", records[0]["seq"], records[-1]["seq"], decision.detail)
+        return self._act(decision, records)
+
+    def _prepare(self, after: int, stop_at: int) -> _Batch:
+        """The next batch after seq ``after``: contiguous, within the policy's limits."""
+        limit = self.policy.max_records
+        records = self.store.pending(limit=limit, after_seq=after)
+        if not records or records[0]["seq"] > stop_at:  # newer records wait for the next round
+            return _Batch(after, limit, [], b"")
         first = records[0]["seq"]
-        if first > expected:
-            return self._declare_hole(expected, first)
+        if first > after + 1:
+            return _Batch(after, limit, [], b"", hole_at=first)
         run = contiguous_run([r["seq"] for r in records], first)
         parts = [encode_record(r) for r in records[:run]]
         count = self.policy.batch_size([len(p) for p in parts])
-        batch = records[:count]
-        answer = self._exchange(lambda: self.client.post_encoded(self.device_id, parts[:count]))
-        decision = classify(answer, self.clock.read().wall_ms / 1000)
-        logger.debug("batch %d..%d: %s", first, batch[-1]["seq"], decision.detail)
-        return self._act(decision, batch)
+        return _Batch(after, limit, records[:count], gzip_batch(parts[:count]))
+
+    def _claim_prefetched(self, last_ack: int) -> _Batch | None:
+        """The prefetched batch if it was read right after ``last_ack`` with today's limits."""
+        future, self._prefetch = self._prefetch, None
+        if future is None:
+            return None
+        try:
+            batch = future.result()
+        except Exception:  # read again in this thread, where errors surface
+            return None
+        if batch.after != last_ack or batch.limit != self.policy.max_records:
+            return None
+        return batch
+
+    def close(self) -> None:
+        """Stop the prefetch thread (the client is the caller's to close)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def _act(self, decision: Decision, batch: Sequence[dict[str, Any]]) -> int:
         action = decision.action
         if action is Action.ACK:
-            freed = self._acknowledge(decision.receipt)
+            freed = self._acknowledge_or_bridge(decision.receipt)
             if self.store.last_ack[0] < batch[0]["seq"]:
                 # A 200 that covers none of the batch: going on would resend forever.
                 self._fail(
@@ -176,7 +245,7 @@ class Uploader:
             return freed
         if action is Action.RESYNC:
             before = self.store.last_ack[0]
-            freed = self._acknowledge(decision.receipt)
+            freed = self._acknowledge_or_bridge(decision.receipt)
             if self.store.last_ack[0] == before:
                 self._fail(f"{decision.detail}: no progress (portal expects seq {decision.seq})")
             return freed
@@ -247,16 +316,36 @@ class Uploader:
             self._alarm("undeclared_hole", problem)
             self._fail(problem)
         assert gap is not None
+        return self._post_gap(gap, expected)
+
+    def _acknowledge_or_bridge(self, receipt: object) -> int:
+        """Acknowledge; but a genuine receipt for a seq inside a hole this device has
+        declared means the portal got part of the lost records before they were lost
+        here: declare the hole from there (its receipt names a hash this device knows)."""
+        freed, kind, problem = self._try_acknowledge(receipt)
+        if not problem:
+            return freed
+        if kind == "receipt_unknown_hash" and isinstance(receipt, dict):
+            portal_next = receipt["seq"] + 1  # the signature checked: the fields are sound
+            gap = self._find_gap(portal_next, None)
+            if gap is not None:
+                logger.warning("the portal holds seq %d, lost here: declaring", receipt["seq"])
+                return self._post_gap(gap, portal_next)
+        self._alarm(kind, problem)
+        self._fail(problem)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _post_gap(self, gap: dict[str, Any], expected: int) -> int:
+        """Send one gap record alone to ``/gaps`` and act on the answer."""
+        last_seq = gap["data"]["last_seq"]
         answer = self._exchange(lambda: self.client.post_gap(self.device_id, gap))
         decision = classify(answer, self.clock.read().wall_ms / 1000)
-        logger.info(
-            "gap record %d for %d..%d: %s", gap["seq"], expected, first - 1, decision.detail
-        )
+        logger.info("gap record %d for %d..%d: %s", gap["seq"], expected, last_seq, decision.detail)
         if decision.action is Action.ACK:
             freed = self._acknowledge(decision.receipt)
-            if self.store.last_ack[0] < first - 1:
+            if self.store.last_ack[0] < last_seq:
                 self._fail(
-                    f"declaring {expected}..{first - 1}: receipt does not reach the hole's end"
+                    f"declaring {expected}..{last_seq}: receipt does not reach the hole's end"
                 )
             return freed
         if decision.action in (Action.QUARANTINE, Action.RESYNC):
@@ -266,16 +355,19 @@ class Uploader:
             )
         return self._act(decision, [gap])
 
-    def _find_gap(self, expected: int, first: int) -> dict[str, Any] | None:
-        """The pending gap record that bridges ``expected`` up to the record ``first``."""
-        after = first - 1
+    def _find_gap(self, expected: int, first: int | None) -> dict[str, Any] | None:
+        """The pending gap record whose hole bridges ``expected`` (and, when given,
+        ends right before the record ``first``)."""
+        after = expected - 1 if first is None else first - 1
         while True:
             page = self.store.pending(limit=_GAP_SCAN_PAGE, after_seq=after)
             for record in page:
                 if record.get("type") != "gap":
                     continue
                 gap = parse_gap_data(record)
-                if not isinstance(gap, str) and gap.last_seq + 1 == first and gap.bridges(expected):
+                if isinstance(gap, str) or not gap.bridges(expected):
+                    continue
+                if first is None or gap.last_seq + 1 == first:
                     return record
             if len(page) < _GAP_SCAN_PAGE:
                 return None

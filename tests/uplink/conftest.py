@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.buffer import RecordBuffer
 from agent.chain import ChainWriter
-from agent.clock import ManualClock
+from agent.clock import Clock, ManualClock
 from agent.config import BufferConfig
 from agent.protocol import public_key_b64
 from agent.uplink import ChainStore, PortalClient, Uploader
@@ -78,7 +78,12 @@ class Rig:
         return self.store
 
     def uploader(
-        self, url: str | None = None, *, timeout_s: float = 5.0, **policy: Any
+        self,
+        url: str | None = None,
+        *,
+        timeout_s: float = 5.0,
+        clock: Clock | None = None,
+        **policy: Any,
     ) -> Uploader:
         assert self.store is not None
         client = PortalClient(url or self.server.url, insecure=True, timeout_s=timeout_s)
@@ -90,7 +95,7 @@ class Rig:
             UploadPolicy(**settings),
             self.portal_key,
             self.device_id,
-            self.clock,
+            clock or self.clock,
             device_key_b64=self.public_key,
         )
 

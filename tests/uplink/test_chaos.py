@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from agent.clock import SystemClock
 from agent.protocol import verify_chain
 from tests.support.chaos_proxy import FAULTS, ChaosProxy
 from tests.uplink.conftest import Rig, wait_for
@@ -45,13 +46,15 @@ def test_ten_thousand_records_through_chaos_arrive_exactly_once(rig: Rig) -> Non
     assert store is not None
     rng = random.Random(20261126)
     window = {"fake": False}
+    faults = [f for f in FAULTS if f not in ("pass", "fake")]
 
     def schedule(n: int) -> str:
+        """Every other request faulty, each fault in turn, the rest at random."""
         if window["fake"]:
             return "fake"
-        if rng.random() < 0.55:
-            return "pass"
-        return rng.choice([f for f in FAULTS if f not in ("pass", "fake")])
+        if n % 2 == 0:
+            return "pass" if rng.random() < 0.6 else rng.choice(faults)
+        return faults[(n // 2) % len(faults)]
 
     proxy = ChaosProxy(
         ("127.0.0.1", rig.server.port), schedule=schedule, delay_s=0.5, retry_after_s=1
@@ -59,7 +62,12 @@ def test_ten_thousand_records_through_chaos_arrive_exactly_once(rig: Rig) -> Non
     # Timeouts below the proxy's delay; backoff capped low so the test stays short
     # (Retry-After is honoured up to that cap).
     uploader = rig.uploader(
-        proxy.url, timeout_s=0.3, batch_records=500, backoff_initial_s=0.01, backoff_max_s=0.15
+        proxy.url,
+        timeout_s=0.3,
+        clock=SystemClock(),  # real waits between rounds; records keep the manual clock
+        batch_records=500,
+        backoff_initial_s=0.01,
+        backoff_max_s=0.15,
     )
     uploader.policy.upload_delay_s = 0.02
     uploader.policy.upload_interval_s = 0.1
@@ -125,4 +133,7 @@ def test_ten_thousand_records_through_chaos_arrive_exactly_once(rig: Rig) -> Non
     kinds = {a["data"]["kind"] for a in store.alarms()}
     assert kinds == {"receipt_signature"}
     assert list(store.buffer.layout.quarantine.iterdir()) == []
-    print(f"\nchaos: {elapsed:.1f} s, {loop.rounds} rounds, faults {dict(proxy.counts)}, events {events}")
+    print(
+        f"\nchaos: {elapsed:.1f} s, {loop.rounds} rounds, "
+        f"faults {dict(proxy.counts)}, events {events}"
+    )

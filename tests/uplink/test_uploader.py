@@ -17,6 +17,7 @@ from sqlalchemy import delete, update
 from agent.buffer import RecordBuffer
 from agent.chain import ChainWriter
 from agent.clock import ManualClock
+from agent.config import BufferConfig
 from agent.exceptions import ConfigError, PortalRefused
 from agent.protocol import build_receipt, build_record, public_key_b64, verify_chain
 from agent.uplink import PortalClient, Uploader
@@ -91,7 +92,10 @@ def test_fake_portal_with_another_key_never_frees_records(rig: Rig) -> None:
         for _ in range(3):
             result = uploader.run_once()
             assert result.error is not None and "signature" in result.error
-            assert uploader.next_delay_s() >= 0
+            requests = sum(proxy.counts.values())
+            assert uploader.run_once().error == result.error  # backing off: nothing sent
+            assert sum(proxy.counts.values()) == requests
+            rig.clock.advance(1)
         assert rig.store.pending_count == 31  # 30 taps and one alarm, nothing freed
         assert rig.store.last_ack == (0, "")
         alarms = rig.store.alarms()
@@ -129,6 +133,7 @@ def test_clone_under_the_same_id_never_frees_records(rig: Rig, tmp_path: Path) -
             clock,
         )
         first = uploader.run_once()
+        clock.advance(1)
         second = uploader.run_once()
         assert first.halted and second.halted
         assert "fork" in (first.error or "")
@@ -188,7 +193,7 @@ def test_receipt_with_unknown_hash_deletes_nothing_and_alarms_once(rig: Rig) -> 
     )
     delays = []
     for _ in range(4):
-        result = uploader.run_once()
+        result = uploader.run_once(force=True)
         assert result.error is not None and "unknown to this device" in result.error
         delays.append(uploader.next_delay_s())
     assert rig.store.pending_count == 21 and rig.store.last_ack == (0, "")
@@ -244,6 +249,7 @@ def test_409_below_the_last_ack_deletes_nothing(rig: Rig) -> None:
     for _ in range(3):
         result = uploader.run_once()
         assert result.error is not None and "below the last acknowledged" in result.error
+        rig.clock.advance(1)
     assert rig.store.pending_count == 6  # 5 taps and the alarm
     assert rig.store.last_ack[0] == 20
     assert [a["data"]["kind"] for a in rig.store.alarms()] == ["receipt_below_ack"]
@@ -357,8 +363,11 @@ def test_revoked_device_halts_alarms_once_and_probes_the_cursor(rig: Rig) -> Non
         uploader = rig.uploader(proxy.url, backoff_max_s=0.05)
         first = uploader.run_once()
         assert first.halted and "403" in (first.error or "")
-        assert uploader.next_delay_s() == 0.05
+        assert uploader.next_delay_s() == pytest.approx(0.05)
         before = sum(proxy.counts.values())
+        assert uploader.run_once().halted  # before the delay: nothing sent
+        assert sum(proxy.counts.values()) == before
+        rig.clock.advance(1)
         second = uploader.run_once()
         assert second.halted
         assert sum(proxy.counts.values()) == before + 1  # one cursor request, no batch
@@ -376,12 +385,45 @@ def test_retry_after_is_honoured(rig: Rig) -> None:
         uploader = rig.uploader(proxy.url, backoff_initial_s=0.01, backoff_max_s=100)
         result = uploader.run_once()
         assert result.error is not None and "429" in result.error
-        assert uploader.next_delay_s() == 7
+        assert uploader.next_delay_s() == pytest.approx(7)
         proxy.mode = "503"
-        uploader.run_once()
-        assert uploader.next_delay_s() == 7
+        uploader.run_once(force=True)
+        assert uploader.next_delay_s() == pytest.approx(7)
         proxy.mode = "500"
-        uploader.run_once()
+        uploader.run_once(force=True)
         assert uploader.next_delay_s() < 0.01 * 2**3
     finally:
         proxy.stop()
+
+
+# --- records lost on the device -----------------------------------------------------
+
+
+def test_newest_segment_lost_after_the_portal_got_part_of_it(rig: Rig) -> None:
+    """The device sent 1..135, the answer never came back, then power loss took its
+    newest segment (129..): it declares 129..192 with an unknown last hash, and the
+    portal, which holds up to 135, bridges from there."""
+    assert rig.buffer is not None
+    rig.buffer.close()
+    config = BufferConfig(segment_records=64)
+    store = rig.open_store(config)
+    rig.write(140)
+    with PortalClient(rig.server.url, insecure=True) as client:  # the lost exchange
+        assert client.post_records(rig.device_id, store.pending(limit=135)).status == 200
+    assert rig.buffer is not None
+    rig.buffer.close()
+    newest = sorted(rig.buffer.layout.segments.iterdir())[-1]
+    assert newest.name == "seg-000000000129.log"
+    newest.unlink()
+    store = rig.open_store(config)
+    assert [(r.first_seq, r.last_seq, r.last_hash) for r in store.buffer.lost_ranges] == [
+        (129, 192, "")
+    ]
+    rig.write(5, start=500)  # the gap record (193) goes first, then 194..198
+    result = rig.uploader().run_once()
+    assert (result.error, result.pending) == (None, 0)
+    stored = rig.stored()
+    assert _seqs(stored) == [*range(1, 136), *range(193, 199)]
+    assert stored[135]["type"] == "gap" and stored[135]["prev"] == "0" * 64
+    assert verify_chain(stored, rig.key.public_key(), rig.device_id).ok
+    assert store.alarms() == []
