@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,7 +25,7 @@ from agent.exceptions import (
 from agent.protocol import ChainVerifier, Failure, parse_gap_data, public_key_from_b64
 from agent.protocol.records import check_record_shape, seal_digest
 from agent.uplink.answer import PortalAnswer
-from agent.uplink.client import PortalClient, encode_record
+from agent.uplink.client import PortalClient, encode_record, gzip_batch
 from agent.uplink.policy import (
     Action,
     Decision,
@@ -78,6 +79,15 @@ class UploadResult:
     halted: bool = False  # sending is stopped until the portal's cursor checks out
 
 
+@dataclass(frozen=True)
+class _Batch:
+    after: int  # read right after this seq
+    limit: int  # with this record limit
+    records: list[dict[str, Any]]
+    body: bytes  # the gzip request body
+    hole_at: int | None = None  # the first pending seq, when it lies beyond after + 1
+
+
 class _RoundFailed(Exception):
     """Ends a round: ``delay`` already chosen by the policy."""
 
@@ -99,6 +109,7 @@ class Uploader:
         clock: Clock,
         *,
         device_key_b64: str = "",
+        prefetch: bool = True,
     ) -> None:
         self.store = store
         self.client = client
@@ -117,6 +128,8 @@ class Uploader:
         self.last_receipt_server_ms: int | None = None
         self.alarms_written = 0
         self._not_before: float | None = None  # no attempt before this (monotonic s)
+        self._pool = ThreadPoolExecutor(1, "qatysu-upload-prefetch") if prefetch else None
+        self._prefetch: Future[_Batch] | None = None
 
     # --- the round ------------------------------------------------------------------
 
@@ -152,11 +165,13 @@ class Uploader:
                     if progress is not None:
                         progress(uploaded, self.store.pending_count)
             except _RoundFailed as exc:
+                self._claim_prefetched(-1)  # a new round reads afresh
                 self.last_error = str(exc)
                 self._not_before = self.clock.monotonic() + self.policy.current_delay_s()
                 return UploadResult(
                     uploaded, self.store.pending_count, str(exc), self.halted is not None
                 )
+            self._claim_prefetched(-1)
             self.policy.succeeded()
             self.last_error = None
             self._not_before = None
@@ -171,21 +186,52 @@ class Uploader:
     def _step(self, stop_at: int) -> int | None:
         """Send the next batch (or declare the next hole); None when there is nothing to send."""
         last_ack = self.store.last_ack[0]
-        records = self.store.pending(limit=self.policy.max_records)
-        if not records or records[0]["seq"] > stop_at:
+        batch = self._claim_prefetched(last_ack) or self._prepare(last_ack, stop_at)
+        if batch.hole_at is not None:
+            return self._declare_hole(last_ack + 1, batch.hole_at)
+        if not batch.records:
             return None
-        expected = last_ack + 1
+        records = batch.records
+        if self._pool is not None:
+            # Read and encode the next batch while the portal works on this one.
+            self._prefetch = self._pool.submit(self._prepare, records[-1]["seq"], stop_at)
+        answer = self._exchange(lambda: self.client.post_body(self.device_id, batch.body))
+        decision = classify(answer, self.clock.read().wall_ms / 1000)
+        logger.debug("batch %d..%d: %s", records[0]["seq"], records[-1]["seq"], decision.detail)
+        return self._act(decision, records)
+
+    def _prepare(self, after: int, stop_at: int) -> _Batch:
+        """The next batch after seq ``after``: contiguous, within the policy's limits."""
+        limit = self.policy.max_records
+        records = self.store.pending(limit=limit, after_seq=after)
+        if not records or records[0]["seq"] > stop_at:  # newer records wait for the next round
+            return _Batch(after, limit, [], b"")
         first = records[0]["seq"]
-        if first > expected:
-            return self._declare_hole(expected, first)
+        if first > after + 1:
+            return _Batch(after, limit, [], b"", hole_at=first)
         run = contiguous_run([r["seq"] for r in records], first)
         parts = [encode_record(r) for r in records[:run]]
         count = self.policy.batch_size([len(p) for p in parts])
-        batch = records[:count]
-        answer = self._exchange(lambda: self.client.post_encoded(self.device_id, parts[:count]))
-        decision = classify(answer, self.clock.read().wall_ms / 1000)
-        logger.debug("batch %d..%d: %s", first, batch[-1]["seq"], decision.detail)
-        return self._act(decision, batch)
+        return _Batch(after, limit, records[:count], gzip_batch(parts[:count]))
+
+    def _claim_prefetched(self, last_ack: int) -> _Batch | None:
+        """The prefetched batch if it was read right after ``last_ack`` with today's limits."""
+        future, self._prefetch = self._prefetch, None
+        if future is None:
+            return None
+        try:
+            batch = future.result()
+        except Exception:  # read again in this thread, where errors surface
+            return None
+        if batch.after != last_ack or batch.limit != self.policy.max_records:
+            return None
+        return batch
+
+    def close(self) -> None:
+        """Stop the prefetch thread (the client is the caller's to close)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def _act(self, decision: Decision, batch: Sequence[dict[str, Any]]) -> int:
         action = decision.action
