@@ -21,6 +21,7 @@ module exists.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -213,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with RecordBuffer(backlog_dir, BufferConfig(quota_mb=4096)) as buffer:
             backlog = buffer.pending()
         build_s = time.perf_counter() - started
+        load_before = os.getloadavg()[0]
         rows, results = [], {}
         for batch in BATCHES:
             print(f"batch {batch}: ceiling, drain, ceiling ...", file=sys.stderr, flush=True)
@@ -234,7 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     round(top_cpu, 1),
                 )
             )
-    best = min(results, key=lambda b: results[b][2]["seconds"])
+    # The batch size whose drain comes closest to the portal's own rate: a ratio
+    # measured side by side, steadier on a shared machine than either time alone.
+    load_after = os.getloadavg()[0]
+    best = max(results, key=lambda b: results[b][2]["per_s"] / results[b][0])
     top, _, got = results[best]
     scale = 100_000 / n
     daemon, daemon_note = daemon_figures(args.quick)
@@ -262,10 +267,14 @@ process.
 {table(["batch", "drain s", "drain rec/s", "ceiling rec/s", "drain/ceiling",
         "device CPU µs", "portal CPU µs (drain)", "portal CPU µs (ceiling)"], rows)}
 
-Best batch: {best:,} records. 100,000 records drain in {headline["drain_100k_s"]} s
-({measured}); goal under {GOAL_S:.0f} s: {verdict} it. The portal's ingest (signature
-checks on two cores shared with the device process) is the limit: the drain runs at
-{headline["drain_vs_ceiling"]}x the portal's own rate.
+Best batch (closest to the ceiling): {best:,} records. 100,000 records drain in
+{headline["drain_100k_s"]} s ({measured}); goal under {GOAL_S:.0f} s: {verdict} it.
+The portal's ingest (signature checks on two cores shared with the device process)
+is the limit: the drain runs at {headline["drain_vs_ceiling"]}x the portal's own
+rate, and the device spends about a quarter of the portal's CPU per record. Load
+average of the machine (2 cores) before and after: {load_before:.1f} and
+{load_after:.1f}; absolute rates scale with what else the machine runs, the ratio
+much less.
 
 {daemon_note}
 """  # fmt: skip
