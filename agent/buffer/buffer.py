@@ -30,6 +30,7 @@ from agent.buffer.files import (
     write_file_durably,
 )
 from agent.buffer.lines import (
+    NO_WALL,
     SegmentScan,
     encode_line,
     header_line,
@@ -45,7 +46,7 @@ from agent.config import BufferConfig
 from agent.exceptions import BufferFullError, ReceiptError, RecordBufferError
 from agent.protocol.records import ZERO_HASH
 
-__all__ = ["RecordBuffer", "scan_segments"]
+__all__ = ["RecordBuffer", "scan_segments", "thin_scan"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,20 +69,47 @@ class _Segment:
 
 
 def _slim(record: dict[str, Any]) -> dict[str, Any]:
-    """What recovery needs from a record; keeps memory small for a large backlog."""
+    """What recovery needs from a record it keeps."""
     slim = {k: record.get(k) for k in ("seq", "prev", "hash", "type", "wall_ms")}
     if record.get("type") == "gap":
         slim["data"] = record.get("data")
     return slim
 
 
+def thin_scan(scan: SegmentScan) -> None:
+    """Keep a large backlog cheap to open: every seq and wall_ms in two arrays
+    (16 bytes a record), and as dicts only the records recovery reads: the
+    first and last of the segment, each one after a hole in it (its ``prev``
+    names the hole's last hash), and ``gap`` records."""
+    records = scan.records
+    seqs: array[int] = array("q")
+    walls: array[int] = array("q")
+    kept: list[dict[str, Any]] = []
+    last = len(records) - 1
+    previous: int | None = None
+    for index, record in enumerate(records):
+        seq = record["seq"]
+        wall = record.get("wall_ms")
+        seqs.append(seq)
+        walls.append(wall if type(wall) is int and abs(wall) < 1 << 62 else NO_WALL)
+        if (
+            index in (0, last)
+            or previous is None
+            or seq != previous + 1
+            or record.get("type") == "gap"
+        ):
+            kept.append(_slim(record))
+        previous = seq
+    scan.records, scan.seqs, scan.walls = kept, seqs, walls
+
+
 def scan_segments(layout: Layout) -> list[SegmentScan]:
-    """Parse every segment file; records of healthy segments are slimmed."""
+    """Parse every segment file; healthy segments are thinned (:func:`thin_scan`)."""
     scans = []
     for first, path in layout.segment_files():
         scan = parse_segment(path.read_bytes(), first)
         if not scan.damaged:
-            scan.records = [_slim(r) for r in scan.records]
+            thin_scan(scan)
         scans.append(scan)
     return scans
 
@@ -598,7 +626,7 @@ class RecordBuffer:
                 move_to_quarantine(path, layout.quarantine, tag)
                 os.replace(clean, path)
                 fsync_dir(layout.segments)
-                scan.records = [_slim(r) for r in scan.records]
+                thin_scan(scan)
             elif action.kind == DROP:
                 move_to_quarantine(path, layout.quarantine, tag)
 
@@ -620,7 +648,7 @@ class RecordBuffer:
                 continue
             scan = action.scan
             path = self.layout.segment(scan.first)
-            seqs = array("q", (r["seq"] for r in scan.records))
+            seqs = array("q", scan.all_seqs())
             sealed = scan.seal is not None
             self._segments.append(
                 _Segment(scan.first, path, action.reserved, seqs, sealed, path.stat().st_size)

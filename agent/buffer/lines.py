@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import json
 import zlib
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
     "FORMAT_VERSION",
+    "NO_WALL",
     "SegmentScan",
     "decode_line",
     "encode_line",
@@ -32,6 +35,7 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+NO_WALL = -(1 << 62)  # a record without an integer wall_ms, in SegmentScan.walls
 
 
 def encode_line(obj: dict[str, Any]) -> bytes:
@@ -85,6 +89,26 @@ class SegmentScan:
     # record out of order: the file must be quarantined and rewritten
     damaged: bool = False
     problem: str = ""
+    # Set when ``records`` was thinned to what recovery needs (a large backlog
+    # must not cost a dict per record at open): every seq and wall_ms, in order.
+    seqs: array[int] | None = None
+    walls: array[int] | None = None
+
+    def all_seqs(self) -> array[int]:
+        """Every record's seq, ascending (``records`` may hold only some of them)."""
+        if self.seqs is not None:
+            return self.seqs
+        return array("q", (r["seq"] for r in self.records))
+
+    def seq_walls(self) -> Iterator[tuple[int, int | None]]:
+        """(seq, wall_ms) of every record, ascending."""
+        if self.seqs is not None and self.walls is not None:
+            for seq, wall in zip(self.seqs, self.walls, strict=True):
+                yield seq, (None if wall == NO_WALL else wall)
+            return
+        for record in self.records:
+            value = record.get("wall_ms")
+            yield record["seq"], value if _int(value) else None
 
     @property
     def torn_tail(self) -> bool:

@@ -11,6 +11,8 @@ seq the device may have used.
 
 from __future__ import annotations
 
+import heapq
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,12 +87,14 @@ def plan_recovery(
             kind = KEEP
         actions.append(Action(scan, kind, reserved))
 
-    # Every readable record, by seq (a seq seen twice keeps its first copy).
+    # The readable records recovery reads, by seq (a seq seen twice keeps its
+    # first copy); a thinned scan holds the ones after a hole, the first, the
+    # last and gap records, which is all that is looked up below.
     by_seq: dict[int, dict[str, Any]] = {}
     for scan in scans:
         for record in scan.records:
             by_seq.setdefault(record["seq"], record)
-    seqs = sorted(by_seq)
+    seqs = _unique_seqs(scans)
     max_valid = seqs[-1] if seqs else 0
     # Without bookkeeping, what is older than the oldest readable record is
     # taken as acknowledged (segments are deleted only once covered).
@@ -164,6 +168,15 @@ def plan_recovery(
         # point that can be named.
         new_state = new_state.with_(last_ack_seq=seqs[0] - 1, last_ack_hash=by_seq[seqs[0]]["prev"])
     return Plan(actions, new_state, state_problem, next_seq, head, undeclared, active_first, notes)
+
+
+def _unique_seqs(scans: list[SegmentScan]) -> array[int]:
+    """Every readable seq once, ascending (scans are sorted, each ascending)."""
+    out: array[int] = array("q")
+    for seq in heapq.merge(*(scan.all_seqs() for scan in scans)):
+        if not out or seq != out[-1]:
+            out.append(seq)
+    return out
 
 
 def _head(

@@ -44,16 +44,22 @@ def read_status(state_dir: Path, config: BufferConfig | None = None) -> BufferSt
     finally:
         lock.release()
     acked = plan.state.last_ack_seq
-    pending = [r for s in scans for r in s.records if r["seq"] > acked]
-    pending.sort(key=lambda r: r["seq"])
+    count, oldest = 0, None
+    oldest_seq: int | None = None
+    for scan in scans:
+        for seq, wall in scan.seq_walls():
+            if seq > acked:
+                count += 1
+                if oldest_seq is None or seq < oldest_seq:
+                    oldest_seq, oldest = seq, wall
     repairs = tuple(
         f"{layout.segment(a.scan.first).name}: {a.kind}" for a in plan.actions if a.kind != KEEP
     )
     if problem not in ("", "missing"):
         repairs += (f"state.json: {problem}",)
     return BufferStatus(
-        pending_count=len(pending),
-        oldest_pending_wall_ms=pending[0].get("wall_ms") if pending else None,
+        pending_count=count,
+        oldest_pending_wall_ms=oldest,
         head=plan.head,
         last_ack=(acked, plan.state.last_ack_hash),
         anchor=plan.state.anchor,

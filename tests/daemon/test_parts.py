@@ -1,0 +1,160 @@
+"""The daemon's parts in process: the writer's alarms, watch, timers, sd_notify, health."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.buffer import RecordBuffer
+from agent.chain import ChainWriter
+from agent.clock import ManualClock
+from agent.config import BufferConfig, load_config
+from agent.daemon import Daemon
+from agent.daemon.health import Interval, ReaderHealth, UploadState, status_line
+from agent.daemon.systemd import Notifier
+from agent.daemon.watch import EventLog
+from agent.daemon.writer import RecordWriter
+from agent.events import ReaderStatus
+from agent.exceptions import BufferFullError, RecordBufferError
+from tests.daemon.support import Device, LivePortal
+
+
+def _writer(tmp_path: Path, config: BufferConfig) -> RecordWriter:
+    clock = ManualClock()
+    buffer = RecordBuffer(tmp_path / "state", config, clock=clock).open()
+    return RecordWriter(buffer, ChainWriter(buffer, Ed25519PrivateKey.generate(), "dev-1", clock))
+
+
+def test_refused_appends_are_reported_by_an_alarm_once_the_disk_takes_records(
+    tmp_path: Path,
+) -> None:
+    writer = _writer(tmp_path, BufferConfig(segment_records=64, quota_mb=1, quota_warn_percent=100))
+    seen: list[dict[str, object]] = []
+    writer.add_listener(seen.append)
+    big = {"kind": "test", "detail": "x" * 300_000}
+    with pytest.raises(BufferFullError):
+        for _ in range(10):
+            writer.write("alarm", big)
+    stored = writer.head[0]
+    with pytest.raises(BufferFullError):
+        writer.write("alarm", big)
+    record = writer.write(
+        "badge", {"reader": "r", "driver": "simulated", "uid": "01", "uid_len": 1}
+    )
+    alarm = writer.get(record["seq"] + 1)
+    assert record["seq"] == stored + 1
+    assert alarm is not None and alarm["type"] == "alarm"
+    assert alarm["data"]["kind"] == "disk_full"
+    assert alarm["data"]["detail"].startswith("2 event(s) could not be stored")
+    assert [r["seq"] for r in seen][-2:] == [record["seq"], alarm["seq"]]
+    writer.close()
+    with pytest.raises(RecordBufferError):
+        writer.write("badge", {})
+
+
+def test_crossing_the_quota_warning_writes_one_alarm(tmp_path: Path) -> None:
+    writer = _writer(tmp_path, BufferConfig(segment_records=64, quota_mb=1, quota_warn_percent=5))
+    for _ in range(40):
+        writer.write("heartbeat", {"pending": 0, "readers": {}, "uptime_s": 0, "pad": "y" * 2000})
+    kinds = [r["data"]["kind"] for r in writer.pending() if r["type"] == "alarm"]
+    assert kinds == ["quota_warning"]
+    writer.close()
+
+
+def test_event_log_long_poll_from_now_and_after_a_cursor() -> None:
+    log = EventLog(size=3)
+    log.publish({"n": 0})
+    assert log.wait(0, 0) == {"cursor": 1, "events": []}  # 0 means from now
+    threading.Timer(0.05, log.publish, args=({"n": 1},)).start()
+    answer = log.wait(1, 5000)
+    assert answer == {"cursor": 2, "events": [{"n": 1}]}
+    for n in range(2, 7):
+        log.publish({"n": n})
+    behind = log.wait(2, 0)
+    assert behind["missed"] is True and [e["n"] for e in behind["events"]] == [4, 5, 6]
+    assert log.wait(99, 0)["cursor"] == 7  # a cursor of an earlier run: from now
+
+
+def test_interval_and_reader_health_and_status_line() -> None:
+    interval = Interval(10, now=0)
+    assert not interval.due(9.9) and interval.due(10) and not interval.due(10.5)
+    assert interval.due(35) and interval.next_at == 35  # late: no burst of catch-up beats
+    health = ReaderHealth(["a", "b"])
+    assert health.apply(ReaderStatus("a", "fault", "port gone")) and health.any_fault
+    assert not health.apply(ReaderStatus("a", "fault", "still gone"))
+    assert health.apply(ReaderStatus("a", "recovered", "back")) and not health.any_fault
+    assert status_line(3, UploadState()) == "3 pending; no upload yet"
+    line = status_line(0, UploadState(last_upload_ms=1_000, last_error="timeout"), now_ms=61_000)
+    assert line == "0 pending; last upload 1970-01-01 00:00:01 UTC (60 s ago); error: timeout"
+
+
+@pytest.fixture
+def notify() -> Iterator[tuple[socket.socket, str]]:
+    path = os.path.join(tempfile.mkdtemp(prefix="qn"), "n")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(5)
+    yield sock, path
+    sock.close()
+
+
+def test_notifier_speaks_sd_notify_and_is_silent_outside_systemd(
+    notify: tuple[socket.socket, str],
+) -> None:
+    sock, path = notify
+    Notifier({}).ready("x")  # no NOTIFY_SOCKET: nothing happens, nothing raises
+    notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000"})
+    assert notifier.watchdog_s == 2.0
+    notifier.ready("0 pending")
+    lines = sock.recv(1000).decode().splitlines()
+    assert lines[:2] == ["READY=1", "STATUS=0 pending"] and lines[2] == f"MAINPID={os.getpid()}"
+    assert Notifier({"WATCHDOG_USEC": "5", "WATCHDOG_PID": "1"}).watchdog_s is None
+
+
+def test_watchdog_pings_only_while_the_writer_lives(
+    tmp_path: Path,
+    portal: LivePortal,
+    device: Device,
+    notify: tuple[socket.socket, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sock, path = notify
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    monkeypatch.setenv("WATCHDOG_USEC", "300000")
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    daemon = Daemon(load_config(device.config_path))
+    daemon.open()
+    daemon.start()
+    loop = threading.Thread(target=daemon._loop, daemon=True)
+    loop.start()
+    try:
+        assert daemon.healthy()
+        assert b"WATCHDOG=1" in sock.recv(1000)
+        assert daemon.pump is not None
+        daemon.pump.stop(2.0)  # the writer thread ends: the daemon is no longer healthy
+        assert not daemon.healthy()
+        sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):  # drain what was sent before the stop
+            while True:
+                sock.recv(1000)
+        sock.settimeout(1.0)
+        received: list[bytes] = []
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            try:
+                received.append(sock.recv(1000))
+            except TimeoutError:
+                break
+        assert not any(b"WATCHDOG=1" in data for data in received)
+    finally:
+        daemon.stop_event.set()
+        loop.join(5)
+        daemon.shutdown()
