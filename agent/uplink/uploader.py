@@ -136,17 +136,22 @@ class Uploader:
     def run_once(
         self,
         *,
+        force: bool = False,
         until: float | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> UploadResult:
         """One round: send pending batches until nothing is pending or an exchange fails.
 
-        A round always tries: the caller waits :meth:`next_delay_s` between
-        rounds (backoff, Retry-After, a stop), and only an operator's ``qatysu
-        upload`` cuts that short. ``until`` (the clock's monotonic seconds) ends
-        the round early; ``progress(uploaded, pending)`` is called after each batch.
+        Before the delay chosen after a failure (backoff, Retry-After, a stop)
+        has passed, a round sends nothing unless ``force`` (an operator's
+        ``qatysu upload``). ``until`` (the clock's monotonic seconds) ends the
+        round early; ``progress(uploaded, pending)`` is called after each batch.
         """
         with self._round:
+            now = self.clock.monotonic()
+            if not force and self._not_before is not None and now < self._not_before:
+                error = self.last_error or "waiting before the next attempt"
+                return UploadResult(0, self.store.pending_count, error, self.halted is not None)
             uploaded = 0
             try:
                 if self.halted is not None:

@@ -93,6 +93,9 @@ def test_fake_portal_with_another_key_never_frees_records(rig: Rig) -> None:
         for _ in range(3):
             result = uploader.run_once()
             assert result.error is not None and "signature" in result.error
+            requests = sum(proxy.counts.values())
+            assert uploader.run_once().error == result.error  # backing off: nothing sent
+            assert sum(proxy.counts.values()) == requests
             rig.clock.advance(1)
         assert rig.store.pending_count == 31  # 30 taps and one alarm, nothing freed
         assert rig.store.last_ack == (0, "")
@@ -191,7 +194,7 @@ def test_receipt_with_unknown_hash_deletes_nothing_and_alarms_once(rig: Rig) -> 
     )
     delays = []
     for _ in range(4):
-        result = uploader.run_once()
+        result = uploader.run_once(force=True)
         assert result.error is not None and "unknown to this device" in result.error
         delays.append(uploader.next_delay_s())
     assert rig.store.pending_count == 21 and rig.store.last_ack == (0, "")
@@ -363,6 +366,8 @@ def test_revoked_device_halts_alarms_once_and_probes_the_cursor(rig: Rig) -> Non
         assert first.halted and "403" in (first.error or "")
         assert uploader.next_delay_s() == pytest.approx(0.05)
         before = sum(proxy.counts.values())
+        assert uploader.run_once().halted  # before the delay: nothing sent
+        assert sum(proxy.counts.values()) == before
         rig.clock.advance(1)
         second = uploader.run_once()
         assert second.halted
@@ -383,10 +388,10 @@ def test_retry_after_is_honoured(rig: Rig) -> None:
         assert result.error is not None and "429" in result.error
         assert uploader.next_delay_s() == pytest.approx(7)
         proxy.mode = "503"
-        uploader.run_once()
+        uploader.run_once(force=True)
         assert uploader.next_delay_s() == pytest.approx(7)
         proxy.mode = "500"
-        uploader.run_once()
+        uploader.run_once(force=True)
         assert uploader.next_delay_s() < 0.01 * 2**3
     finally:
         proxy.stop()
