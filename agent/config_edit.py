@@ -20,7 +20,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import AoT, Table
+from tomlkit.items import AoT, Array, InlineTable, Table
 
 from agent.config import _LISTS, _SECTIONS, AgentConfig, config_from_dict
 from agent.exceptions import ConfigError
@@ -109,24 +109,24 @@ def parse_value(path: KeyPath, text: str) -> Any:
     raise ConfigError(f"{path}: {text!r} is not a valid {names}")
 
 
-def _table_for(doc: tomlkit.TOMLDocument, path: KeyPath) -> Table:
+def _table_for(doc: tomlkit.TOMLDocument, path: KeyPath) -> Table | InlineTable:
     if path.index is None:
         table = doc.get(path.section)
         if table is None:
             table = tomlkit.table()
             doc.add(path.section, table)
-        if not isinstance(table, Table):
+        if not isinstance(table, Table | InlineTable):
             raise ConfigError(f"{path}: [{path.section}] is not a table")
         return table
     entries = doc.get(path.section)
-    count = len(entries) if isinstance(entries, AoT | list) else 0
+    count = len(entries) if isinstance(entries, AoT | Array) else 0
     if entries is None or path.index >= count:
         raise ConfigError(
             f"{path}: no entry {path.section}.{path.index} "
             f"(the file has {count} [[{path.section}]] entr{'y' if count == 1 else 'ies'})"
         )
     entry = entries[path.index]
-    if not isinstance(entry, Table):
+    if not isinstance(entry, Table | InlineTable):
         raise ConfigError(f"{path}: {path.section}.{path.index} is not a table")
     return entry
 

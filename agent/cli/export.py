@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import click
 
-from agent.cli.base import Context, cli
+from agent.cli.base import Context, Exit, cli
 from agent.config import AgentConfig, load_config
 from agent.control import ControlClient, daemon_running
-from agent.daemon.daemon import check_enrolled
+from agent.daemon.commands import export_answer
+from agent.daemon.daemon import check_enrolled, outbox
 
 
 def _daemon(config: AgentConfig) -> ControlClient | None:
@@ -29,17 +32,22 @@ def export_command(ctx: Context, directory: Path, as_json: bool) -> int:
 
     Nothing is freed: take the file to the city, where 'qatysu-portal
     import-bundle FILE --receipt-out R' stores it, then run 'qatysu ack R' here.
-    While 'qatysu run' runs, the daemon writes the file (it must be able to
-    write to DIRECTORY).
+    While 'qatysu run' runs, the daemon writes the file into its outbox and
+    this command copies it to DIRECTORY.
     """
     from agent.offline import export_bundle
 
     config = load_config(ctx.config_path)
     check_enrolled(config)
     folder = directory.resolve()
+    if not folder.is_dir():
+        raise Exit(f"{directory}: not a directory")
     client = _daemon(config)
     if client is not None:
-        result = client.request("export", dir=str(folder))
+        # The daemon writes into its outbox; this process, with the
+        # technician's rights, copies the file to the stick.
+        result = client.request("export", dir=str(outbox(config)))
+        result["path"] = str(_move_out(Path(result["path"]), folder))
     else:
         from agent.daemon.writer import open_writer
 
@@ -49,16 +57,44 @@ def export_command(ctx: Context, directory: Path, as_json: bool) -> int:
             count = writer.pending_count
         finally:
             writer.close()
-        first, last = (int(part) for part in path.stem.rsplit("-", 2)[1:])
-        result = {"path": str(path), "first_seq": first, "last_seq": last, "count": count}
-    if as_json:
-        click.echo(json.dumps(result))
-    else:
-        click.echo(
-            f"wrote {result['path']}: {result['count']} records, "
-            f"seq {result['first_seq']}..{result['last_seq']}"
-        )
+        result = export_answer(path, count)
+    _report(
+        result,
+        as_json,
+        f"wrote {result['path']}: {result['count']} records, "
+        f"seq {result['first_seq']}..{result['last_seq']}",
+    )
     return 0
+
+
+def _report(result: dict[str, Any], as_json: bool, line: str) -> None:
+    click.echo(json.dumps(result) if as_json else line)
+
+
+def _move_out(staged: Path, folder: Path) -> Path:
+    """Copy ``staged`` into ``folder`` durably (temporary name, fsync, rename), then
+    remove it; the bundle is in the outbox until the copy is whole."""
+    target = folder / staged.name
+    tmp = folder / f".{staged.name}.tmp"
+    try:
+        with open(staged, "rb") as source, open(tmp, "wb") as sink:
+            shutil.copyfileobj(source, sink, 1 << 20)
+            sink.flush()
+            os.fsync(sink.fileno())
+        os.replace(tmp, target)
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise Exit(f"{target}: cannot write the bundle: {exc.strerror or exc}") from exc
+    try:
+        staged.unlink()
+    except OSError as exc:
+        click.echo(f"qatysu: warning: {staged}: left in the outbox: {exc.strerror}", err=True)
+    return target
 
 
 @cli.command("ack")
@@ -89,11 +125,9 @@ def ack_command(ctx: Context, file: Path, as_json: bool) -> int:
             result = {"freed": freed, "last_ack_seq": writer.last_ack[0]}
         finally:
             writer.close()
-    if as_json:
-        click.echo(json.dumps(result))
-    else:
-        click.echo(
-            f"{file}: {result['freed']} records freed, acknowledged up to seq "
-            f"{result['last_ack_seq']}"
-        )
+    _report(
+        result,
+        as_json,
+        f"{file}: {result['freed']} records freed, acknowledged up to seq {result['last_ack_seq']}",
+    )
     return 0

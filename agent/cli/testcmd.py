@@ -163,6 +163,7 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
         "--timeout",
         "timeout_s",
         type=click.FloatRange(min=0.1),
+        metavar="S",
         default=30.0,
         show_default=True,
         help="Seconds to watch.",

@@ -12,6 +12,7 @@ from agent.cli.base import Context, Exit, cli
 from agent.config import load_config
 from agent.control import ControlClient, daemon_running
 from agent.daemon.daemon import check_enrolled
+from agent.uplink.uploader import Uploader
 
 PROGRESS_EVERY_S = 1.0
 
@@ -48,10 +49,9 @@ def upload_command(ctx: Context, wait_s: float, as_json: bool) -> int:
         writer = open_writer(config)
         uploader, portal = make_uploader(config, writer, writer.writer.clock)
         try:
-            result = _with_progress(
-                lambda: _direct_round(uploader), lambda: writer.pending_count, as_json
-            )
+            result = _direct_round(uploader, wait_s, as_json)
         finally:
+            uploader.close()
             portal.close()
             writer.close()
     if as_json:
@@ -63,8 +63,13 @@ def upload_command(ctx: Context, wait_s: float, as_json: bool) -> int:
     return 0
 
 
-def _direct_round(uploader: Any) -> dict[str, Any]:
-    result = uploader.run_once()
+def _direct_round(uploader: Uploader, wait_s: float, quiet: bool) -> dict[str, Any]:
+    def progress(uploaded: int, pending: int) -> None:
+        if not quiet:
+            click.echo(f"... {uploaded} uploaded, {pending} pending", err=True)
+
+    until = uploader.clock.monotonic() + wait_s
+    result = uploader.run_once(force=True, until=until, progress=progress)
     return {"uploaded": result.uploaded, "pending": result.pending, "error": result.error}
 
 

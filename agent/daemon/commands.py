@@ -16,7 +16,7 @@ from agent.feedback import PATTERNS
 if TYPE_CHECKING:
     from agent.daemon.daemon import Daemon
 
-__all__ = ["command_table", "is_mock_factory"]
+__all__ = ["command_table", "export_answer", "is_mock_factory"]
 
 MAX_WATCH_MS = 30_000
 MAX_UPLOAD_WAIT_S = 600.0
@@ -93,8 +93,7 @@ def command_table(daemon: Daemon) -> dict[str, Handler]:
         with store.lock:
             path = export_bundle(store, Path(folder))
             count = store.pending_count
-        first, last = (int(part) for part in path.stem.rsplit("-", 2)[1:])
-        return {"path": str(path), "first_seq": first, "last_seq": last, "count": count}
+        return export_answer(path, count)
 
     def ack(fields: dict[str, Any]) -> dict[str, Any]:
         from agent.offline import apply_receipt_file
@@ -154,3 +153,9 @@ def _mock_pin(factory: Any) -> Handler:
         return {"ok": True, "pin": pin, "level": level}
 
     return mock_pin
+
+
+def export_answer(path: Path, count: int) -> dict[str, Any]:
+    """The ``export`` answer for a bundle ``qatysu-<device>-<first>-<last>.json``."""
+    first, last = (int(part) for part in path.stem.rsplit("-", 2)[1:])
+    return {"path": str(path), "first_seq": first, "last_seq": last, "count": count}

@@ -15,6 +15,7 @@ import logging
 import signal
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -43,12 +44,17 @@ from agent.readers.registry import create_reader
 from agent.sensors import Sensor, build_sensors
 from agent.uplink.uploader import Uploader, UploadResult
 
-__all__ = ["Daemon", "check_enrolled"]
+__all__ = ["Daemon", "check_enrolled", "outbox"]
 
 logger = logging.getLogger(__name__)
 
 STOP_DEADLINE_S = 5.0
 STATUS_EVERY_S = 5.0
+
+
+def outbox(config: AgentConfig) -> Path:
+    """``<state_dir>/outbox``: bundles the daemon exports for ``qatysu export`` to copy."""
+    return config.device.state_dir / "outbox"
 
 
 def check_enrolled(config: AgentConfig) -> None:
@@ -96,6 +102,9 @@ class Daemon:
         """Everything up to the first record: key, buffer, boot and config records."""
         config = self.config
         self.writer = open_writer(config, self.clock)
+        # Where `qatysu export` has the daemon write a bundle it then copies
+        # out (the service may not write to a USB stick: docs/decisions/0633).
+        outbox(config).mkdir(exist_ok=True)
         digest = config_sha256(config)
         self.writer.write("boot", boot_data(config, digest))
         previous = read_last_config_hash(config.device.state_dir)
@@ -268,8 +277,15 @@ class Daemon:
         if self.pin_factory is not None:
             with contextlib.suppress(Exception):
                 self.pin_factory.close()
-        if self._client is not None:
-            with contextlib.suppress(Exception):
-                self._client.close()
+        if self.uploads is not None:
+            # A round in flight is abandoned: the next run's first round
+            # resends whatever it had not seen acknowledged.
+            self.uploads.thread.join(max(0.0, deadline - time.monotonic()))
+            if not self.uploads.alive:
+                with contextlib.suppress(Exception):
+                    self.uploads.uploader.close()
+                if self._client is not None:
+                    with contextlib.suppress(Exception):
+                        self._client.close()
         self.notifier.close()
         logger.info("stopped")

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from agent.clock import Clock
 from agent.daemon.health import UploadState
 from agent.uplink.uploader import UploadResult
 
@@ -28,10 +29,13 @@ class RoundRunner(Protocol):
 
     last_upload_ms: int | None
     last_receipt_server_ms: int | None
+    clock: Clock
 
-    def run_once(self) -> UploadResult: ...
+    def run_once(self, *, force: bool = False, until: float | None = None) -> UploadResult: ...
 
     def next_delay_s(self) -> float: ...
+
+    def close(self) -> None: ...
 
 
 class UploadLoop:
@@ -69,11 +73,13 @@ class UploadLoop:
         return self.thread.is_alive()
 
     def upload_now(self, wait_s: float) -> UploadResult | None:
-        """Run a round now (after the one in progress); None if that did not end in ``wait_s``."""
+        """Run a round now, backoff or not (after the one in progress), ending it at
+        ``wait_s``; None if the round in progress did not end by then."""
+        until = self.uploader.clock.monotonic() + max(0.0, wait_s)
         if not self._round.acquire(timeout=max(0.0, wait_s)):
             return None
         try:
-            return self._run_round()
+            return self._run_round(force=True, until=until)
         finally:
             self._round.release()
 
@@ -99,11 +105,11 @@ class UploadLoop:
             logger.exception("uploader delay failed")
             return 30.0
 
-    def _run_round(self) -> UploadResult:
+    def _run_round(self, *, force: bool = False, until: float | None = None) -> UploadResult:
         if self._stop.is_set():
             return UploadResult(0, -1, "the daemon is stopping")
         try:
-            result = self.uploader.run_once()
+            result = self.uploader.run_once(force=force, until=until)
         except Exception as exc:  # a bug in a round must not end uploading
             logger.exception("upload round failed")
             result = UploadResult(0, -1, f"{type(exc).__name__}: {exc}")

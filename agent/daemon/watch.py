@@ -19,7 +19,9 @@ __all__ = ["EventLog"]
 class EventLog:
     def __init__(self, size: int = 1000, max_batch: int = 200) -> None:
         self._events: collections.deque[tuple[int, dict[str, Any]]] = collections.deque(maxlen=size)
-        self._cursor = 0
+        # Positions start at 1, so 0 only ever means "from now" (a client
+        # that got cursor 0 back would otherwise skip what happened next).
+        self._cursor = 1
         self._max_batch = max_batch
         self._changed = threading.Condition()
 

@@ -191,3 +191,11 @@ def test_set_an_unknown_driver_is_refused(site: Site, run: Run) -> None:
     result = run(*cfg(site, "set", "readers.0.driver", "pn532"))
     assert result.code == 2
     assert "readers.0.driver: unknown driver 'pn532'" in result.err
+
+
+def test_set_in_an_inline_array_of_tables(tmp_path: Path, run: Run) -> None:
+    config = tmp_path / "a.toml"
+    config.write_text('readers = [{name = "a", driver = "rdm6300", port = "loop://"}]  # one\n')
+    assert run("--config", config, "config", "set", "readers.0.baudrate", "19200").code == 0
+    assert load_config(config).readers[0].baudrate == 19200
+    assert config.read_text().endswith("# one\n")

@@ -125,6 +125,7 @@ def make_device(
     heartbeat_s: int = 300,
     feedback: str = "",
     portal_extra: str = "",
+    upload_delay_ms: int = 50,
 ) -> Device:
     """Key, enrollment (through HTTP) and an agent.toml; sockets in a short temp dir."""
     state = tmp_path / "state"
@@ -150,7 +151,7 @@ url = "{url}"
 device_id = "{device_id}"
 center_id = "c1"
 public_key = "{portal_key}"
-upload_delay_ms = 50
+upload_delay_ms = {upload_delay_ms}
 upload_interval_s = 2.0
 timeout_s = 3.0
 backoff_initial_s = 0.2

@@ -76,6 +76,7 @@ def test_offline_round_trip_through_the_daemon_then_directly(
             exported = as_json(qatysu(device, "export", str(usb), "--json"))
             bundle = Path(exported["path"])
             assert bundle.parent == usb and exported["first_seq"] == 1
+            assert list((device.root / "state" / "outbox").iterdir()) == []  # copied out
             assert exported["count"] == exported["last_seq"] >= 6
             assert bundle.name == f"qatysu-{device.device_id}-1-{exported['last_seq']}.json"
             stored = [r["data"].get("uid") for r in json.loads(bundle.read_text())["records"]]

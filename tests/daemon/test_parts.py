@@ -71,16 +71,17 @@ def test_crossing_the_quota_warning_writes_one_alarm(tmp_path: Path) -> None:
 
 def test_event_log_long_poll_from_now_and_after_a_cursor() -> None:
     log = EventLog(size=3)
+    assert log.wait(0, 0) == {"cursor": 1, "events": []}  # never 0: that means "from now"
     log.publish({"n": 0})
-    assert log.wait(0, 0) == {"cursor": 1, "events": []}  # 0 means from now
+    assert log.wait(0, 0) == {"cursor": 2, "events": []}  # 0 means from now
     threading.Timer(0.05, log.publish, args=({"n": 1},)).start()
-    answer = log.wait(1, 5000)
-    assert answer == {"cursor": 2, "events": [{"n": 1}]}
+    answer = log.wait(2, 5000)
+    assert answer == {"cursor": 3, "events": [{"n": 1}]}
     for n in range(2, 7):
         log.publish({"n": n})
-    behind = log.wait(2, 0)
+    behind = log.wait(3, 0)
     assert behind["missed"] is True and [e["n"] for e in behind["events"]] == [4, 5, 6]
-    assert log.wait(99, 0)["cursor"] == 7  # a cursor of an earlier run: from now
+    assert log.wait(99, 0)["cursor"] == 8  # a cursor of an earlier run: from now
 
 
 def test_interval_and_reader_health_and_status_line() -> None:
