@@ -41,7 +41,7 @@ test: $(STAMP) lint typecheck chromium
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
-	$(BIN)/python -m bench.demo
+	$(BIN)/python -m demo
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.all

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -31,14 +32,17 @@ def assemble() -> None:
 def main() -> int:
     args = parse_args(__doc__ or "")
     failed = []
+    ran = []
     for name in BENCHMARKS:
         if not (ROOT / "bench" / f"{name}.py").exists():
             continue
+        ran.append(name)
         cmd = [sys.executable, "-m", f"bench.{name}"] + (["--quick"] if args.quick else [])
         print(f"== {' '.join(cmd)}", flush=True)
         if subprocess.call(cmd, cwd=ROOT) != 0:
             failed.append(name)
     assemble()
+    print(json.dumps({"ran": ran, "failed": failed, "doc": "docs/benchmarks.md"}))
     if failed:
         print(f"bench: error: failed: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -78,9 +78,9 @@ def import_csv(portal: Portal, city: City) -> float:
     return time.perf_counter() - start
 
 
-def reconcile_timed(portal: Portal, first: date, last: date,
-                    runs: int) -> tuple[list[float], Result]:
-    settings = ReconcileSettings()
+def reconcile_timed(portal: Portal, first: date, last: date, runs: int,
+                    settings: ReconcileSettings | None = None) -> tuple[list[float], Result]:
+    settings = settings or ReconcileSettings()
     zone = load_zone(settings.timezone)
     times, result = [], None
     for _ in range(runs):
@@ -91,23 +91,31 @@ def reconcile_timed(portal: Portal, first: date, last: date,
     return times, result
 
 
-def score(city: City, result: Result) -> dict[str, Any]:
-    labels = label(city, ReconcileSettings())
+def score(city: City, result: Result,
+          settings: ReconcileSettings | None = None) -> dict[str, Any]:
+    labels = label(city, settings or ReconcileSettings())
     got = {(r.child_id, r.group_id, r.date): (r.status, r.reasons) for r in result.rows}
     keys = set(labels) | set(got)
     agree = sum(labels.get(k) == got.get(k) for k in keys) / len(keys)
     fraud = [got.get(k, ("",))[0] in AT_RISK for k in city.fraud_rows]
     honest = [got.get(k, ("",))[0] in AT_RISK for k in city.tapped_rows]
+    # Honest taps at centers whose device never reports NTP sync (decision 0810).
+    unsynced = {d.center_id for d in city.devices if d.never_synced}
+    center_of = {e.group_id: e.center_id for e in city.schedule}
+    quiet = [got.get(k, ("",))[0] in AT_RISK for k in city.tapped_rows
+             if center_of[k[1]] in unsynced]
     return {"rows": len(keys), "label_agreement": round(agree, 6),
             "fraud_recall": round(sum(fraud) / len(fraud), 6), "fraud_rows": len(fraud),
             "honest_at_risk_rate": round(sum(honest) / len(honest), 6),
-            "honest_rows": len(honest)}
+            "honest_rows": len(honest), "unsynced_rows": len(quiet),
+            "unsynced_at_risk_rate": round(sum(quiet) / len(quiet), 6) if quiet else None}
 
 
 def main() -> None:
     args = parse_args(__doc__ or "")
     base = CityConfig(centers=150, groups_per_center=4, children_per_group=14,
-                      extra_children=100, first=date(2024, 4, 1), days=30, sign=False, seed=7)
+                      extra_children=100, first=date(2024, 4, 1), days=30, sign=False, seed=7,
+                      unsynced=0.1)
     if args.quick:
         base = replace(base, centers=10, extra_children=0, days=14)
     runs = 3
@@ -139,6 +147,7 @@ def main() -> None:
     n_records = city.record_count()
     rows = []
     quality: dict[str, Any] = {}
+    literal_quality: dict[str, Any] = {}
     for kind in ("sqlite", "postgres"):
         with store(kind, root) as portal:
             if portal is None:
@@ -157,7 +166,11 @@ def main() -> None:
             if kind == "sqlite":
                 quality = score(city, result)
                 out.update({k: quality[k] for k in
-                            ("label_agreement", "fraud_recall", "honest_at_risk_rate")})
+                            ("label_agreement", "fraud_recall", "honest_at_risk_rate",
+                             "unsynced_at_risk_rate")})
+                literal = ReconcileSettings(time_bracket_ms=0)
+                _, spec = reconcile_timed(portal, base.first, _last(base), 1, literal)
+                literal_quality = score(city, spec, literal)
     lines.append(
         f"City: {base.centers} centers, {base.centers * base.groups_per_center} groups, "
         f"{len(city.children):,} children, {base.days} days from {base.first}, "
@@ -172,6 +185,13 @@ def main() -> None:
         ["fraud rows", quality["fraud_rows"]], ["fraud recall", f"{quality['fraud_recall']:.4%}"],
         ["honest tapped rows", quality["honest_rows"]],
         ["honest at-risk rate", f"{quality['honest_at_risk_rate']:.4%}"],
+        ["devices that never report NTP sync", sum(d.never_synced for d in city.devices)],
+        ["their honest tapped rows", quality["unsynced_rows"]],
+        ["their at-risk rate (portal-bracketed time, 600 s)",
+         _pct(quality["unsynced_at_risk_rate"])],
+        ["their at-risk rate (SPEC-literal, bracket off)",
+         _pct(literal_quality["unsynced_at_risk_rate"])],
+        ["label agreement (SPEC-literal)", f"{literal_quality['label_agreement']:.4%}"],
     ])
 
     # 3. Scaling on SQLite: the same month with 1x, 2x, 4x the centers. Chunk k (the city
@@ -215,6 +235,10 @@ def main() -> None:
              "this was measured: load averaged about 5, so times vary between runs.")
     shutil.rmtree(root, ignore_errors=True)
     finish("reconcile", "Reconciliation (city-month)", body, out, args)
+
+
+def _pct(share: float | None) -> str:
+    return "—" if share is None else f"{share:.4%}"
 
 
 def _last(cfg: CityConfig) -> date:

@@ -34,10 +34,14 @@ class Settings:
     rate_burst: int = 30
     heartbeat_interval_s: int = 300
     time_tolerance_s: int = 120
+    # Trust an unsynced record's own clock when its receipts bracket it this tightly
+    # (decision 0810); 0 disables that (SPEC section 2 literally).
+    time_bracket_s: int = 600
     lesson_margin_min: int = 30
     verify_threads: int = 2
     signature_pass_s: float = 5.0  # tail mode: pause of the background signature pass
     session_max_age_s: int = 12 * 3600
+    language: str = "ru"  # auditor pages when neither the user nor the browser chooses
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -50,6 +54,10 @@ class Settings:
         for name in ("max_batch_records", "max_body_bytes", "rate_burst", "verify_threads"):
             if getattr(self, name) < 1:
                 raise PortalConfigError(f"{name} must be at least 1")
+        if self.language not in ("ru", "en", "kk"):
+            raise PortalConfigError(f"language must be ru, en or kk, not {self.language!r}")
+        if self.time_bracket_s < 0:
+            raise PortalConfigError("time_bracket_s must not be negative (0 disables it)")
         if self.rate_per_s <= 0:
             raise PortalConfigError("rate_per_s must be positive")
         try:
@@ -112,6 +120,8 @@ _ENV_FIELDS: dict[str, type] = {
     "rate_burst": int,
     "heartbeat_interval_s": int,
     "time_tolerance_s": int,
+    "time_bracket_s": int,
+    "language": str,
     "lesson_margin_min": int,
     "verify_threads": int,
 }

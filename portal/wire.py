@@ -1,33 +1,22 @@
 """Request bodies as they arrive: size limits, gzip without bombs, lenient JSON framing.
 
-The batch envelope is parsed leniently so that a bad value inside one record
-(a float, a duplicate key, NaN) fails that record with ``encoding`` at its seq
-instead of refusing the whole request: such values become :class:`Invalid`
-markers, which the record checks reject. Integers are parsed as Python ints
-and the value check refuses those beyond 2^53.
+The batch envelope is parsed with :func:`agent.protocol.parse_json_lenient`,
+so that a bad value inside one record (a float, a duplicate key, NaN, an
+integer beyond 2^53) fails that record with ``encoding`` at its seq instead of
+refusing the whole request.
 """
 
 from __future__ import annotations
 
-import json
 import zlib
 from typing import Any
 
+from agent.exceptions import EncodingError
+from agent.protocol import parse_json_lenient
+from agent.protocol.canonical import DuplicateKeys
 from portal.exceptions import MalformedRequest, RequestTooLarge
 
-__all__ = ["Invalid", "inflate", "parse_envelope", "parse_lenient"]
-
-
-class Invalid:
-    """A JSON value outside the record value set, kept in place of the value."""
-
-    __slots__ = ("why",)
-
-    def __init__(self, why: str) -> None:
-        self.why = why
-
-    def __repr__(self) -> str:
-        return f"<invalid: {self.why}>"
+__all__ = ["inflate", "parse_envelope", "parse_lenient"]
 
 
 def inflate(body: bytes, encoding: str | None, limit: int) -> bytes:
@@ -55,35 +44,19 @@ def inflate(body: bytes, encoding: str | None, limit: int) -> bytes:
     return bytes(out)
 
 
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            result[key] = Invalid(f"duplicate key {key!r}")
-        else:
-            result[key] = value
-    return result
-
-
 def parse_envelope(body: bytes, field: str) -> Any:
     """The value of ``field`` in a JSON object body; 400 for anything unreadable."""
     value = parse_lenient(body)
     if not isinstance(value, dict) or field not in value:
         raise MalformedRequest(f"body must be a JSON object with {field!r}")
+    if isinstance(value, DuplicateKeys):
+        raise MalformedRequest(f"body repeats the key {value.duplicate!r}")
     return value[field]
 
 
 def parse_lenient(body: bytes) -> Any:
-    """JSON with values outside the record value set kept as :class:`Invalid` markers."""
+    """JSON with values outside the record value set kept in place as markers."""
     try:
-        value = json.loads(
-            body.decode("utf-8"),
-            object_pairs_hook=_pairs,
-            parse_float=lambda t: Invalid(f"number {t} has a fraction or exponent"),
-            parse_constant=lambda t: Invalid(f"{t} is not a JSON number"),
-        )
-    except UnicodeDecodeError as exc:
-        raise MalformedRequest("body is not UTF-8") from exc
-    except (ValueError, RecursionError) as exc:  # also integers over 4300 digits
-        raise MalformedRequest(f"body is not JSON: {exc}") from exc
-    return value
+        return parse_json_lenient(body)
+    except EncodingError as exc:  # not UTF-8, not JSON
+        raise MalformedRequest(f"body is {exc}") from exc

@@ -25,9 +25,11 @@ __all__ = [
     "MAX_SAFE_INT",
     "Invalid",
     "canonical_bytes",
+    "canonical_bytes_checked",
     "check_value",
     "parse_json",
     "parse_json_lenient",
+    "value_problem",
 ]
 
 
@@ -50,6 +52,14 @@ def check_value(value: Any, path: str = "$") -> None:
     if problem is not None:
         where, detail = problem
         raise EncodingError(f"{path}{where}: {detail}")
+
+
+def value_problem(value: Any, depth: int = 0) -> tuple[str, str] | None:
+    """``(path below value, why)`` of the first value outside the set, or None.
+
+    ``depth`` is how deep ``value`` sits in the document (for the nesting bound).
+    """
+    return _problem(value, depth)
 
 
 # The walk below is every verifier's hot path: exact type tests first, paths
@@ -127,12 +137,22 @@ def _short(number: int) -> str:
     return str(number) if number.bit_length() < 256 else f"of {number.bit_length()} bits"
 
 
+# Built once: json.dumps with these options builds a new encoder per call, which
+# costs about as much as encoding a whole record.
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canonical_bytes(value: Any) -> bytes:
     """The canonical encoding of ``value``; raises :class:`EncodingError` outside the set."""
     check_value(value)
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _ENCODER.encode(value).encode("utf-8")
+
+
+def canonical_bytes_checked(value: Any) -> bytes:
+    """The canonical encoding of ``value``, which the caller has already checked."""
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 def _no_float(text: str) -> Any:
@@ -191,17 +211,25 @@ def _lenient_int(text: str) -> int | Invalid:
 
 
 def _lenient_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    duplicate = None
-    for key, value in pairs:
-        if key in result and duplicate is None:
-            duplicate = key
-        result[key] = value
-    if duplicate is None:
+    result = dict(pairs)
+    if len(result) == len(pairs):  # the common case, without a Python loop
         return result
     marked = DuplicateKeys(result)
-    marked.duplicate = duplicate
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            marked.duplicate = key
+            break
+        seen.add(key)
     return marked
+
+
+def _invalid_float(text: str) -> Invalid:
+    return Invalid(f"number {text} has a fraction or exponent")
+
+
+def _invalid_constant(text: str) -> Invalid:
+    return Invalid(f"{text} is not a JSON number")
 
 
 def parse_json_lenient(data: bytes | str) -> Any:
@@ -214,12 +242,26 @@ def parse_json_lenient(data: bytes | str) -> Any:
     """
     try:
         text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
-        return json.loads(
-            text,
-            object_pairs_hook=_lenient_pairs,
-            parse_float=lambda t: Invalid(f"number {t} has a fraction or exponent"),
-            parse_int=_lenient_int,
-            parse_constant=lambda t: Invalid(f"{t} is not a JSON number"),
-        )
+        try:
+            # Integers are left to the C parser (a hook per integer costs a third
+            # of the parse): check_value refuses those beyond 2^53 afterwards.
+            return json.loads(
+                text,
+                object_pairs_hook=_lenient_pairs,
+                parse_float=_invalid_float,
+                parse_constant=_invalid_constant,
+            )
+        except json.JSONDecodeError:
+            raise
+        except ValueError:
+            # An integer over Python's digit limit: parse again, bounding each
+            # integer, so that it fails its record only.
+            return json.loads(
+                text,
+                object_pairs_hook=_lenient_pairs,
+                parse_float=_invalid_float,
+                parse_int=_lenient_int,
+                parse_constant=_invalid_constant,
+            )
     except (ValueError, TypeError, RecursionError) as exc:
         raise EncodingError(f"not JSON: {exc}") from exc

@@ -28,7 +28,9 @@ __all__ = [
     "ChainVerifier",
     "DeclaredGap",
     "Failure",
+    "bad_signature",
     "collect_declared_gaps",
+    "content_bytes",
     "parse_gap_data",
     "verify_chain",
 ]
@@ -85,6 +87,29 @@ def parse_gap_data(record: dict[str, Any]) -> DeclaredGap | str:
     return DeclaredGap(first, last, last_hash, str(reason), record["seq"])
 
 
+def content_bytes(record: object, device: str) -> bytes | Failure:
+    """Encoding, device and hash of ``record``: its canonical bytes, or the first failure.
+
+    The signature over those bytes is the caller's next check (see
+    :meth:`ChainVerifier.check_content`); a verifier of many records may
+    spread those checks over threads.
+    """
+    problem = check_record_shape(record)
+    if problem:
+        return Failure(_seq_of(record), "encoding", problem)
+    assert isinstance(record, dict)
+    if record["device"] != device:
+        return Failure(record["seq"], "device", f"record is for device {record['device']!r}")
+    data, digest = seal_digest(record, checked=True)
+    if digest != record["hash"]:
+        return Failure(record["seq"], "hash", "hash does not match the canonical bytes")
+    return data
+
+
+def bad_signature(seq: int) -> Failure:
+    return Failure(seq, "signature", "signature does not verify with the device key")
+
+
 @dataclass
 class ChainVerifier:
     """Checks each next record of one device against the last accepted ``(seq, hash)``.
@@ -109,18 +134,12 @@ class ChainVerifier:
 
     def check_content(self, record: object) -> Failure | None:
         """Encoding, device, hash and signature: everything but the sequence."""
-        seq = _seq_of(record)
-        problem = check_record_shape(record)
-        if problem:
-            return Failure(seq, "encoding", problem)
+        checked = content_bytes(record, self.device)
+        if isinstance(checked, Failure):
+            return checked
         assert isinstance(record, dict)
-        if record["device"] != self.device:
-            return Failure(seq, "device", f"record is for device {record['device']!r}")
-        data, digest = seal_digest(record, checked=True)
-        if digest != record["hash"]:
-            return Failure(seq, "hash", "hash does not match the canonical bytes")
-        if self.signatures and not signature_valid(data, record["sig"], self.public_key):
-            return Failure(seq, "signature", "signature does not verify with the device key")
+        if self.signatures and not signature_valid(checked, record["sig"], self.public_key):
+            return bad_signature(record["seq"])
         return None
 
     def check_sequence(self, record: dict[str, Any]) -> Failure | None:

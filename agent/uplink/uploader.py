@@ -295,6 +295,8 @@ class Uploader:
             freed = self.store.acknowledge(checked)
         except ReceiptError as exc:  # the store changed between the check and now
             return 0, "receipt_unknown_hash", str(exc)
+        except (QatysuError, OSError) as exc:  # the state file could not be written
+            return 0, "acknowledge_failed", f"acknowledging seq {checked['seq']} failed: {exc}"
         self._received(checked)
         self._alarmed.clear()  # a good receipt ends an episode: alarm again next time
         return freed, "", ""
@@ -398,8 +400,11 @@ class Uploader:
                 )
             )
         assert found is not None
-        self.store.quarantine_record(seq, decision.reason)
-        self.store.declare_losses()
+        try:
+            self.store.quarantine_record(seq, decision.reason)
+            self.store.declare_losses()
+        except (QatysuError, OSError) as exc:  # nothing was lost: the record stays pending
+            self._fail(f"record {seq} refused ({decision.reason}) but not quarantined: {exc}")
         self._alarm(
             f"record_refused_{decision.reason}",
             f"portal refused record {seq} ({decision.reason}): quarantined, gap declared",

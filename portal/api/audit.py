@@ -30,12 +30,12 @@ router = APIRouter(include_in_schema=False)
 def _context(request: Request) -> tuple[Principal | None, dict[str, Any]]:
     """Who is asking, and the language, translations and period every page shows."""
     principal = current_principal(request)
+    portal: Portal = request.app.state.portal
     asked = request.query_params.get("lang")
     lang = i18n.pick(asked, request.session.get("lang"), request.headers.get(
-        "accept-language", ""))
+        "accept-language", ""), portal.settings.language)
     if asked in i18n.LANGS:
         request.session["lang"] = asked
-    portal: Portal = request.app.state.portal
     zone = load_zone(ReconcileSettings.from_portal(portal.settings).timezone)
     keep = {k: v for k, v in request.query_params.items() if k in ("from", "to")}
     return principal, {

@@ -19,11 +19,13 @@ from portal.reconcile.store import apply_import
 @click.option("--from", "first", default="2024-02-19", show_default=True, metavar="DATE",
               help="First day (local).")
 @click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--unsynced", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of devices whose clock never reports NTP sync (decision 0810).")
 @click.option("--csv-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Also write schedule.csv, roster.csv and confirmations.csv here.")
 @click.pass_obj
 def generate_city(ctx: Context, centers: int, days: int, first: str, seed: int,
-                  csv_dir: Path | None) -> int:
+                  unsynced: float, csv_dir: Path | None) -> int:
     """Simulate CENTERS clubs for DAYS days: devices upload signed records through the
     portal's own ingest, and the schedule, roster and confirmations are imported.
 
@@ -35,7 +37,8 @@ def generate_city(ctx: Context, centers: int, days: int, first: str, seed: int,
         raise click.BadParameter(f"{first!r} is not a date YYYY-MM-DD",
                                  param_hint="--from") from None
     portal = ctx.portal()
-    config = CityConfig(centers=centers, days=days, first=day, seed=seed, upload_s=3600)
+    config = CityConfig(centers=centers, days=days, first=day, seed=seed, upload_s=3600,
+                        unsynced=unsynced)
     city, _ = generate(config, IngestUplink(portal.engine, portal.key, now=portal.clock()))
     files = {"schedule": city.schedule_csv(), "roster": city.roster_csv(),
              "confirmations": city.confirmations_csv()}

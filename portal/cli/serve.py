@@ -21,7 +21,9 @@ def serve_command(ctx: Context, host: str, port: int, access_log: bool) -> int:
     import uvicorn
 
     from portal.app import create_app
+    from portal.reconcile.lessons import load_zone
 
+    load_zone(ctx.settings().tz)  # stale zone data: refuse before touching the store
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     portal = ctx.portal()
     app = create_app(portal.settings, portal=portal)

@@ -9,6 +9,8 @@ PostgreSQL an ordinary one in which the ingest code locks the device row with
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -66,11 +68,37 @@ def _sqlite_pragmas(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+# SQLite's busy handler polls with sleeps of up to 100 ms, so a writer that
+# finds the lock taken idles long after it is free; writers in this process
+# queue on a lock instead, which wakes the next one at once. Other processes
+# (a CLI next to the server) still meet the busy timeout.
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_WRITERS_GUARD = threading.Lock()
+_WRITER_WAIT_S = 30.0  # as the busy timeout: then let SQLite decide
+
+
+def _writer_lock(engine: Engine) -> threading.Lock:
+    with _WRITERS_GUARD:
+        lock = _SQLITE_WRITERS.get(engine)
+        if lock is None:
+            lock = _SQLITE_WRITERS[engine] = threading.Lock()
+        return lock
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that serialises writers of the same rows on both back ends."""
-    with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
-            conn.execution_options(sqlite_immediate=True)
-        with conn.begin():
+    if engine.dialect.name != "sqlite":
+        with engine.connect() as conn, conn.begin():
             yield conn
+        return
+    lock = _writer_lock(engine)
+    held = lock.acquire(timeout=_WRITER_WAIT_S)
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(sqlite_immediate=True)
+            with conn.begin():
+                yield conn
+    finally:
+        if held:
+            lock.release()

@@ -151,6 +151,10 @@ class _Center:
         times.sort()
         self.heartbeats.sort()
         self.times = times
+        # Where consecutive records are further apart than the offline threshold, found
+        # once per center so that each lesson's coverage is two binary searches.
+        limit = settings.offline_ms
+        self.silent_after = [k for k, (a, b) in enumerate(pairwise(times)) if b - a > limit]
         for tl in self.doors.values():
             order = sorted(range(len(tl.times)), key=tl.times.__getitem__)
             tl.times = [tl.times[i] for i in order]
@@ -164,7 +168,8 @@ class _Center:
                 read.reasons.add(NO_DOOR_PASSAGE)
 
     def _take(self, log: DeviceLog, times: list[int], events: list[IntegrityEvent]) -> None:
-        placed, trusted = place(log, self.settings.time_tolerance_ms)
+        placed, trusted = place(log, self.settings.time_tolerance_ms,
+                                self.settings.time_bracket_ms)
         times.extend(placed)
         dev = log.device_id
         types = log.type
@@ -266,11 +271,18 @@ class _Center:
         return out
 
     def coverage(self, lo: int, hi: int) -> Coverage:
-        i, j = bisect_left(self.times, lo), bisect_right(self.times, hi)
-        points = [lo, *self.times[i:j], hi]
+        times = self.times
+        i, j = bisect_left(times, lo), bisect_right(times, hi)
         limit = self.settings.offline_ms
-        silences = tuple((a, b) for a, b in pairwise(points)
-                         if b - a > limit)
+        if i == j:
+            silences: tuple[tuple[int, int], ...] = ((lo, hi),) if hi - lo > limit else ()
+        else:
+            gaps = self.silent_after  # k: times[k + 1] - times[k] > limit
+            inner = [(times[k], times[k + 1])
+                     for k in gaps[bisect_left(gaps, i):bisect_left(gaps, j - 1)]]
+            head = [(lo, times[i])] if times[i] - lo > limit else []
+            tail = [(times[j - 1], hi)] if hi - times[j - 1] > limit else []
+            silences = (*head, *inner, *tail)
         beats = bisect_right(self.heartbeats, hi) - bisect_left(self.heartbeats, lo)
         return Coverage(lo, hi, j - i, beats, silences)
 
@@ -329,12 +341,15 @@ def reconcile(
     if wanted is not None:
         center_ids = [c for c in center_ids if c in wanted]
     result = Result(first, last, [])
+    schedule_by_center: dict[str, list[ScheduleEntry]] = defaultdict(list)
+    for e in schedule:
+        schedule_by_center[e.center_id].append(e)
     for center_id in center_ids:
         center = _Center(load_center(center_id), settings)
         offline = _reconcile_center(
             center, center_id, lessons_by_center.get(center_id, []),
-            conf_by_center.get(center_id, []), confirmed, by_group, schedule, settings,
-            result.rows,
+            conf_by_center.get(center_id, []), confirmed, by_group,
+            schedule_by_center.get(center_id, []), settings, result.rows,
         )
         result.offline_lessons[center_id] = offline
     return result
@@ -422,7 +437,7 @@ def _row(
 
 def _price(schedule: Sequence[ScheduleEntry], group_id: str, day: date) -> int:
     """The group's price on a day without a lesson: the entry valid then, else the latest."""
-    entries = [e for e in schedule if e.group_id == group_id]
+    entries = [e for e in schedule if e.group_id == group_id]  # only the center's entries
     valid = [e for e in entries if (e.valid_from is None or e.valid_from <= day)
              and (e.valid_to is None or day <= e.valid_to)]
     pick = valid or entries

@@ -36,7 +36,7 @@ import hashlib
 import itertools
 import logging
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
@@ -87,6 +87,12 @@ class CityConfig:
     clock_bridge: float = 0.5  # reboots that start with a wrong unsynced clock, then sync
     timezone: str = "Asia/Almaty"
     extra_children: int = 0  # one more child in each of the first N groups
+    # Devices whose kernel never reports NTP sync (their clock is right to within
+    # ``unsynced_drift_ms``); they upload like the agent, each record ``upload_lag_ms``
+    # after it is made, so their receipts bracket every record tightly.
+    unsynced: float = 0.0
+    unsynced_drift_ms: int = 20_000
+    upload_lag_ms: int = 1500
     prefix: str = "C"  # center ids are PREFIX001, ...; children K<PREFIX>00001, ...
 
 
@@ -101,7 +107,12 @@ class Child:
 
 @dataclass(slots=True)
 class TrueRecord:
-    """What the generator knows about a record: its true time and whether it survives."""
+    """What the generator knows about a record: its true time and whether it survives.
+
+    ``anchor_ms`` is when the portal signed the receipt the device held when it
+    made the record, ``covered_ms`` when the portal first acknowledged it (both
+    simulated times the generator chose; None before the first receipt / never).
+    """
 
     seq: int
     type: str
@@ -109,12 +120,14 @@ class TrueRecord:
     claimed_ms: int
     forged_clock: bool
     data: Mapping[str, Any]
+    synced: bool = True
+    boot: str = ""
+    anchor_ms: int | None = None
+    covered_ms: int | None = None
     kept: bool = True
-
-    @property
-    def rule_ms(self) -> int:
-        """The time the rules see: the truth, unless the boot's clock was forged and unsynced."""
-        return self.claimed_ms if self.forged_clock else self.true_ms
+    # Set by the labeller: the time the rules see, and whether the portal can trust it.
+    rule_ms: int = 0
+    trusted: bool = True
 
 
 @dataclass(slots=True)
@@ -122,6 +135,8 @@ class Device:
     device_id: str
     center_id: str
     key: Ed25519PrivateKey
+    never_synced: bool = False
+    drift_ms: int = 0
     truth: list[TrueRecord] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)  # as uploaded, in seq order
     holes: list[tuple[int, int]] = field(default_factory=list)
@@ -203,6 +218,9 @@ class City:
     injections: dict[tuple[str, date], str]  # (group, date) -> kind
     fraud_rows: set[tuple[str, str, date]]  # rows where someone claimed an absent child
     tapped_rows: set[tuple[str, str, date]]  # present and tapped, lesson untouched
+    # What honest behaviour the run produced (cluster sizes, short gaps, held doors,
+    # forgotten taps and confirmations, clocks set wrong): the tests check its shape.
+    stats: Counter[str] = field(default_factory=Counter)
 
     @property
     def last(self) -> date:
@@ -312,6 +330,9 @@ def _center(city: City, rng: random.Random, center: str, center_lessons: list[Le
     cfg = city.config
     key = _key(f"device-{cfg.seed}-{center}")
     device = Device(link.enroll(center, key), center, key)
+    if rng.random() < cfg.unsynced:
+        device.never_synced = True
+        device.drift_ms = rng.randint(-cfg.unsynced_drift_ms, cfg.unsynced_drift_ms)
     city.devices.append(device)
     begin = local_ms(cfg.first, time(0), city.zone) - 60 * MIN
     finish = local_ms(city.last + timedelta(days=1), time(0), city.zone)
@@ -353,15 +374,20 @@ def _center(city: City, rng: random.Random, center: str, center_lessons: list[Le
         if held:
             actions.append(_door(start - 26 * MIN, "open"))
             actions.append(_door(start + 8 * MIN, "closed"))
+            city.stats["doors_held"] += 1
+        city.stats["lessons"] += 1
+        city.stats["forgot_tap"] += len(forgot)
+        city.stats["arrivals"] += len(arrivals)
         _clusters(rng, actions, tapped, start - 25 * MIN, start + 4 * MIN, not held,
-                  None if kind else lesson)
-        _clusters(rng, actions, tapped, end + MIN, end + 8 * MIN, True)
-        _ = forgot
+                  None if kind else lesson, city.stats)
+        _clusters(rng, actions, tapped, end + MIN, end + 8 * MIN, True, None, city.stats)
         # Confirmations: attending children (unless the parent forgot) and the fakes.
         for c in kids:
             claimed = c in fakes
             if (c.child_id in attending and rng.random() >= cfg.forget_confirm) or claimed:
                 city.confirmations.append(_confirm(rng, c, lesson, city.zone))
+            elif c.child_id in attending:
+                city.stats["forgot_confirm"] += 1
             if claimed:
                 city.fraud_rows.add((c.child_id, lesson.group_id, lesson.date))
         t = start + 31 * MIN
@@ -408,7 +434,11 @@ def _center(city: City, rng: random.Random, center: str, center_lessons: list[Le
                 city.fraud_rows.add((c.child_id, group, day))
                 city.injections[(group, day)] = "no_lesson"
                 break
-    segments = _segments(rng, cfg, begin, finish, off, forged)
+    segments = _segments(rng, cfg, begin, finish, off, forged, device.never_synced)
+    city.stats["boots"] += len(segments)
+    city.stats["boots_clock_wrong_then_synced"] += sum(s.sync_ms is not None for s in segments)
+    city.stats["boots_clock_forged"] += sum(s.forged for s in segments)
+    city.stats["devices_never_synced"] += device.never_synced
     recorded = _run(cfg, rng, device, actions, segments, holes, link)
     city.tapped_rows.update(recorded)
 
@@ -430,17 +460,21 @@ def _gap_ms(rng: random.Random) -> int:
 
 
 def _clusters(rng: random.Random, actions: list[_Action], kids: list[Child], lo: int, hi: int,
-              doors: bool, lesson: Lesson | None = None) -> None:
+              doors: bool, lesson: Lesson | None, stats: Counter[str]) -> None:
     i = 0
     while i < len(kids):
         size = rng.randint(1, 6)
+        stats[f"cluster_{len(kids[i:i + size])}"] += 1
         t = rng.randint(lo, hi)
         if doors:
             actions.append(_door(t, "open"))
         t += rng.randint(1000, 4000)
         for k, c in enumerate(kids[i:i + size]):
             if k:
-                t += _gap_ms(rng)
+                gap = _gap_ms(rng)
+                t += gap
+                stats["gaps"] += 1
+                stats["gaps_under_1500"] += gap < 1500
             action = _badge(t, rng.choice(c.badges))
             if lesson is not None:
                 action.row = (c.child_id, lesson.group_id, lesson.date)
@@ -457,7 +491,8 @@ def _confirm(rng: random.Random, c: Child, lesson: Lesson, zone: ZoneInfo) -> Co
 
 
 def _segments(rng: random.Random, cfg: CityConfig, begin: int, finish: int,
-              off: list[tuple[int, int]], forged: list[tuple[int, int, int]]) -> list[_Segment]:
+              off: list[tuple[int, int]], forged: list[tuple[int, int, int]],
+              never_synced: bool = False) -> list[_Segment]:
     cuts = sorted([(a, b, None) for a, b in off] + [(a - MIN, b + MIN, o) for a, b, o in forged],
                   key=lambda x: x[0])
     out: list[_Segment] = []
@@ -469,7 +504,7 @@ def _segments(rng: random.Random, cfg: CityConfig, begin: int, finish: int,
             out.append(_Segment(a + MIN, b - MIN, offset, None, True))
         t = max(t, b)
     out.append(_Segment(t, finish))
-    for seg in out[1:]:
+    for seg in out[1:] if not never_synced else ():
         if not seg.forged and seg.end - seg.start > 30 * MIN and rng.random() < cfg.clock_bridge:
             seg.offset_ms = -rng.randint(1, 3) * 86_400_000 - rng.randint(0, 3_600_000)
             seg.sync_ms = seg.start + rng.randint(3, 12) * MIN
@@ -487,18 +522,22 @@ def _run(cfg: CityConfig, rng: random.Random, device: Device, actions: list[_Act
     step_hb, step_up = cfg.heartbeat_s * 1000, cfg.upload_s * 1000
     actions.sort(key=lambda a: (a.true_ms, a.order))
     seq, prev, anchor = 0, ZERO_HASH, ""
+    anchor_at: int | None = None
     pending: list[tuple[dict[str, Any], TrueRecord]] = []
     hole_queue = sorted(holes)
     k = 0
+    never = 2**62
+    lag = cfg.upload_lag_ms
 
     def make(seg: _Segment, boot: str, at: int, kind: str, data: dict[str, Any]) -> None:
         nonlocal seq, prev
         seq += 1
         wrong = seg.forged or (seg.sync_ms is not None and at < seg.sync_ms)
-        claimed = at + seg.offset_ms if wrong else at
+        claimed = at + seg.offset_ms if wrong else at + device.drift_ms
+        synced = not wrong and not device.never_synced
         body: dict[str, Any] = {
                 "v": 1, "device": device.device_id, "seq": seq, "prev": prev, "type": kind,
-                "wall_ms": claimed, "synced": not wrong, "boot": boot,
+                "wall_ms": claimed, "synced": synced, "boot": boot,
                 "mono_ns": (at - seg.start + 4000) * 1_000_000, "anchor": anchor, "data": data}
         if cfg.sign:
             record = build_record(device.key, **{k: v for k, v in body.items() if k != "v"})
@@ -507,12 +546,29 @@ def _run(cfg: CityConfig, rng: random.Random, device: Device, actions: list[_Act
             record["hash"] = seal_digest(body, checked=True)[1]
             record["sig"] = ""
         prev = record["hash"]
-        truth = TrueRecord(seq, kind, at, claimed, seg.forged, data)
+        truth = TrueRecord(seq, kind, at, claimed, seg.forged, data, synced, boot, anchor_at)
         device.truth.append(truth)
         pending.append((record, truth))
 
+    def send(records: list[tuple[dict[str, Any], TrueRecord]], now: int) -> None:
+        nonlocal anchor, anchor_at
+        device.records += [r for r, _ in records]
+        anchor, anchor_at = link.upload(device, [r for r, _ in records], now), now
+        for _, t in records:
+            t.covered_ms = now
+
+    def eager_due(seg: _Segment) -> int:
+        """When a device that uploads like the agent sends what is pending."""
+        if not device.never_synced or not pending:
+            return never
+        due = max(pending[0][1].true_ms, seg.start) + lag
+        # Keep records a scheduled hole will delete until the hole is declared.
+        if any(lo <= due <= at + lag for lo, _, at in hole_queue):
+            return never
+        return due
+
     def upload(now: int) -> None:
-        nonlocal anchor
+        nonlocal anchor, anchor_at
         batch = pending[:]
         pending.clear()
         while hole_queue and hole_queue[0][2] <= now:
@@ -524,20 +580,18 @@ def _run(cfg: CityConfig, rng: random.Random, device: Device, actions: list[_Act
             before = [(r, t) for r, t in batch if t.seq < first_seq]
             after = [(r, t) for r, t in batch if t.seq > last_seq]
             if before:
-                device.records += [r for r, _ in before]
-                anchor = link.upload(device, [r for r, _ in before], now)
+                send(before, now)
             for _, t in lost:
                 t.kept = False
             gap = {"first_seq": first_seq, "last_seq": last_seq,
                    "last_hash": lost[-1][0]["hash"], "reason": "quarantined"}
             make(current, boot_id, now, "gap", gap)
             gap_record, _ = pending.pop()
-            anchor = link.declare_gap(device, gap_record, now)
+            anchor, anchor_at = link.declare_gap(device, gap_record, now), now
             device.holes.append((first_seq, last_seq))
             batch = [*after, (gap_record, device.truth[-1])]
         if batch:
-            device.records += [r for r, _ in batch]
-            anchor = link.upload(device, [r for r, _ in batch], now)
+            send(batch, now)
 
     for n, current in enumerate(segments):
         boot_id = hashlib.sha256(f"{device.device_id}-{n}-{cfg.seed}".encode()).hexdigest()[:32]
@@ -551,7 +605,8 @@ def _run(cfg: CityConfig, rng: random.Random, device: Device, actions: list[_Act
         while k < len(actions) and actions[k].true_ms < current.start:
             k += 1  # power was off: nothing observed
         while True:
-            nxt = min(hb, up, actions[k].true_ms if k < len(actions) else current.end)
+            due = eager_due(current)
+            nxt = min(hb, up, due, actions[k].true_ms if k < len(actions) else current.end)
             if nxt >= current.end:
                 break
             if k < len(actions) and actions[k].true_ms == nxt:
@@ -565,6 +620,8 @@ def _run(cfg: CityConfig, rng: random.Random, device: Device, actions: list[_Act
                     "pending": len(pending), "readers": {"main": "ok"},
                     "uptime_s": (hb - current.start) // 1000})
                 hb += step_hb
+            elif due == nxt:
+                upload(due)
             else:
                 upload(up + 1000)
                 up += step_up
@@ -582,11 +639,32 @@ _ORDER = ("card_burst", "no_door_passage", "time_untrusted", "simulated_reader",
 Labels = dict[tuple[str, str, date], tuple[str, tuple[str, ...]]]
 
 
+def _judge_times(kept: list[TrueRecord], s: ReconcileSettings) -> None:
+    """Which time the rules see for each record, and whether it is trusted.
+
+    A record with a synced reference (itself, or a synced record of its boot) is
+    placed at its true time: honest boots are placed exactly, and forged boots
+    never sync. Without one, the rules see the claimed clock, trusted only when
+    the portal's receipts bracket it (decision 0810; off when the bracket is 0).
+    """
+    synced_boots = {t.boot for t in kept if t.synced}
+    tol, width = s.time_tolerance_ms, s.time_bracket_ms
+    for t in kept:
+        if t.synced or t.boot in synced_boots:
+            t.rule_ms, t.trusted = t.true_ms, True
+            continue
+        lo, hi = t.anchor_ms, t.covered_ms
+        t.rule_ms = t.claimed_ms
+        t.trusted = (width > 0 and lo is not None and hi is not None and hi - lo <= width
+                     and lo - tol <= t.claimed_ms <= hi + tol)
+
+
 class _Truth:
     """One device's surviving records, indexed for the rules (from the generator's truth)."""
 
-    def __init__(self, device: Device) -> None:
+    def __init__(self, device: Device, s: ReconcileSettings) -> None:
         self.kept = [t for t in device.truth if t.kept]
+        _judge_times(self.kept, s)
         self.by_seq = {t.seq: t for t in self.kept}
         self.moments = sorted(t.rule_ms for t in self.kept)
         self.badges = sorted((t for t in self.kept if t.type == "badge"), key=lambda t: t.rule_ms)
@@ -621,7 +699,7 @@ class _Truth:
         if listed and not any(self._open(d, t.rule_ms - s.door_window_ms,
                                          t.rule_ms + s.door_window_ms) for d in listed):
             out.add("no_door_passage")
-        if t.forged_clock:
+        if not t.trusted:
             out.add("time_untrusted")
         if t.data["driver"] == "simulated":
             out.add("simulated_reader")
@@ -652,7 +730,7 @@ def label(city: City, settings: ReconcileSettings) -> Labels:
     for kid in city.children:
         for uid in kid.badges:
             owner[kid.group_id][uid].add(kid.child_id)
-    truth = {d.center_id: _Truth(d) for d in city.devices}
+    truth = {d.center_id: _Truth(d, settings) for d in city.devices}
     held: set[tuple[str, date]] = set()
     for lesson in city.lessons:
         held.add((lesson.group_id, lesson.date))

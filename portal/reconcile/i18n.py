@@ -1,8 +1,9 @@
 """Interface text of the auditor pages: Russian, English, and a Kazakh welcome.
 
 The language comes from ``?lang=`` (kept in the session), else the browser's
-Accept-Language, else Russian. Kazakh pages show the Kazakh welcome and
-otherwise Russian text until a full translation is supplied.
+Accept-Language, else the portal's ``language`` setting (Russian by default).
+Kazakh pages show the Kazakh welcome and otherwise Russian text until a full
+translation is supplied.
 """
 
 from __future__ import annotations
@@ -147,8 +148,9 @@ _KK = {**_RU, "welcome": "Қош келдіңіз", "language": "Тіл"}
 MESSAGES = {"en": _EN, "ru": _RU, "kk": _KK}
 
 
-def pick(asked: str | None, session_lang: str | None, accept_language: str) -> str:
-    """The language: an explicit ``?lang=``, the session's, the browser's, or Russian."""
+def pick(asked: str | None, session_lang: str | None, accept_language: str,
+         default: str = DEFAULT) -> str:
+    """The language: an explicit ``?lang=``, the session's, the browser's, or ``default``."""
     for choice in (asked, session_lang):
         if choice in LANGS:
             return choice
@@ -164,7 +166,10 @@ def pick(asked: str | None, session_lang: str | None, accept_language: str) -> s
         base = tag.strip().lower().split("-")[0]
         if base in LANGS:
             ranked.append((q, base))
-    return max(ranked, key=lambda x: x[0])[1] if ranked else DEFAULT
+    ranked = [r for r in ranked if r[0] > 0]  # q=0 means "not this one"
+    if not ranked:
+        return default if default in LANGS else DEFAULT
+    return max(ranked, key=lambda x: x[0])[1]
 
 
 def translator(lang: str) -> dict[str, str]:

@@ -26,11 +26,13 @@ class ReconcileSettings:
     door_window_ms: int = 60_000
     heartbeat_interval_s: int = 300
     time_tolerance_ms: int = 120_000
+    # Portal-bracketed time (decision 0810): 0 = SPEC section 2 literally.
+    time_bracket_ms: int = 600_000
     timezone: str = "Asia/Almaty"
 
     def __post_init__(self) -> None:
         for name in ("margin_s", "burst_gap_ms", "burst_min_uids", "door_window_ms",
-                     "heartbeat_interval_s", "time_tolerance_ms"):
+                     "heartbeat_interval_s", "time_tolerance_ms", "time_bracket_ms"):
             if getattr(self, name) < 0:
                 raise ValueError(f"reconciliation setting {name} must not be negative")
 
@@ -50,6 +52,7 @@ class ReconcileSettings:
             door_window_ms=int(extra.get("door_window_s", 60)) * 1000,
             heartbeat_interval_s=int(settings.heartbeat_interval_s),
             time_tolerance_ms=int(settings.time_tolerance_s) * 1000,
+            time_bracket_ms=int(getattr(settings, "time_bracket_s", 600)) * 1000,
             timezone=str(settings.tz),
         )
 

@@ -92,3 +92,23 @@ def test_generate_city_feeds_the_real_ingest(tmp_path: Path,
     assert sorted(p.name for p in (tmp_path / "csv").iterdir()) == [
         "confirmations.csv", "roster.csv", "schedule.csv"]
     assert main([*base, "verify"]) == 0  # every stored chain re-verifies, signatures included
+
+
+def test_generate_city_with_devices_that_never_sync(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    base = ["--data-dir", str(tmp_path / "data")]
+    assert main([*base, "generate-city", "--centers", "1", "--days", "3", "--from",
+                 "2024-06-03", "--unsynced", "1"]) == 0
+    capsys.readouterr()
+    shares = []
+    for bracket in ("600", "0"):
+        monkeypatch.setenv("QATYSU_PORTAL_TIME_BRACKET_S", bracket)
+        assert main([*base, "reconcile", "--from", "2024-06-03", "--to", "2024-06-05",
+                     "--format", "json"]) == 0
+        rows = json.loads(capsys.readouterr().out)["rows"]
+        reads = [e for r in rows for e in r["evidence"]["records"]]
+        shares.append(sum(e["time_trusted"] for e in reads) / len(reads))
+    # Bracketed by their receipts, the reads are trusted (an injected forged clock
+    # aside); taken literally (bracket off), none of them is.
+    assert shares[0] > 0.9 and shares[1] == 0, shares

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -53,3 +58,34 @@ def test_weekdays_and_validity_pick_the_dates() -> None:
         ("G1", date(2024, 6, 10), 2000),
         ("G2", date(2024, 6, 12), 1000),
     ]
+
+
+def _stale_tzdata(root: Path) -> Path:
+    """A ``tzdata`` package whose Asia/Almaty is the pre-2024a one: UTC+6 all year."""
+    import tzdata
+
+    pkg = root / "tzdata"
+    (pkg / "zoneinfo" / "Asia").mkdir(parents=True)
+    (pkg / "__init__.py").write_text('IANA_VERSION = "2023c"\n')
+    (pkg / "zoneinfo" / "__init__.py").write_text("")
+    (pkg / "zoneinfo" / "Asia" / "__init__.py").write_text("")
+    real = Path(tzdata.__file__).parent / "zoneinfo" / "Etc" / "GMT-6"
+    shutil.copyfile(real, pkg / "zoneinfo" / "Asia" / "Almaty")
+    return root
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "1"],
+                                     ["reconcile", "--from", "2024-06-01", "--to", "2024-06-02"]])
+def test_the_portal_refuses_to_start_on_stale_zone_data(tmp_path: Path,
+                                                         command: list[str]) -> None:
+    # The zone data is the world here: a stale tzdata ahead on the path, our code as is.
+    fake = _stale_tzdata(tmp_path / "site")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(fake), str(Path(__file__).resolve().parents[2])])}
+    env.pop("QATYSU_PORTAL_TZ", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "portal", "--data-dir", str(tmp_path / "data"), *command],
+        env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "Asia/Almaty" in done.stderr and "tzdata 2024a" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -222,3 +222,24 @@ def test_another_device_of_the_center_keeps_it_online() -> None:
     busy = honest(Log("D2", "C1", "b2"))
     result = run([built(quiet).log, built(busy).log], [confirm()])
     assert status(result)[0] == "confirmed_without_presence"
+
+
+def test_silences_are_listed_at_the_edges_inside_and_for_an_empty_window() -> None:
+    # Window [START - 30 min, END]: silent at its start, twice inside, and at its end.
+    lo = START - 30 * MIN
+    log = Log()
+    log.boot_record(START - 2 * 3600 * S)
+    for at in (lo + 11 * MIN, lo + 12 * MIN, lo + 40 * MIN, lo + 45 * MIN, lo + 70 * MIN):
+        log.add("heartbeat", at)
+    log.add("heartbeat", END + 3600 * S)
+    [row] = run([built(log).log], [confirm()]).rows
+    assert row.status == "confirmed_device_offline" and row.coverage is not None
+    assert row.coverage.silences == (
+        (lo, lo + 11 * MIN), (lo + 12 * MIN, lo + 40 * MIN), (lo + 45 * MIN, lo + 70 * MIN),
+        (lo + 70 * MIN, END))
+    assert row.coverage.records == 5
+    nothing = Log()
+    nothing.add("heartbeat", lo - 3600 * S)
+    [row] = run([nothing.log], [confirm()]).rows
+    assert row.coverage is not None and row.coverage.silences == ((lo, END),)
+    assert row.coverage.records == 0

@@ -86,3 +86,44 @@ def test_a_changed_row_is_updated_in_place(store: Portal) -> None:
     assert (outcome.added, outcome.changed) == (0, 1)
     with store.engine.connect() as conn:
         assert conn.execute(select(schedule.c.price_kzt)).scalar_one() == 3500
+
+
+def test_the_bracket_setting_comes_from_the_environment() -> None:
+    from portal.exceptions import PortalConfigError
+    from portal.settings import Settings
+
+    default = ReconcileSettings.from_portal(Settings.from_env(environ={}))
+    assert default.time_bracket_ms == 600_000
+    off = Settings.from_env(environ={"QATYSU_PORTAL_TIME_BRACKET_S": "0"})
+    assert ReconcileSettings.from_portal(off).time_bracket_ms == 0
+    with pytest.raises(PortalConfigError, match="time_bracket_s"):
+        Settings.from_env(environ={"QATYSU_PORTAL_TIME_BRACKET_S": "-1"})
+
+
+def test_a_never_synced_device_through_the_real_ingest_is_verified(store: Portal) -> None:
+    # Receipts signed by the real ingest bracket each record (decision 0810).
+    config = CityConfig(centers=1, days=3, seed=8, injected=0.0, first=date(2024, 6, 3),
+                        unsynced=1.0, no_lesson_per_center=0)
+    city, _ = generate(config, IngestUplink(store.engine, store.key, now=T0))
+    assert all(d.never_synced for d in city.devices)
+    for kind, data in (("schedule", city.schedule_csv()), ("roster", city.roster_csv()),
+                       ("confirmations", city.confirmations_csv())):
+        apply_import(store.engine, kind, data, f"{kind}.csv", now=T0)
+    zone = load_zone("Asia/Almaty")
+    for bracket_ms, want in ((600_000, "verified"), (0, "suspect")):
+        settings = ReconcileSettings(time_bracket_ms=bracket_ms)
+        result = run_reconciliation(store.engine, config.first, city.last, settings, zone)
+        labels = label(city, settings)
+        got = {(r.child_id, r.group_id, r.date): (r.status, r.reasons) for r in result.rows}
+        assert got == labels
+        statuses = Counter(got[k][0] for k in city.tapped_rows)
+        assert statuses.most_common(1)[0][0] == want, statuses
+
+
+def test_the_language_setting_is_checked() -> None:
+    from portal.exceptions import PortalConfigError
+    from portal.settings import Settings
+
+    assert Settings.from_env(environ={"QATYSU_PORTAL_LANGUAGE": "kk"}).language == "kk"
+    with pytest.raises(PortalConfigError, match="language must be ru, en or kk"):
+        Settings.from_env(environ={"QATYSU_PORTAL_LANGUAGE": "de"})

@@ -110,3 +110,62 @@ def test_same_boot_id_after_another_boot_still_bridges() -> None:
     times, trusted = place(log, TOL)
     assert trusted == [True, False, True]
     assert times == [T0, T0 - DAY, T0 + 20 * S]
+
+
+# --- portal-bracketed time (decision 0810) --------------------------------------------
+
+BRACKET = 600 * S
+
+
+def test_an_unsynced_record_bracketed_within_600_s_is_trusted_at_its_claim() -> None:
+    # A kernel that never reports NTP sync, clock right to 20 s: receipts 300 s apart.
+    claim = T0 + 20 * S
+    log = log_of((T0, claim, False, "b", T0 - 299 * S, T0 + 1 * S))
+    times, trusted = place(log, TOL, BRACKET)
+    assert times == [claim] and trusted == [True]
+
+
+def test_a_bracket_of_exactly_the_setting_is_enough_and_one_ms_more_is_not() -> None:
+    edge = log_of((T0, T0, False, "b", T0 - 300 * S, T0 + 300 * S))
+    wider = log_of((T0, T0, False, "b", T0 - 300 * S, T0 + 300 * S + 1))
+    assert place(edge, TOL, BRACKET)[1] == [True]
+    assert place(wider, TOL, BRACKET)[1] == [False]
+
+
+def test_a_wider_bracket_leaves_the_record_untrusted() -> None:
+    # Offline for an hour: the device could have claimed any time within it.
+    log = log_of((T0, T0, False, "b", T0 - 3600 * S, T0 + 60 * S))
+    times, trusted = place(log, TOL, BRACKET)
+    assert times == [T0] and trusted == [False]
+
+
+def test_a_claim_outside_its_bracket_is_untrusted() -> None:
+    inside = log_of((T0, T0 + 60 * S + TOL, False, "b", T0 - 60 * S, T0 + 60 * S))
+    outside = log_of((T0, T0 + 60 * S + TOL + 1, False, "b", T0 - 60 * S, T0 + 60 * S))
+    early = log_of((T0, T0 - 60 * S - TOL - 1, False, "b", T0 - 60 * S, T0 + 60 * S))
+    assert place(inside, TOL, BRACKET)[1] == [True]
+    assert place(outside, TOL, BRACKET)[1] == [False]
+    assert place(early, TOL, BRACKET)[1] == [False]
+
+
+def test_a_missing_bound_leaves_the_record_untrusted() -> None:
+    no_anchor = log_of((T0, T0, False, "b", None, T0 + 10 * S))  # before the first receipt
+    never_covered = log_of((T0, T0, False, "b", T0 - 10 * S, None))
+    assert place(no_anchor, TOL, BRACKET)[1] == [False]
+    assert place(never_covered, TOL, BRACKET)[1] == [False]
+
+
+def test_disabled_the_rule_is_spec_literal() -> None:
+    log = log_of((T0, T0, False, "b", T0 - 10 * S, T0 + 10 * S))
+    assert place(log, TOL, 0) == ([T0], [False])
+    assert place(log, TOL) == ([T0], [False])  # the pure function defaults to off
+
+
+def test_a_synced_reference_decides_even_when_the_bracket_would_trust() -> None:
+    # The bridge from a lying "synced" neighbour lands outside the bounds: the record
+    # stays untrusted; the bracket only speaks for records with no reference at all.
+    log = log_of(
+        (T0, T0 + DAY, True, "b", T0 - 10 * S, T0 + 60 * S),
+        (T0 + 10 * S, T0 + 10 * S, False, "b", T0 - 10 * S, T0 + 60 * S),
+    )
+    assert place(log, TOL, BRACKET)[1] == [False, False]

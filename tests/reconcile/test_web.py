@@ -140,3 +140,40 @@ def test_auditor_pages_in_chromium(site: dict[str, Any]) -> None:
         assert "Устройства" in browser.js("document.body.innerText")
     finally:
         browser.close()
+
+
+def test_centers_page_totals_match_the_report(site: dict[str, Any]) -> None:
+    doc = _get(site, f"/api/v1/reports/reconciliation?{site['period']}", site["auditor"]).json()
+    page = _get(site, f"/audit?{site['period']}&lang=en", site["auditor"]).text
+    assert f'<strong id="kzt-at-risk">{doc["totals"]["all"]["kzt_at_risk"]}</strong>' in page
+    assert doc["totals"]["all"]["kzt_at_risk"] > 0
+    for c in doc["totals"]["centers"]:
+        assert f">{c['center_id']}</a>" in page
+
+
+def test_devices_page_shows_last_seen_backlog_and_integrity_events(site: dict[str, Any]) -> None:
+    page = _get(site, "/audit/devices?lang=en", site["auditor"]).text
+    for d in site["city"].devices:
+        assert f"<td>{d.device_id}</td>" in page
+    assert "Last seen" in page and "Backlog" in page and ">never<" not in page
+    assert "chain_hole" in site["city"].injections.values()
+    events_table = page.split('id="events"', 1)[1]
+    assert ">gap<" in events_table and ">none<" not in events_table  # the declared hole
+
+
+def test_the_language_setting_applies_when_the_browser_says_nothing(
+        site: dict[str, Any]) -> None:
+    portal: Portal = site["portal"]
+    english = open_portal(portal.settings.with_(language="en"))
+    server = LiveServer(create_app(english.settings, portal=english))
+    server.start()
+    try:
+        auth = {"Authorization": f"Bearer {site['auditor']}"}
+        plain = httpx.get(server.url + "/audit", headers=auth, timeout=60)
+        assert '<html lang="en">' in plain.text and "Welcome" in plain.text
+        browser_ru = httpx.get(server.url + "/audit", timeout=60,
+                               headers={**auth, "Accept-Language": "ru"})
+        assert '<html lang="ru">' in browser_ru.text  # the browser's choice comes first
+    finally:
+        server.stop()
+        english.close()

@@ -3,6 +3,7 @@ never gives, a stand-in portal behind httpx's MockTransport)."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 from collections.abc import Callable
@@ -427,3 +428,14 @@ def test_newest_segment_lost_after_the_portal_got_part_of_it(rig: Rig) -> None:
     assert stored[135]["type"] == "gap" and stored[135]["prev"] == "0" * 64
     assert verify_chain(stored, rig.key.public_key(), rig.device_id).ok
     assert store.alarms() == []
+
+
+def test_413_halves_the_batch_until_the_portal_takes_it(rig: Rig) -> None:
+    """A portal configured for smaller batches than the device's setting."""
+    rig.portal.settings = dataclasses.replace(rig.portal.settings, max_batch_records=40)
+    rig.write(300)
+    uploader = rig.uploader(batch_records=200)
+    result = uploader.run_once()
+    assert (result.error, result.pending) == (None, 0)
+    assert uploader.policy.max_records == 25  # 200 -> 100 -> 50 -> 25
+    assert _seqs(rig.stored()) == list(range(1, 301))

@@ -1,0 +1,110 @@
+"""``qatysu enroll``: register the device key with the portal and pin the portal's key."""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+
+from agent import __version__
+from agent.cli.base import Context, Exit, cli
+from agent.cli.output import busy, echo_json
+from agent.config import load_config
+from agent.config_edit import set_values, write_preserving_mode
+from agent.exceptions import ConfigError, PortalRefused, PortalUnreachable, ProtocolError
+from agent.identity import load_key_file
+from agent.protocol import public_key_b64, public_key_from_b64
+
+MODEL_FILE = Path("/proc/device-tree/model")
+
+
+def hardware_facts() -> dict[str, Any]:
+    """What the portal shows about the board (informative only)."""
+    facts: dict[str, Any] = {"machine": platform.machine(), "kernel": platform.release()}
+    with contextlib.suppress(OSError):
+        facts["model"] = MODEL_FILE.read_text("ascii", "replace").rstrip("\x00\n")
+    return facts
+
+
+@cli.command("enroll")
+@click.option("--portal", "url", required=True, metavar="URL", help="Portal base URL (https://).")
+@click.option(
+    "--token", required=True, help="Single-use enrollment token from the portal operator."
+)
+@click.option(
+    "--insecure", is_flag=True, help="Allow a plain http:// portal (a lab, never a club)."
+)
+@click.option("--force", is_flag=True, help="Enroll again although a device id is set.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@click.pass_obj
+def enroll_command(
+    obj: Context, url: str, token: str, insecure: bool, force: bool, as_json: bool
+) -> None:
+    """Register this device's key with the portal and pin the portal's key.
+
+    Sends the public half of the device key with the token; writes
+    portal.url, device_id, center_id and public_key (the portal's key, which
+    every receipt must be signed with) into the config. TLS is always
+    verified (portal.ca_file adds a city CA); plain http is refused unless
+    --insecure. Enrolling again with the same token and key is harmless.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Exit(f"--portal: {url!r} is not an https:// URL", 2)
+    if parts.scheme == "http" and not insecure:
+        raise Exit(f"--portal: {url} is plain http; use https, or --insecure for a lab portal", 2)
+    path = obj.config_path
+    config = load_config(path)
+    if config.portal.device_id and not force:
+        raise Exit(
+            f"{path}: already enrolled as {config.portal.device_id} (use --force to enroll again)"
+        )
+    key = load_key_file(config.key_path)
+    from agent.uplink.client import PortalClient
+
+    try:
+        client = PortalClient(
+            url, ca_file=config.portal.ca_file, insecure=insecure, timeout_s=config.portal.timeout_s
+        )
+    except ConfigError as exc:
+        raise Exit(str(exc), 2) from exc
+    try:
+        with client, busy(f"enrolling with {url}..."):
+            answer = client.enroll(token, public_key_b64(key), __version__, hardware_facts())
+    except PortalRefused as exc:
+        hint = {401: "unknown token", 410: "token used by another key or expired"}.get(exc.status)
+        raise Exit(f"{exc}" + (f" ({hint})" if hint else "")) from exc
+    except PortalUnreachable as exc:
+        raise Exit(str(exc)) from exc
+    try:
+        public_key_from_b64(answer["portal_public_key"])
+    except ProtocolError as exc:
+        raise Exit(f"{url}: the portal's public key is not usable: {exc}") from exc
+    changes = [
+        ("portal.url", url.rstrip("/")),
+        ("portal.device_id", answer["device_id"]),
+        ("portal.center_id", answer["center_id"]),
+        ("portal.public_key", answer["portal_public_key"]),
+    ]
+    try:
+        text, _ = set_values(path.read_text(encoding="utf-8"), changes, path)
+        write_preserving_mode(path, text)
+    except OSError as exc:
+        raise Exit(f"{path}: cannot write: {exc.strerror or exc}") from exc
+    result = {
+        "device_id": answer["device_id"],
+        "center_id": answer["center_id"],
+        "portal_public_key": answer["portal_public_key"],
+        "portal": url.rstrip("/"),
+        "config": str(path),
+    }
+    if as_json:
+        echo_json(result)
+        return
+    click.echo(f"enrolled as device {result['device_id']} of center {result['center_id']}")
+    click.echo(f"pinned portal key {result['portal_public_key']} in {path}")
+    click.echo("next: qatysu doctor; systemctl restart qatysu-agent")
