@@ -37,7 +37,7 @@ from agent.daemon.uplink_wiring import make_uploader
 from agent.daemon.uploads import UploadLoop
 from agent.daemon.watch import EventLog
 from agent.daemon.writer import RecordWriter, open_writer
-from agent.exceptions import ConfigError, HardwareError
+from agent.exceptions import BufferFullError, ConfigError, HardwareError
 from agent.feedback import Feedback
 from agent.gpio import make_pin_factory
 from agent.readers.registry import create_reader
@@ -106,13 +106,19 @@ class Daemon:
         # out (the service may not write to a USB stick: docs/decisions/0633).
         outbox(config).mkdir(exist_ok=True)
         digest = config_sha256(config)
-        self.writer.write("boot", boot_data(config, digest))
-        previous = read_last_config_hash(config.device.state_dir)
-        if previous and previous != digest:
-            self.writer.write("config", {"config_sha256": digest, "previous_sha256": previous})
-            logger.info("config changed since the last run (%s...)", digest[:12])
-        if previous != digest:
-            remember_config_hash(config.device.state_dir, digest)
+        try:
+            self.writer.write("boot", boot_data(config, digest))
+            previous = read_last_config_hash(config.device.state_dir)
+            if previous and previous != digest:
+                self.writer.write("config", {"config_sha256": digest, "previous_sha256": previous})
+                logger.info("config changed since the last run (%s...)", digest[:12])
+            if previous != digest:
+                remember_config_hash(config.device.state_dir, digest)
+        except BufferFullError as exc:
+            # Run anyway: uploading is what frees the space. The writer counts
+            # the refusal and records a disk_full alarm once appends work again;
+            # the config change is recorded at the next start.
+            logger.error("boot record not stored: %s", exc)
 
     def start(self) -> None:
         assert self.writer is not None

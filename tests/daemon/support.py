@@ -126,6 +126,7 @@ def make_device(
     feedback: str = "",
     portal_extra: str = "",
     upload_delay_ms: int = 50,
+    extra: str = "",
 ) -> Device:
     """Key, enrollment (through HTTP) and an agent.toml; sockets in a short temp dir."""
     state = tmp_path / "state"
@@ -164,6 +165,7 @@ interval_s = {heartbeat_s}
 {feedback}
 {readers}
 {doors}
+{extra}
 """
     config = tmp_path / "agent.toml"
     config.write_text(text)

@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from agent.buffer import RecordBuffer
+from agent.config import load_config
 from agent.control import daemon_running
-from agent.exceptions import ControlError
+from agent.daemon.writer import open_writer
+from agent.exceptions import BufferFullError, ControlError
 from agent.protocol import verify_chain
 from agent.protocol.keys import public_key_from_b64
 from agent.readers.framing import em4100_frame
@@ -277,3 +279,37 @@ def test_a_tap_reaches_a_reachable_portal_within_2_s(tmp_path: Path, portal: Liv
                 what=f"a receipt for seq {seq} within 2 s of the tap",
             )
         daemon.terminate()
+
+
+def test_a_full_buffer_still_starts_and_uploading_frees_it(
+    tmp_path: Path, portal: LivePortal
+) -> None:
+    device = make_device(tmp_path, portal, extra="[buffer]\nsegment_records = 64\nquota_mb = 1\n")
+    writer = open_writer(load_config(device.config_path))
+    stored = 0
+    try:
+        for pad in (4000, 200, 0):  # a long outage filled the buffer to its last byte
+            try:
+                while True:
+                    data = {"pending": stored, "readers": {}, "uptime_s": 0, "pad": "z" * pad}
+                    writer.write("heartbeat", data)
+                    stored += 1
+            except BufferFullError:
+                pass
+    finally:
+        writer.close()
+    with DaemonProcess(device) as daemon:
+        daemon.wait_ready()  # running, although its boot record could not be stored
+        assert "boot record not stored" in daemon.log()
+        drain(daemon)  # uploading frees the space
+        uid = next_uid()
+        cursor = daemon.request("watch", after=0, wait_ms=0)["cursor"]
+        daemon.tap(uid)
+        events = daemon.request("watch", after=cursor, wait_ms=5000)["events"]
+        assert events[0]["uid"] == uid and events[0]["stored"] is True
+        drain(daemon)
+        daemon.terminate()
+    records = portal.records(device.device_id)
+    assert len([r for r in records if r["type"] == "heartbeat"]) >= stored
+    alarms = [r["data"] for r in records if r["type"] == "alarm"]
+    assert any(a["kind"] == "disk_full" and a["detail"].startswith("1 event(s)") for a in alarms)
