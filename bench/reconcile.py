@@ -126,7 +126,7 @@ def main() -> None:
     if args.quick:
         base = replace(base, centers=10, extra_children=0, days=14)
     runs = 3
-    scale_runs = 2
+    scale_runs = 3
     out: dict[str, Any] = {}
     lines: list[str] = []
     root = Path(tempfile.mkdtemp(prefix="qatysu-bench-reconcile-"))
