@@ -78,15 +78,22 @@ def import_csv(portal: Portal, city: City) -> float:
     return time.perf_counter() - start
 
 
+CPU: list[float] = []  # process CPU seconds of every timed run, in order
+LOAD: list[float] = []  # the machine's 1-minute load average when each run started
+
+
 def reconcile_timed(portal: Portal, first: date, last: date, runs: int,
                     settings: ReconcileSettings | None = None) -> tuple[list[float], Result]:
+    """Wall seconds of each run (CPU seconds and load averages go to CPU and LOAD)."""
     settings = settings or ReconcileSettings()
     zone = load_zone(settings.timezone)
     times, result = [], None
     for _ in range(runs):
-        start = time.perf_counter()
+        LOAD.append(os.getloadavg()[0])
+        start, cpu = time.perf_counter(), time.process_time()
         result = run_reconciliation(portal.engine, first, last, settings, zone)
         times.append(time.perf_counter() - start)
+        CPU.append(time.process_time() - cpu)
     assert result is not None
     return times, result
 
@@ -119,7 +126,7 @@ def main() -> None:
     if args.quick:
         base = replace(base, centers=10, extra_children=0, days=14)
     runs = 3
-    scale_runs = 2
+    scale_runs = 3
     out: dict[str, Any] = {}
     lines: list[str] = []
     root = Path(tempfile.mkdtemp(prefix="qatysu-bench-reconcile-"))
@@ -152,17 +159,20 @@ def main() -> None:
         with store(kind, root) as portal:
             if portal is None:
                 out[f"{kind}_reconcile_s"] = out[f"{kind}_import_s"] = None
-                rows.append([kind, "no DSN", "", "", ""])
+                rows.append([kind, "no DSN", "", "", "", "", ""])
                 continue
             start = time.perf_counter()
             bulk_load(portal.engine, city, link, now=T0)
             load_s = time.perf_counter() - start
             import_s = import_csv(portal, city)
             times, result = reconcile_timed(portal, base.first, _last(base), runs)
+            cpu = median(CPU[-runs:])
             out[f"{kind}_import_s"] = round(import_s, 3)
             out[f"{kind}_reconcile_s"] = round(median(times), 3)
+            out[f"{kind}_reconcile_cpu_s"] = round(cpu, 3)
             rows.append([kind, f"{import_s:.2f}", f"{load_s:.1f}",
-                         ", ".join(f"{t:.2f}" for t in times), f"{median(times):.2f}"])
+                         ", ".join(f"{t:.2f}" for t in times), f"{median(times):.2f}",
+                         f"{cpu:.2f}", f"{median(LOAD[-runs:]):.1f}"])
             if kind == "sqlite":
                 quality = score(city, result)
                 out.update({k: quality[k] for k in
@@ -178,7 +188,8 @@ def main() -> None:
         f"(generated in {gen_s:.0f} s)."
     )
     body = "\n\n".join(lines) + "\n\n" + table(
-        ["back end", "CSV import s (3 files)", "bulk load s", "reconcile runs s", "median s"],
+        ["back end", "CSV import s (3 files)", "bulk load s", "reconcile runs s", "median s",
+         "median CPU s", "load avg"],
         rows)
     body += "\n\n" + table(["measure", "value"], [
         ["rows", quality["rows"]], ["label agreement", f"{quality['label_agreement']:.4%}"],
@@ -216,23 +227,32 @@ def main() -> None:
             portal = stores[k]
             assert portal is not None
             times, result = reconcile_timed(portal, base.first, _last(base), scale_runs)
+            cpu = median(CPU[-scale_runs:])
             out[f"scale_{k}x_s"] = round(median(times), 3)
+            out[f"scale_{k}x_cpu_s"] = round(cpu, 3)
             scale_rows.append([f"{k}x", f"{records[k]:,}", len(result.rows),
                                ", ".join(f"{t:.2f}" for t in times), f"{median(times):.2f}",
-                               f"{median(times) / records[k] * 1e6:.2f}"])
+                               f"{cpu:.2f}", f"{median(times) / records[k] * 1e6:.2f}",
+                               f"{cpu / records[k] * 1e6:.2f}",
+                               f"{median(LOAD[-scale_runs:]):.1f}"])
     body += "\n\nScaling (SQLite, same month, k times the centers):\n\n" + table(
-        ["scale", "records", "rows", "reconcile runs s", "median s", "µs per record"],
-        scale_rows)
+        ["scale", "records", "rows", "reconcile runs s", "median s", "median CPU s",
+         "µs per record", "CPU µs per record", "load avg"], scale_rows)
     ratio2 = out["scale_2x_s"] / out["scale_1x_s"]
     ratio4 = out["scale_4x_s"] / out["scale_1x_s"]
-    body += (f"\n\nRatios to 1x: 2x {ratio2:.2f}, 4x {ratio4:.2f} (linear would be 2 and 4).\n\n"
+    cratio2 = out["scale_2x_cpu_s"] / out["scale_1x_cpu_s"]
+    cratio4 = out["scale_4x_cpu_s"] / out["scale_1x_cpu_s"]
+    body += (f"\n\nRatios to 1x: wall 2x {ratio2:.2f}, 4x {ratio4:.2f}; CPU 2x {cratio2:.2f}, "
+             f"4x {cratio4:.2f} (linear would be 2 and 4).\n\n"
              "Reconcile time is the wall time of `run_reconciliation` (read from the "
              "database, trusted time, rules, rows with evidence, totals not rendered), "
              f"median of {runs} runs ({scale_runs} for the scaling table) in one process, so "
              "every run after the first reads a warm page cache. CSV import is the three "
              "files through `apply_import` into an empty store (the same code as the CLI). "
-             "The machine (2 cores) was shared with other work running in parallel when "
-             "this was measured: load averaged about 5, so times vary between runs.")
+             f"The machine ({os.cpu_count()} cores) was shared with other work running in "
+             "parallel: the load average column is the 1-minute load when each run started "
+             "(above the core count, wall times include waiting for a core; the process's "
+             "CPU seconds are the steadier measure of the code).")
     shutil.rmtree(root, ignore_errors=True)
     finish("reconcile", "Reconciliation (city-month)", body, out, args)
 
