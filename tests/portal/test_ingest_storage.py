@@ -45,12 +45,16 @@ def test_awkward_values_round_trip_through_the_store(
     assert all(row.sig_checked for row in rows)
 
 
+def _upload_text(device: SimDevice, n: int) -> tuple[str, list[dict[str, Any]], str]:
+    """The upload URL, ``n`` fresh records, and the body text to edit."""
+    batch = device.batch(n)
+    return f"/api/v1/devices/{device.device_id}/records", batch, json.dumps({"records": batch})
+
+
 def test_a_repeated_key_refuses_the_envelope_but_fails_only_its_record_inside(
     portal: Portal, device: SimDevice, client: httpx.Client
 ) -> None:
-    url = f"/api/v1/devices/{device.device_id}/records"
-    batch = device.batch(3)
-    text = json.dumps({"records": batch})
+    url, _, text = _upload_text(device, 3)
     doubled = client.post(url, content='{"records": [], ' + text[1:])
     assert doubled.status_code == 400
     inside = text.replace('"uid_len": 4', '"uid_len": 4, "uid_len": 4', 3)
@@ -65,9 +69,7 @@ def test_a_repeated_key_refuses_the_envelope_but_fails_only_its_record_inside(
 def test_integers_beyond_the_value_set_fail_their_record(
     portal: Portal, device: SimDevice, client: httpx.Client
 ) -> None:
-    url = f"/api/v1/devices/{device.device_id}/records"
-    batch = device.batch(4)
-    text = json.dumps({"records": batch})
+    url, batch, text = _upload_text(device, 4)
     mark = f'"wall_ms": {batch[2]["wall_ms"]}'
     for huge in ("9007199254740992", "9" * 5000):
         response = client.post(url, content=text.replace(mark, f'"wall_ms": {huge}'))
