@@ -37,11 +37,13 @@ def main() -> int:
         if not (ROOT / "bench" / f"{name}.py").exists():
             continue
         ran.append(name)
-        cmd = [sys.executable, "-m", f"bench.{name}"] + (["--quick"] if args.quick else [])
+        cmd = [sys.executable, "-m", f"bench.{name}"]
+        cmd += (["--quick"] if args.quick else []) + (["--no-write"] if args.no_write else [])
         print(f"== {' '.join(cmd)}", flush=True)
         if subprocess.call(cmd, cwd=ROOT) != 0:
             failed.append(name)
-    assemble()
+    if not args.no_write:
+        assemble()
     print(json.dumps({"ran": ran, "failed": failed, "doc": "docs/benchmarks.md"}))
     if failed:
         print(f"bench: error: failed: {', '.join(failed)}", file=sys.stderr)
