@@ -224,6 +224,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             # The machine is shared and drifts: compare with the mean of the two around it.
             top, top_cpu = (before + after) / 2, (cpu_before + cpu_after) / 2
             results[batch] = (top, top_cpu, got)
+            print(
+                f"batch {batch}: drain {got['seconds']:.1f} s, {got['per_s']:.0f}/s; "
+                f"ceiling {before:.0f}/s and {after:.0f}/s",
+                file=sys.stderr,
+                flush=True,
+            )
             rows.append(
                 (
                     f"{batch:,}",
@@ -242,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     best = max(results, key=lambda b: results[b][2]["per_s"] / results[b][0])
     top, _, got = results[best]
     scale = 100_000 / n
+    print("the daemon's figures (bench.daemon_figures) ...", file=sys.stderr, flush=True)
     daemon, daemon_note = daemon_figures(args.quick)
     headline: dict[str, Any] = {
         "records": n,

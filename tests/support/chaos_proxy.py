@@ -116,8 +116,9 @@ def fake_portal_answer(head: bytes, body: bytes, key: Ed25519PrivateKey) -> byte
     records = parsed.get("records") or ([parsed["record"]] if "record" in parsed else [])
     last = records[-1] if records and isinstance(records[-1], dict) else {}
     device = str(last.get("device") or "unknown")
-    seq = last.get("seq") if isinstance(last.get("seq"), int) else 0
-    record_hash = last.get("hash") if isinstance(last.get("hash"), str) else "0" * 64
+    seq, record_hash = last.get("seq"), last.get("hash")
+    seq = seq if isinstance(seq, int) else 0
+    record_hash = record_hash if isinstance(record_hash, str) else "0" * 64
     receipt = build_receipt(
         key, device=device, seq=seq, record_hash=record_hash, server_ms=int(time.time() * 1000)
     )
