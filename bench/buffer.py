@@ -43,7 +43,7 @@ from agent.buffer.state import State, write_state
 from agent.config import BufferConfig
 from agent.protocol import ZERO_HASH, build_record
 from bench.buffer_crash import run_harness
-from bench.common import finish, median, parse_args, percentile, table
+from bench.common import finish, load_average, load_note, median, parse_args, percentile, table
 
 DEVICE = "bench-device"
 DATA = {"reader": "entrance", "driver": "mfrc522", "uid": "04A1B2C3D4E5F6", "uid_len": 7}
@@ -267,6 +267,7 @@ def main() -> None:
         # bursts of load from other work hit every contender alike.
         order = [floor, *runners["ours"].values(), *runners["sqlite"].values()]
         shuffle = random.Random(3)
+        loads = [load_average()]
         for index in range(samples):
             shuffle.shuffle(order)
             for runner in order:
@@ -284,6 +285,7 @@ def main() -> None:
     crash_started = time.monotonic()
     crash = run_harness(kills, seed=2026)
     crash_s = time.monotonic() - crash_started
+    loads.append(load_average())
 
     ours, lite, stock = runners["ours"], runners["sqlite"], runners["stock"]
     line_bytes = len(record_line(prepared[0]["seq"], prepared[0]))
@@ -358,8 +360,7 @@ Crash harness: {crash.kills} SIGKILLs of a writer appending through
 {crash.duplicated} duplicated, {crash.chain_failures} chain failures,
 {crash.spurious_gaps} spurious gaps.
 
-The machine was shared with other work running in parallel; read the ratios
-(measured side by side) rather than the absolute timings.
+{load_note(loads, "about one core")}
 """
     finish("buffer", "Record buffer (issue 3)", body, headline, args)
 

@@ -47,6 +47,28 @@ def machine() -> str:
     )
 
 
+def load_average() -> float:
+    """The machine's 1-minute load average now."""
+    return os.getloadavg()[0]
+
+
+def load_note(loads: Sequence[float], own: str) -> str:
+    """A sentence on how busy the machine was, from load averages sampled in the run.
+
+    ``own`` says how many cores the benchmark itself keeps busy, so a reader can
+    tell its own load from other work's.
+    """
+    cores = os.cpu_count() or 1
+    low, high = min(loads), max(loads)
+    return (
+        f"The 1-minute load average sampled during the run went from {low:.1f} to "
+        f"{high:.1f} on {cores} cores; the benchmark itself keeps {own} busy, and load "
+        "well above that points to other work sharing the machine, which slows the "
+        "absolute rates. Ratios against the baselines measured in the same run are the "
+        "steadier figures."
+    )
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0..100), nearest-rank; values need not be sorted."""
     ordered = sorted(values)

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.protocol import ZERO_HASH, build_record, private_key_from_raw, private_key_raw
 from agent.protocol import public_key_b64 as pub_b64
-from bench.common import ROOT, finish, median, parse_args, table
+from bench.common import ROOT, finish, load_average, load_note, median, parse_args, table
 from portal.db import create_engine_for, upgrade_to_head
 from portal.db.schema import records as records_table
 from portal.registry import add_center, create_enroll_token, enroll_device
@@ -310,9 +310,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # of the two samples around it.
     verifies = 2_000 if args.quick else 5_000
     samples = [raw_verify_rate(verifies)]
+    loads = [load_average()]
     baseline: dict[str, float] = {}
 
     def bracketed(name: str, value: Any) -> Any:
+        loads.append(load_average())
         samples.append(raw_verify_rate(verifies))
         baseline[name] = (samples[-2] + samples[-1]) / 2
         return value
@@ -341,6 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("city month (1.7 M records) ...", file=sys.stderr, flush=True)
         city_month = city_time("sqlite", None, CITY_DEVICES, CITY_MONTH // CITY_DEVICES)
         month_note = "measured"
+        loads.append(load_average())
     else:
         city_month = month_estimate
         month_note = "extrapolated from the city day"
@@ -409,9 +412,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"30 s; this ingest alone would take {drain_ceiling:.1f} s for it.\n\n"
         "The uploading threads share one HTTP client (decision 0523): a client per device "
         "cost the machine about 80 µs of CPU per record of the city day before.\n\n"
-        "The machine was shared with other work running in parallel during this run "
-        "(other helpers' tests and builds), so absolute rates are low and noisy; the "
-        "ratios against the baselines of the same run are the figures to read.\n"
+        + load_note(
+            loads, "both cores (client and portal; the city scenarios run more threads than cores)"
+        )
+        + "\n"
     )
     headline = {
         "sqlite_records_per_s": round(sqlite_all, 1),

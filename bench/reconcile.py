@@ -27,7 +27,7 @@ from typing import Any
 
 import sqlalchemy
 
-from bench.common import finish, median, parse_args, table
+from bench.common import finish, load_note, median, parse_args, table
 from portal.reconcile.engine import AT_RISK, Result
 from portal.reconcile.feed import IngestUplink, bulk_load
 from portal.reconcile.generator import City, CityConfig, LocalPortal, generate, label
@@ -252,10 +252,10 @@ def main() -> None:
              f"median of {runs} runs ({scale_runs} for the scaling table) in one process, so "
              "every run after the first reads a warm page cache. CSV import is the three "
              "files through `apply_import` into an empty store (the same code as the CLI). "
-             f"The machine ({os.cpu_count()} cores) was shared with other work running in "
-             "parallel: the load average column is the 1-minute load when each run started "
-             "(above the core count, wall times include waiting for a core; the process's "
-             "CPU seconds are the steadier measure of the code).")
+             f"The load average column is the 1-minute load when each run started, on "
+             f"{os.cpu_count()} cores (above the core count, wall times include waiting for "
+             "a core; the process's CPU seconds are the steadier measure of the code). "
+             + load_note(LOAD, "about one core"))
     shutil.rmtree(root, ignore_errors=True)
     finish("reconcile", "Reconciliation (city-month)", body, out, args)
 
