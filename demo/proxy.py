@@ -55,6 +55,10 @@ class CuttableRelay:
             except OSError:
                 _close(client)
                 continue
+            for sock in (client, upstream):
+                # A relay that writes what it read at once: Nagle would hold back
+                # the second write of an answer until the delayed ACK (~40 ms).
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._open.update((client, upstream))
             for a, b in ((client, upstream), (upstream, client)):

@@ -182,6 +182,7 @@ class ChaosProxy:
     def _listen(self) -> None:
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted ones inherit
         listener.bind(("127.0.0.1", self.port))
         listener.listen(64)
         self.port = listener.getsockname()[1]
@@ -241,6 +242,7 @@ class ChaosProxy:
                     continue
                 if upstream is None:
                     upstream = socket.create_connection(self.upstream, timeout=30)
+                    upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     with self._lock:
                         self._sockets.add(upstream)
                 if fault == "reset_request":

@@ -92,6 +92,7 @@ def tls_portal(rig: Rig, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The rig's portal also served over TLS; yields its https URL and the CA file."""
     ca, cert, key = _city_pki(tmp_path)
     sock = socket.socket()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # see LiveServer
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
         create_app(rig.portal.settings, portal=rig.portal),
