@@ -19,6 +19,7 @@ from portal.api import admin, audit, devices, pages, reports
 from portal.api.models import Health
 from portal.audit import check_unchecked_signatures
 from portal.exceptions import (
+    ClientGone,
     EnrollmentRefused,
     MalformedRequest,
     NotFoundError,
@@ -82,6 +83,12 @@ def create_app(settings: Settings, *, portal: Portal | None = None) -> FastAPI:
     def health() -> Health:
         """Liveness, and the portal key a device pins."""
         return Health(status="ok", portal_public_key=state.public_key)
+
+    @app.exception_handler(ClientGone)
+    async def _gone(request: Request, exc: ClientGone) -> JSONResponse:
+        # One line, not a traceback: devices lose power mid-upload all the time.
+        logger.info("%s %s: %s", request.method, request.url.path, exc)
+        return _error(400, "incomplete", str(exc))
 
     @app.exception_handler(MalformedRequest)
     async def _malformed(_: Request, exc: MalformedRequest) -> JSONResponse:

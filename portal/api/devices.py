@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from portal.api.models import (
     DEVICE_ERRORS,
@@ -21,7 +22,7 @@ from portal.api.models import (
     ReceiptAnswer,
     Rejected,
 )
-from portal.exceptions import MalformedRequest, RequestTooLarge
+from portal.exceptions import ClientGone, MalformedRequest, RequestTooLarge
 from portal.ingest import (
     IngestOutcome,
     cursor_receipt,
@@ -106,10 +107,13 @@ async def _read_body(request: Request, portal: Portal) -> bytes:
     if declared and declared.isdigit() and int(declared) > limit:
         raise RequestTooLarge(f"body of {declared} bytes is over {limit}")
     chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > limit:
-            raise RequestTooLarge(f"body is over {limit} bytes")
+    try:
+        async for chunk in request.stream():
+            chunks += chunk
+            if len(chunks) > limit:
+                raise RequestTooLarge(f"body is over {limit} bytes")
+    except ClientDisconnect:
+        raise ClientGone(f"the client hung up after {len(chunks)} bytes of the body") from None
     encoding = request.headers.get("content-encoding")
     return await run_in_threadpool(inflate, bytes(chunks), encoding, limit)
 
@@ -154,6 +158,8 @@ async def _logged_refusal(request: Request, portal: Portal, device_id: str) -> A
     """Keep a line of evidence for a malformed or oversized upload, then let it answer."""
     try:
         yield
+    except ClientGone:
+        raise
     except (MalformedRequest, RequestTooLarge) as exc:
         kind = "malformed" if isinstance(exc, MalformedRequest) else "too_large"
         client = request.client.host if request.client else None

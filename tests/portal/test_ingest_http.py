@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
+import socket
+import time
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from agent.protocol import ZERO_HASH, public_key_b64, verify_receipt
 from portal.db.schema import abuse_log, integrity_events, records, rejected_records
 from portal.registry import revoke_device
 from portal.state import Portal
-from tests.portal.support import SimDevice
+from tests.portal.support import LiveServer, SimDevice
 
 
 def post(client: httpx.Client, device: SimDevice, batch: list[Any], **kw: Any) -> httpx.Response:
@@ -200,3 +204,32 @@ def test_health_and_openapi(portal: Portal, client: httpx.Client) -> None:
     assert health.json()["portal_public_key"] == public_key_b64(portal.key)
     paths = client.get("/openapi.json").json()["paths"]
     assert "/api/v1/devices/{device_id}/records" in paths
+
+
+def test_a_device_hanging_up_mid_body_is_one_line_not_abuse(
+    portal: Portal,
+    device: SimDevice,
+    client: httpx.Client,
+    live: LiveServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Power lost mid-upload: nothing stored, no abuse entry, no traceback in the log."""
+    caplog.set_level(logging.INFO)
+    body = json.dumps({"records": device.batch(50)}).encode()
+    head = (
+        f"POST /api/v1/devices/{device.device_id}/records HTTP/1.1\r\n"
+        f"Host: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", live.port)) as sock:
+        sock.sendall(head + body[: len(body) // 2])
+    deadline = time.monotonic() + 10
+    while not any("hung up" in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, "the portal never noticed the client leaving"
+        time.sleep(0.02)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert count(portal, abuse_log, device.device_id) == 0
+    assert stored(portal, device.device_id) == []
+    # The device comes back and sends the same batch: stored as the first time.
+    assert post(client, device, json.loads(body)["records"]).status_code == 200
+    assert len(stored(portal, device.device_id)) == 50
