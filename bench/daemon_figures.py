@@ -28,12 +28,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import median, percentile
+from bench.common import median, percentile, table
 from tests.daemon.scenarios import Tapper, drain, kill_loop, next_uid, run_chaos
 from tests.daemon.support import DaemonProcess, LivePortal, make_device, wait_until
 from tests.support.chaos_proxy import ChaosProxy
 
-__all__ = ["measure_daemon"]
+__all__ = ["daemon_note", "measure_daemon"]
+
+# The latency rig's gathering delay: an upload starts this long after a tap, so
+# taps arriving together share a batch (200 ms by default on a device).
+LATENCY_UPLOAD_DELAY_MS = 50
 
 
 def _rss_mb(pid: int) -> tuple[float, float]:
@@ -47,7 +51,7 @@ def _rss_mb(pid: int) -> tuple[float, float]:
 
 
 def _latency(root: Path, portal: LivePortal, taps: int) -> dict[str, float]:
-    device = make_device(root, portal)
+    device = make_device(root, portal, upload_delay_ms=LATENCY_UPLOAD_DELAY_MS)
     with DaemonProcess(device) as daemon:
         daemon.wait_ready()
         drain(daemon)
@@ -137,6 +141,45 @@ def measure_daemon(quick: bool) -> dict[str, Any]:
         finally:
             portal.close()
     return figures
+
+
+def daemon_note(f: dict[str, Any]) -> str:
+    """The daemon's figures as a markdown table with what each one includes."""
+    faults = ", ".join(f"{k} {v}" for k, v in sorted(f["chaos_faults"].items()))
+    rows = [
+        [
+            f"tap to durable record, median / p99 ({f['latency_taps']:,} spaced taps)",
+            f"{f['tap_to_durable_ms_median']} / {f['tap_to_durable_ms_p99']} ms",
+        ],
+        [
+            "tap to portal receipt, median / p99 (includes the "
+            f"{LATENCY_UPLOAD_DELAY_MS} ms gathering delay of this rig)",
+            f"{f['tap_to_receipt_ms_median']} / {f['tap_to_receipt_ms_p99']} ms",
+        ],
+        [
+            f"resident memory after {f['rss_records']:,} records appended offline (peak)",
+            f"{f['rss_mb_after_100k']} MB ({f['rss_peak_mb_after_100k']} MB)",
+        ],
+        [
+            f"resident memory after a restart opens {f['rss_pending']:,} pending (peak)",
+            f"{f['rss_mb_reopen_100k']} MB ({f['rss_peak_mb_reopen_100k']} MB)",
+        ],
+        ["taps appended through the daemon, offline", f"{f['append_records_per_s']:,}/s"],
+        [
+            "SIGKILLs at random moments: confirmed taps, lost, duplicated, chain valid",
+            f"{f['kills']:,}: {f['kill_taps_confirmed']:,}, {f['lost']}, "
+            f"{f['duplicated']}, {'yes' if f['kill_chain_ok'] else 'NO'}",
+        ],
+        [
+            f"chaos proxy for {f['chaos_seconds']:.0f} s: taps, every one at the portal",
+            f"{f['chaos_taps']:,} ({faults})",
+        ],
+    ]
+    return (
+        "The daemon (`qatysu run` as a process: simulated reader, MockFactory pins) "
+        "against the real portal, from `bench.daemon_figures`:\n\n"
+        + table(["figure", "value"], rows)
+    )
 
 
 def main() -> int:

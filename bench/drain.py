@@ -45,6 +45,7 @@ from agent.uplink.client import encode_record, gzip_batch
 from agent.uplink.policy import UploadPolicy
 from bench.buffer import _SegmentWriter
 from bench.common import finish, parse_args, table
+from bench.daemon_figures import daemon_note, measure_daemon
 from bench.ingest import portal_process, process_cpu_s
 from portal.db import create_engine_for, upgrade_to_head
 from portal.db.schema import records as records_table
@@ -185,18 +186,9 @@ def drain(
 
 
 def daemon_figures(quick: bool) -> tuple[dict[str, Any], str]:
-    """The daemon helper's figures, or nulls and why."""
-    keys = ("tap_to_durable_ms_p99", "tap_to_receipt_ms_p99", "rss_mb_after_100k", "kills", "lost")
-    try:
-        from bench.daemon_figures import measure_daemon  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return dict.fromkeys(keys), (
-            "Tap-to-durable and tap-to-receipt latency, resident memory after 100,000 "
-            "records and the kill loop are not measured here: `bench/daemon_figures.py` "
-            "(the daemon's part) does not exist in this tree, so those keys are null."
-        )
+    """The daemon's figures and their table."""
     figures: dict[str, Any] = measure_daemon(quick)
-    return {k: figures.get(k) for k in keys} | figures, "Daemon figures: `bench.daemon_figures`."
+    return figures, daemon_note(figures)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
