@@ -9,9 +9,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, select
 
+from agent.protocol import DeclaredGap, parse_gap_data
 from portal.db.schema import devices
 from portal.exceptions import MalformedRequest, UnknownDeviceError
-from portal.ingest import IngestOutcome, ingest_batch
+from portal.ingest import IngestOutcome, declare_gap, ingest_batch, load_device
 
 __all__ = ["BundleResult", "ingest_bundle"]
 
@@ -52,9 +53,17 @@ def ingest_bundle(
             f"bundle public_key differs from the key enrolled for device {device_id!r}"
         )
     accepted = duplicates = 0
-    parts = [batch[i : i + chunk] for i in range(0, len(batch), chunk)] or [[]]
+    resumes = _declarations(batch)
     outcome: IngestOutcome | None = None
-    for part in parts:
+    for part in _runs(batch, chunk):
+        first = _seq(part[0]) if part else None
+        declaration = resumes.get(first) if first is not None else None
+        if declaration is not None and _hole_at_head(engine, device_id, declaration):
+            # As a device does over HTTP: the hole's declaration first, alone. It may
+            # sit a week of backlog later in the bundle, in another chunk.
+            outcome = declare_gap(engine, key, device_id, declaration, now=now)
+            if outcome.status != 200:
+                break
         outcome = ingest_batch(
             engine, key, device_id, part, now=now, signatures=signatures, pool=pool
         )
@@ -64,3 +73,53 @@ def ingest_bundle(
             break
     assert outcome is not None
     return BundleResult(device_id, len(batch), accepted, duplicates, outcome)
+
+
+def _seq(record: object) -> int | None:
+    seq = record.get("seq") if isinstance(record, dict) else None
+    return seq if type(seq) is int else None
+
+
+def _runs(batch: list[Any], chunk: int) -> list[list[Any]]:
+    """Runs of consecutive seqs, each cut to at most ``chunk`` records.
+
+    A record without a usable seq stays in its run: the ingest refuses it there.
+    """
+    parts: list[list[Any]] = []
+    current: list[Any] = []
+    previous: int | None = None
+    for record in batch:
+        seq = _seq(record)
+        jump = seq is not None and previous is not None and seq != previous + 1
+        if current and (len(current) == chunk or jump):
+            parts.append(current)
+            current = []
+        current.append(record)
+        previous = seq if seq is not None else previous
+    if current or not parts:
+        parts.append(current)
+    return parts
+
+
+def _declarations(batch: list[Any]) -> dict[int, dict[str, Any]]:
+    """The bundle's ``gap`` records by the seq each hole resumes at (unverified here)."""
+    out: dict[int, dict[str, Any]] = {}
+    for record in batch:
+        if (
+            isinstance(record, dict)
+            and record.get("type") == "gap"
+            and isinstance(record.get("data"), dict)
+        ):
+            parsed = parse_gap_data(record)
+            if isinstance(parsed, DeclaredGap):
+                out.setdefault(parsed.last_seq + 1, record)
+    return out
+
+
+def _hole_at_head(engine: Engine, device_id: str, declaration: dict[str, Any]) -> bool:
+    """True when the portal's next expected seq lies inside the declared hole."""
+    parsed = parse_gap_data(declaration)
+    assert isinstance(parsed, DeclaredGap)
+    with engine.connect() as conn:
+        head = load_device(conn, device_id)
+    return head.head_seq + 1 <= parsed.last_seq and parsed.bridges(head.head_seq + 1)

@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from agent.protocol import ZERO_HASH, seal, verify_receipt
 from portal.bundles import ingest_bundle
-from portal.db.schema import declared_gaps, integrity_events
+from portal.db.schema import abuse_log, declared_gaps, integrity_events
 from portal.state import Portal
 from tests.portal.support import SimDevice
-from tests.portal.test_ingest_http import post, stored
+from tests.portal.test_ingest_http import count, post, stored
 
 
 def declare(client: httpx.Client, device: SimDevice, record: Any) -> httpx.Response:
@@ -145,3 +145,46 @@ def test_a_record_inside_a_declared_hole_is_a_regression(
     assert response.status_code == 422
     assert (response.json()["seq"], response.json()["reason"]) == (5, "regression")
     assert events(portal, device.device_id)[-1] == ("rejected", 5, 5)
+
+
+def test_a_bundle_bridges_a_hole_declared_chunks_later(portal: Portal, device: SimDevice) -> None:
+    """A refused record's declaration comes after a week of backlog: chunks must not split them."""
+    first = device.batch(100)
+    last_hash = device.skip(1)  # seq 101 was quarantined
+    backlog = device.batch(12_000)  # 102 .. 12,101
+    declaration = device.gap(101, 101, last_hash)
+    bundle = {
+        "v": 1,
+        "device": device.device_id,
+        "public_key": device.public_key,
+        "records": [*first, *backlog, declaration],
+    }
+    result = ingest_bundle(portal.engine, portal.key, bundle, now=portal.clock())
+    assert result.last.status == 200, result.last.body()
+    assert result.accepted == 100 + 12_000 + 1
+    assert result.last.receipt["seq"] == 12_102
+    assert events(portal, device.device_id) == [("gap", 101, 101)]
+
+
+def test_a_bundle_with_a_forged_distant_declaration_stops_at_the_hole(
+    portal: Portal, device: SimDevice
+) -> None:
+    first = device.batch(100)
+    last_hash = device.skip(5)
+    backlog = device.batch(6_000)
+    declaration = device.gap(101, 105, last_hash)
+    declaration["data"]["reason"] = "power"  # changed after signing: the hash no longer holds
+    bundle = {
+        "v": 1,
+        "device": device.device_id,
+        "public_key": device.public_key,
+        "records": [*first, *backlog, declaration],
+    }
+    result = ingest_bundle(portal.engine, portal.key, bundle, now=portal.clock())
+    assert result.last.status == 422
+    assert result.last.failure is not None and result.last.failure.reason == "hash"
+    assert result.accepted == 100
+    assert result.last.receipt["seq"] == 100
+    # Not the device's signature on what arrived: abuse, not the device's integrity event.
+    assert events(portal, device.device_id) == []
+    assert count(portal, abuse_log, device.device_id) == 1
