@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from agent.exceptions import ProtocolError
 from agent.protocol import ZERO_HASH, public_key_from_b64
@@ -136,42 +137,50 @@ def enroll_device(
         public_key_from_b64(public_key)
     except ProtocolError as exc:
         raise MalformedRequest(f"public_key: {exc}") from exc
-    with write_transaction(engine) as conn:
-        row = conn.execute(
-            select(enroll_tokens).where(enroll_tokens.c.token_hash == token_hash(token))
-        ).first()
-        if row is None:
-            raise EnrollmentRefused("unknown", "unknown enrollment token")
-        if row.used_by_key is not None:
-            if row.used_by_key == public_key and row.device_id:
-                return Enrollment(row.device_id, row.center_id)
-            raise EnrollmentRefused("gone", "enrollment token already used by another key")
-        if row.expires_ms <= now:
-            raise EnrollmentRefused("gone", "enrollment token expired")
-        taken = conn.execute(
-            select(devices.c.device_id).where(devices.c.public_key == public_key)
-        ).scalar()
-        if taken is not None:
-            raise EnrollmentRefused("conflict", f"this key is already enrolled as {taken}")
-        device_id = _new_device_id(conn)
-        conn.execute(
-            insert(devices).values(
-                device_id=device_id,
-                center_id=row.center_id,
-                public_key=public_key,
-                agent_version=agent_version,
-                hardware=hardware,
-                enrolled_ms=now,
-                head_seq=0,
-                head_hash=ZERO_HASH,
+    try:
+        with write_transaction(engine) as conn:
+            # FOR UPDATE: on PostgreSQL two requests with one token would otherwise both
+            # read it unused and both enroll (SQLite's writers are serialised already).
+            row = conn.execute(
+                select(enroll_tokens)
+                .where(enroll_tokens.c.token_hash == token_hash(token))
+                .with_for_update()
+            ).first()
+            if row is None:
+                raise EnrollmentRefused("unknown", "unknown enrollment token")
+            if row.used_by_key is not None:
+                if row.used_by_key == public_key and row.device_id:
+                    return Enrollment(row.device_id, row.center_id)
+                raise EnrollmentRefused("gone", "enrollment token already used by another key")
+            if row.expires_ms <= now:
+                raise EnrollmentRefused("gone", "enrollment token expired")
+            taken = conn.execute(
+                select(devices.c.device_id).where(devices.c.public_key == public_key)
+            ).scalar()
+            if taken is not None:
+                raise EnrollmentRefused("conflict", f"this key is already enrolled as {taken}")
+            device_id = _new_device_id(conn)
+            conn.execute(
+                insert(devices).values(
+                    device_id=device_id,
+                    center_id=row.center_id,
+                    public_key=public_key,
+                    agent_version=agent_version,
+                    hardware=hardware,
+                    enrolled_ms=now,
+                    head_seq=0,
+                    head_hash=ZERO_HASH,
+                )
             )
-        )
-        conn.execute(
-            update(enroll_tokens)
-            .where(enroll_tokens.c.token_hash == row.token_hash)
-            .values(used_by_key=public_key, device_id=device_id)
-        )
-        return Enrollment(device_id, row.center_id)
+            conn.execute(
+                update(enroll_tokens)
+                .where(enroll_tokens.c.token_hash == row.token_hash)
+                .values(used_by_key=public_key, device_id=device_id)
+            )
+            return Enrollment(device_id, row.center_id)
+    except IntegrityError as exc:
+        # One key with two tokens at the same moment: the unique key column decides.
+        raise EnrollmentRefused("conflict", "this key is being enrolled right now") from exc
 
 
 def _new_device_id(conn: Connection) -> str:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
+from sqlalchemy import func, select
 
 from agent.protocol import public_key_b64, public_key_from_b64
-from portal.registry import create_enroll_token
+from portal.db.schema import devices
+from portal.exceptions import EnrollmentRefused
+from portal.registry import create_enroll_token, enroll_device
 from portal.state import Portal
 from tests.portal.support import SimDevice
 
@@ -63,3 +69,51 @@ def test_bad_public_key_is_malformed(portal: Portal, client: httpx.Client) -> No
     assert response.json()["error"] == "malformed"
     missing = client.post("/api/v1/enroll", json={"public_key": SimDevice().public_key})
     assert missing.status_code == 400
+
+
+def test_one_token_raced_by_two_keys_enrolls_one_device(portal: Portal) -> None:
+    """Two devices presenting the same token at the same moment: one wins, one is refused."""
+    rounds = 15
+    for _ in range(rounds):
+        token = create_enroll_token(portal.engine, "c1", 3_600_000, now=portal.clock())
+        keys = [SimDevice().public_key, SimDevice().public_key]
+        start = threading.Barrier(2)
+
+        def attempt(key: str, token: str = token, start: threading.Barrier = start) -> str:
+            start.wait()
+            try:
+                return enroll_device(
+                    portal.engine, token, key, "t", {}, now=portal.clock()
+                ).device_id
+            except EnrollmentRefused as exc:
+                return exc.kind
+
+        with ThreadPoolExecutor(2) as pool:
+            answers = sorted(pool.map(attempt, keys))
+        assert answers[1] == "gone" and answers[0].startswith("dev-"), answers
+    with portal.engine.connect() as conn:
+        enrolled = conn.execute(select(func.count()).select_from(devices)).scalar_one()
+    assert enrolled == rounds
+
+
+def test_one_key_raced_with_two_tokens_enrolls_once(portal: Portal) -> None:
+    """A device retrying with two tokens at once: one device, the other answer a conflict."""
+    for _ in range(15):
+        tokens = [
+            create_enroll_token(portal.engine, "c1", 3_600_000, now=portal.clock())
+            for _ in range(2)
+        ]
+        key = SimDevice().public_key
+        start = threading.Barrier(2)
+
+        def attempt(token: str, key: str = key, start: threading.Barrier = start) -> str:
+            start.wait()
+            try:
+                done = enroll_device(portal.engine, token, key, "t", {}, now=portal.clock())
+            except EnrollmentRefused as exc:
+                return exc.kind
+            return done.device_id
+
+        with ThreadPoolExecutor(2) as pool:
+            answers = sorted(pool.map(attempt, tokens))
+        assert answers[0] == "conflict" and answers[1].startswith("dev-"), answers
