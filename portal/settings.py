@@ -124,6 +124,7 @@ _ENV_FIELDS: dict[str, type] = {
     "language": str,
     "lesson_margin_min": int,
     "verify_threads": int,
+    "signature_pass_s": float,
 }
 
 
