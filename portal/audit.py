@@ -31,6 +31,8 @@ class ChainVerdict:
     newly_checked: int
     failure: Failure | None
     head_matches: bool
+    head_seq: int = 0  # the device's stored head
+    chain_end: int = 0  # where replaying the stored records ended
 
     @property
     def ok(self) -> bool:
@@ -108,7 +110,34 @@ def _verify_one(engine: Engine, device_id: str, now: int) -> ChainVerdict:
                 )
             )
             logger.error("device %s: stored chain broken: %s", device_id, failure)
-    return ChainVerdict(device_id, count, len(gaps), len(newly), failure, head_matches)
+        elif not head_matches:
+            # Records deleted from the end, or the head edited: receipts were signed for it.
+            detail = (
+                f"verify found the stored head at seq {dev.head_seq} but the stored chain "
+                f"ends at seq {verifier.last_seq}"
+            )
+            conn.execute(
+                insert(integrity_events).values(
+                    device_id=device_id,
+                    kind="stored_chain",
+                    first_seq=min(dev.head_seq, verifier.last_seq) + 1,
+                    last_seq=max(dev.head_seq, verifier.last_seq),
+                    reason="head",
+                    detail=detail,
+                    at_ms=now,
+                )
+            )
+            logger.error("device %s: %s", device_id, detail)
+    return ChainVerdict(
+        device_id,
+        count,
+        len(gaps),
+        len(newly),
+        failure,
+        head_matches,
+        head_seq=dev.head_seq,
+        chain_end=verifier.last_seq,
+    )
 
 
 def check_unchecked_signatures(engine: Engine, *, now: int, limit: int = 2000) -> tuple[int, int]:

@@ -33,6 +33,8 @@ def verify_command(ctx: Context, device_id: str | None, as_json: bool) -> int:
                         "declared_gaps": v.gaps,
                         "newly_checked": v.newly_checked,
                         "intact": v.ok,
+                        "head_seq": v.head_seq,
+                        "chain_end": v.chain_end,
                         "failure": None
                         if v.failure is None
                         else {"seq": v.failure.seq, "reason": v.failure.reason},
@@ -42,7 +44,10 @@ def verify_command(ctx: Context, device_id: str | None, as_json: bool) -> int:
         elif v.failure is not None:
             click.echo(f"{v.device_id}: BROKEN at {v.failure}")
         elif not v.head_matches:
-            click.echo(f"{v.device_id}: BROKEN: stored head does not match the chain")
+            click.echo(
+                f"{v.device_id}: BROKEN: stored head at seq {v.head_seq}, "
+                f"stored chain ends at seq {v.chain_end}"
+            )
         else:
             click.echo(
                 f"{v.device_id}: intact, {v.records} records, {v.gaps} declared gaps"

@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, select, update
 
 from agent.protocol import make_bundle, verify_receipt
 from portal.cli import main
-from portal.db.schema import records
+from portal.db.schema import integrity_events, records
+from portal.ingest import ingest_batch
 from portal.keys import load_or_create_key
 from portal.registry import enroll_device
 from portal.settings import Settings
@@ -160,3 +161,32 @@ def test_verify_and_import_report_broken_chains(
     code, out, _ = run(capsys, *d, "verify", "--device", sim.device_id)
     assert code == 1
     assert "BROKEN at seq 2: hash" in out
+
+
+def test_verify_reports_records_deleted_from_the_end(
+    capsys: pytest.CaptureFixture[str], data_dir: Path
+) -> None:
+    d = ["--data-dir", str(data_dir)]
+    assert run(capsys, *d, "center", "add", "c1", "--name", "One")[0] == 0
+    token = run(capsys, *d, "enroll-token", "create", "--center", "c1")[1].strip()
+    sim = SimDevice()
+    portal = open_portal(Settings(data_dir=data_dir))
+    sim.device_id = enroll_device(portal.engine, token, sim.public_key, "t", {}, now=1).device_id
+    outcome = ingest_batch(portal.engine, portal.key, sim.device_id, sim.batch(10), now=2)
+    assert outcome.status == 200
+    # The last three records vanish from the database; the head still says 10.
+    with portal.engine.begin() as conn:
+        conn.execute(delete(records).where(records.c.device_id == sim.device_id, records.c.seq > 7))
+    portal.close()
+    code, out, _ = run(capsys, *d, "verify", "--device", sim.device_id)
+    assert code == 1
+    assert "stored head at seq 10, stored chain ends at seq 7" in out
+    portal = open_portal(Settings(data_dir=data_dir))
+    with portal.engine.connect() as conn:
+        events = conn.execute(
+            select(integrity_events.c.reason, integrity_events.c.first_seq).where(
+                integrity_events.c.device_id == sim.device_id
+            )
+        ).all()
+    portal.close()
+    assert [(e.reason, e.first_seq) for e in events] == [("head", 8)]
