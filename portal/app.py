@@ -17,6 +17,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from portal import __version__
 from portal.api import admin, audit, devices, pages, reports
 from portal.api.models import Health
+from portal.api.request_encoding import InflateRequestBodies
 from portal.audit import check_unchecked_signatures
 from portal.exceptions import (
     ClientGone,
@@ -66,6 +67,7 @@ def create_app(settings: Settings, *, portal: Portal | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.portal = state
+    app.add_middleware(InflateRequestBodies, limit=settings.max_body_bytes)
     app.add_middleware(
         SessionMiddleware,
         secret_key=load_or_create_secret(settings.data_dir),
@@ -148,4 +150,10 @@ async def _signature_pass(state: Portal) -> None:
             await asyncio.sleep(state.settings.signature_pass_s)
 
 
-_HTTP_ERRORS = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+_HTTP_ERRORS = {
+    400: "malformed",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+}
