@@ -7,10 +7,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import desc, select
 
-from portal.api.pages import render
+from portal.api.pages import login_required, render
 from portal.api.reports import parse_day, period, reconciled
 from portal.auth import Principal, current_principal
 from portal.db.schema import integrity_events, records
@@ -48,10 +48,6 @@ def _context(request: Request) -> tuple[Principal | None, dict[str, Any]]:
     }
 
 
-def _login() -> RedirectResponse:
-    return RedirectResponse("/login", status_code=303)
-
-
 def _page(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> HTMLResponse:
     response = render(request, name, status, **ctx)
     response.headers["Content-Language"] = ctx["lang"]
@@ -66,7 +62,7 @@ def _error(request: Request, ctx: dict[str, Any], exc: Exception, status: int) -
 def centers_page(request: Request) -> Response:
     principal, ctx = _context(request)
     if principal is None:
-        return _login()
+        return login_required(request)
     try:
         first, last = period(request, request.query_params.get("from"),
                              request.query_params.get("to"))
@@ -81,7 +77,7 @@ def centers_page(request: Request) -> Response:
 def center_page(request: Request, center_id: str) -> Response:
     principal, ctx = _context(request)
     if principal is None:
-        return _login()
+        return login_required(request)
     try:
         first, last = period(request, request.query_params.get("from"),
                              request.query_params.get("to"))
@@ -103,7 +99,7 @@ def center_page(request: Request, center_id: str) -> Response:
 def lesson_page(request: Request, center_id: str, group_id: str, day: str) -> Response:
     principal, ctx = _context(request)
     if principal is None:
-        return _login()
+        return login_required(request)
     try:
         when = parse_day(day, "date")
         assert when is not None
@@ -123,7 +119,7 @@ def lesson_page(request: Request, center_id: str, group_id: str, day: str) -> Re
 def devices_page(request: Request) -> Response:
     principal, ctx = _context(request)
     if principal is None:
-        return _login()
+        return login_required(request)
     portal: Portal = request.app.state.portal
     found = list_devices(portal.engine)
     with portal.engine.connect() as conn:

@@ -24,19 +24,38 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
     return TEMPLATES.TemplateResponse(request, name, context, status_code=status)
 
 
+def login_required(request: Request) -> HTMLResponse:
+    """A page asked for without a session: 401 (SPEC section 3), with the login form.
+
+    The form comes back to the page asked for once the token is accepted.
+    """
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return render(request, "login.html", 401, error=None, next=target)
+
+
+def _safe_next(target: str) -> str:
+    # Only a path on this site: never an absolute or scheme-relative address.
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> HTMLResponse:
-    return render(request, "login.html", error=None)
+    return render(request, "login.html", error=None, next="/")
 
 
 @router.post("/login", response_model=None)
-def login(request: Request, token: str = Form("")) -> Response:
+def login(
+    request: Request, token: str = Form(""), next_: str = Form("/", alias="next")
+) -> Response:
     portal: Portal = request.app.state.portal
+    target = _safe_next(next_)
     principal = authenticate(portal.engine, token.strip()) if token.strip() else None
     if principal is None:
-        return render(request, "login.html", 401, error="Unknown or revoked token.")
+        return render(request, "login.html", 401, error="Unknown or revoked token.", next=target)
     request.session["token_hash"] = principal.token_hash
-    return RedirectResponse("/", status_code=303)
+    return RedirectResponse(target, status_code=303)
 
 
 @router.post("/logout")
@@ -49,6 +68,6 @@ def logout(request: Request) -> RedirectResponse:
 def overview(request: Request) -> Response:
     principal = current_principal(request)
     if principal is None:
-        return RedirectResponse("/login", status_code=303)
+        return login_required(request)
     portal: Portal = request.app.state.portal
     return render(request, "devices.html", devices=list_devices(portal.engine), principal=principal)

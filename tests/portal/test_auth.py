@@ -77,7 +77,7 @@ def test_operator_writes(client: httpx.Client, device: SimDevice, operator_token
 
 def test_login_session_for_pages(portal: Portal, client: httpx.Client, auditor_token: str) -> None:
     page = client.get("/", follow_redirects=False)
-    assert page.status_code == 303 and page.headers["location"] == "/login"
+    assert page.status_code == 401 and 'name="token"' in page.text  # the login form
     assert client.get("/login").status_code == 200
     bad = client.post("/login", data={"token": "qat_nope"}, follow_redirects=False)
     assert bad.status_code == 401
@@ -101,3 +101,21 @@ def test_a_revoked_token_ends_its_session(
     assert revoke_admin_tokens(portal.engine, "op", now=portal.clock()) == 1
     assert client.get("/api/v1/admin/devices").status_code == 401
     assert client.get("/api/v1/admin/devices", headers=bearer(operator_token)).status_code == 401
+
+
+def test_a_page_without_a_session_is_401_and_login_returns_to_it(
+    client: httpx.Client, auditor_token: str
+) -> None:
+    for path in ("/audit?from=2024-04-01", "/audit/devices"):
+        page = client.get(path, follow_redirects=False)
+        assert page.status_code == 401, path
+        assert 'name="next"' in page.text and path.replace("&", "&amp;") in page.text
+    back = client.post(
+        "/login", data={"token": auditor_token, "next": "/audit/devices"}, follow_redirects=False
+    )
+    assert (back.status_code, back.headers["location"]) == (303, "/audit/devices")
+    client.post("/logout")
+    away = client.post(
+        "/login", data={"token": auditor_token, "next": "//evil.example/"}, follow_redirects=False
+    )
+    assert away.headers["location"] == "/"
