@@ -17,7 +17,7 @@ from portal.ingest import ingest_batch
 from portal.keys import load_or_create_key
 from portal.registry import enroll_device
 from portal.settings import Settings
-from portal.state import open_portal
+from portal.state import Portal, open_portal
 from tests.portal.support import SimDevice
 
 
@@ -133,15 +133,23 @@ def test_module_entry_point(tmp_path: Path) -> None:
     assert "center a added" in done.stdout
 
 
-def test_verify_and_import_report_broken_chains(
-    capsys: pytest.CaptureFixture[str], data_dir: Path, tmp_path: Path
-) -> None:
-    d = ["--data-dir", str(data_dir)]
+def enrolled(
+    capsys: pytest.CaptureFixture[str], d: list[str], data_dir: Path
+) -> tuple[SimDevice, Portal]:
+    """A center through the CLI and a device enrolled with a CLI token; the portal open."""
     assert run(capsys, *d, "center", "add", "c1", "--name", "One")[0] == 0
     token = run(capsys, *d, "enroll-token", "create", "--center", "c1")[1].strip()
     sim = SimDevice()
     portal = open_portal(Settings(data_dir=data_dir))
     sim.device_id = enroll_device(portal.engine, token, sim.public_key, "t", {}, now=1).device_id
+    return sim, portal
+
+
+def test_verify_and_import_report_broken_chains(
+    capsys: pytest.CaptureFixture[str], data_dir: Path, tmp_path: Path
+) -> None:
+    d = ["--data-dir", str(data_dir)]
+    sim, portal = enrolled(capsys, d, data_dir)
     batch = sim.batch(6)
     batch[4] = dict(batch[4], wall_ms=1)  # altered after signing
     bundle = tmp_path / "b.json"
@@ -167,11 +175,7 @@ def test_verify_reports_records_deleted_from_the_end(
     capsys: pytest.CaptureFixture[str], data_dir: Path
 ) -> None:
     d = ["--data-dir", str(data_dir)]
-    assert run(capsys, *d, "center", "add", "c1", "--name", "One")[0] == 0
-    token = run(capsys, *d, "enroll-token", "create", "--center", "c1")[1].strip()
-    sim = SimDevice()
-    portal = open_portal(Settings(data_dir=data_dir))
-    sim.device_id = enroll_device(portal.engine, token, sim.public_key, "t", {}, now=1).device_id
+    sim, portal = enrolled(capsys, d, data_dir)
     outcome = ingest_batch(portal.engine, portal.key, sim.device_id, sim.batch(10), now=2)
     assert outcome.status == 200
     # The last three records vanish from the database; the head still says 10.

@@ -8,7 +8,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
-from agent.protocol import ZERO_HASH, seal, verify_receipt
+from agent.protocol import ZERO_HASH, make_bundle, seal, verify_receipt
 from portal.bundles import ingest_bundle
 from portal.db.schema import abuse_log, declared_gaps, integrity_events
 from portal.state import Portal
@@ -153,12 +153,7 @@ def test_a_bundle_bridges_a_hole_declared_chunks_later(portal: Portal, device: S
     last_hash = device.skip(1)  # seq 101 was quarantined
     backlog = device.batch(12_000)  # 102 .. 12,101
     declaration = device.gap(101, 101, last_hash)
-    bundle = {
-        "v": 1,
-        "device": device.device_id,
-        "public_key": device.public_key,
-        "records": [*first, *backlog, declaration],
-    }
+    bundle = make_bundle(device.device_id, device.public_key, [*first, *backlog, declaration])
     result = ingest_bundle(portal.engine, portal.key, bundle, now=portal.clock())
     assert result.last.status == 200, result.last.body()
     assert result.accepted == 100 + 12_000 + 1
@@ -174,12 +169,7 @@ def test_a_bundle_with_a_forged_distant_declaration_stops_at_the_hole(
     backlog = device.batch(6_000)
     declaration = device.gap(101, 105, last_hash)
     declaration["data"]["reason"] = "power"  # changed after signing: the hash no longer holds
-    bundle = {
-        "v": 1,
-        "device": device.device_id,
-        "public_key": device.public_key,
-        "records": [*first, *backlog, declaration],
-    }
+    bundle = make_bundle(device.device_id, device.public_key, [*first, *backlog, declaration])
     result = ingest_bundle(portal.engine, portal.key, bundle, now=portal.clock())
     assert result.last.status == 422
     assert result.last.failure is not None and result.last.failure.reason == "hash"
