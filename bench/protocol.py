@@ -16,7 +16,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.protocol import ZERO_HASH, ChainVerifier, build_record, seal_digest, verify_chain
-from bench.common import finish, median, parse_args, table
+from bench.common import finish, load_average, load_note, median, parse_args, table
 
 DEVICE = "kz-alm-0001"
 
@@ -101,7 +101,9 @@ def main() -> int:
     args = parse_args(__doc__ or "")
     n, rounds = (500, 3) if args.quick else (5000, 7)
     pinned = pin_to_one_core()
+    loads = [load_average()]
     results = measure(n, rounds)
+    loads.append(load_average())
     med = {name: median(values) for name, values in results.items()}
     rows = [
         ["raw Ed25519 sign (ceiling)", med["raw_sign"], min(results["raw_sign"]), 1.0],
@@ -120,8 +122,8 @@ def main() -> int:
         "rates in records per second (median and worst round). The ratio is against "
         "the raw Ed25519 operation of the same kind, measured in the same run.\n\n"
         + table(["operation", "median /s", "worst /s", "ratio to raw"], rows)
-        + "\n\nThe machine is a shared 2-core VM on which other work ran in parallel: "
-        "read the ratios, not the absolute rates."
+        + "\n\n"
+        + load_note(loads, "one core")
     )
     headline = {
         "records": n,

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.common import finish, median, parse_args, percentile, table
+from bench.common import finish, load_average, load_note, median, parse_args, percentile, table
 from tests.hardware.fakes import install
 
 install()  # before anything imports mfrc522
@@ -248,6 +248,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args("mfrc522 driver: idle cost and tap-to-durable latency", argv)
     window = 5.0 if args.quick else 30.0
     taps = 30 if args.quick else 300
+    loads = [load_average()]
 
     ours_spi, ours_spi_max = spi_per_idle_poll(50 if args.quick else 500)
     package_spi = spi_per_package_request(5 if args.quick else 20)
@@ -267,13 +268,14 @@ def main(argv: list[str] | None = None) -> None:
         for name, r in (("ours", ours_idle), ("mfrc522 package loop (baseline)", package_idle))
     ]  # fmt: skip
     lat_median, lat_p99 = median(latencies), percentile(latencies, 99)
+    loads.append(load_average())
     nan = float("nan")
     body = f"""
 Everything runs against the register-level MFRC522 emulator of
 `tests/hardware/mfrc522_emu.py`, driven through the real `mfrc522` package
-over fake `spidev`/`RPi.GPIO` modules, in real time. The machine was shared
-with other work running in parallel, so CPU and latency figures are noisy;
-the SPI counts are exact.
+over fake `spidev`/`RPi.GPIO` modules, in real time. CPU and latency figures
+depend on what else the machine runs; the SPI counts are exact.
+{load_note(loads, "well under one core")}
 
 ### SPI transfers per idle poll (a count)
 
