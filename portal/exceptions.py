@@ -9,7 +9,7 @@ PortalError
 │   └── RevokedDeviceError          a device an operator revoked
 ├── EnrollmentRefused               an enrollment token refused (kind: unknown|gone|conflict)
 ├── MalformedRequest (ValueError)   a request body the API cannot read (400)
-│   └── ClientGone                  the client hung up before its body was read
+├── ClientGone                      the client hung up before its body was read
 └── RequestTooLarge                 a body or batch over a limit (413)
 """
 
@@ -60,7 +60,7 @@ class RequestTooLarge(PortalError):
     """A request over a size limit, compressed or decompressed (HTTP 413)."""
 
 
-class ClientGone(MalformedRequest):
+class ClientGone(PortalError):
     """The client closed the connection before the whole body arrived.
 
     A device losing power or network mid-upload: nothing was stored, the device

@@ -10,7 +10,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 
 from portal.api.models import (
     DEVICE_ERRORS,
@@ -22,7 +21,8 @@ from portal.api.models import (
     ReceiptAnswer,
     Rejected,
 )
-from portal.exceptions import ClientGone, MalformedRequest, RequestTooLarge
+from portal.api.request_encoding import read_body
+from portal.exceptions import MalformedRequest, RequestTooLarge
 from portal.ingest import (
     IngestOutcome,
     cursor_receipt,
@@ -32,7 +32,7 @@ from portal.ingest import (
 )
 from portal.registry import enroll_device
 from portal.state import Portal
-from portal.wire import inflate, parse_envelope
+from portal.wire import parse_envelope
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 
@@ -100,24 +100,6 @@ def enroll(body: EnrollRequest, request: Request) -> EnrollResponse:
     )
 
 
-async def _read_body(request: Request, portal: Portal) -> bytes:
-    """The request body, refusing (413) more than the limit before reading it all."""
-    limit = portal.settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise RequestTooLarge(f"body of {declared} bytes is over {limit}")
-    chunks = bytearray()
-    try:
-        async for chunk in request.stream():
-            chunks += chunk
-            if len(chunks) > limit:
-                raise RequestTooLarge(f"body is over {limit} bytes")
-    except ClientDisconnect:
-        raise ClientGone(f"the client hung up after {len(chunks)} bytes of the body") from None
-    encoding = request.headers.get("content-encoding")
-    return await run_in_threadpool(inflate, bytes(chunks), encoding, limit)
-
-
 def _limited(portal: Portal, device_id: str) -> JSONResponse | None:
     assert portal.limiter is not None
     wait = portal.limiter.take(device_id)
@@ -147,7 +129,7 @@ async def upload_records(device_id: str, request: Request) -> JSONResponse:
     if limited is not None:
         return limited
     async with _logged_refusal(request, portal, device_id):
-        body = await _read_body(request, portal)
+        body = await read_body(request, portal.settings.max_body_bytes)
         # Parsing and checking are CPU work: off the event loop, in one worker thread.
         outcome = await run_in_threadpool(_ingest_body, portal, device_id, body)
     return JSONResponse(outcome.body(), status_code=outcome.status)
@@ -158,8 +140,6 @@ async def _logged_refusal(request: Request, portal: Portal, device_id: str) -> A
     """Keep a line of evidence for a malformed or oversized upload, then let it answer."""
     try:
         yield
-    except ClientGone:
-        raise
     except (MalformedRequest, RequestTooLarge) as exc:
         kind = "malformed" if isinstance(exc, MalformedRequest) else "too_large"
         client = request.client.host if request.client else None
@@ -202,7 +182,7 @@ async def declare_gaps(device_id: str, request: Request) -> JSONResponse:
     if limited is not None:
         return limited
     async with _logged_refusal(request, portal, device_id):
-        record = parse_envelope(await _read_body(request, portal), "record")
+        record = parse_envelope(await read_body(request, portal.settings.max_body_bytes), "record")
     outcome = await run_in_threadpool(
         declare_gap, portal.engine, portal.key, device_id, record, now=portal.clock()
     )

@@ -1,10 +1,9 @@
-"""Gzip request bodies for every endpoint (SPEC section 3), inflated within the limit.
+"""Request bodies read within the size limit, gzip inflated (SPEC section 3).
 
-The device upload endpoints (``records`` and ``gaps``) read and inflate their
-bodies themselves, to keep evidence of refused uploads; this middleware leaves
-them alone and does the same for the rest (enrollment, operator API, imports):
-it buffers at most ``limit`` bytes, inflates at most ``limit`` bytes off the
-event loop, and hands the endpoint a plain body.
+:func:`read_body` is the one reader: the device upload endpoints (``records``
+and ``gaps``) call it themselves, to keep evidence of refused uploads; the
+middleware calls it for every other endpoint that is sent a ``Content-Encoding``
+body (enrollment, operator API, imports) and hands the endpoint a plain one.
 """
 
 from __future__ import annotations
@@ -12,15 +11,33 @@ from __future__ import annotations
 import re
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from portal.exceptions import MalformedRequest, RequestTooLarge
+from portal.exceptions import ClientGone, MalformedRequest, RequestTooLarge
 from portal.wire import inflate
 
-__all__ = ["InflateRequestBodies"]
+__all__ = ["InflateRequestBodies", "read_body"]
 
 _OWN_READERS = re.compile(r"^/api/v1/devices/[^/]+/(records|gaps)$")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The decoded body; 413 past ``limit`` bytes, compressed or inflated, before reading it all."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise RequestTooLarge(f"body of {declared} bytes is over {limit}")
+    chunks = bytearray()
+    try:
+        async for chunk in request.stream():
+            chunks += chunk
+            if len(chunks) > limit:
+                raise RequestTooLarge(f"body is over {limit} bytes")
+    except ClientDisconnect:
+        raise ClientGone(f"the client hung up after {len(chunks)} bytes of the body") from None
+    encoding = request.headers.get("content-encoding")
+    return await run_in_threadpool(inflate, bytes(chunks), encoding, limit)
 
 
 class InflateRequestBodies:
@@ -34,21 +51,21 @@ class InflateRequestBodies:
         if scope["type"] != "http" or _OWN_READERS.match(scope["path"]):
             await self.app(scope, receive, send)
             return
-        headers = [(k, v) for k, v in scope["headers"] if k != b"content-encoding"]
-        if len(headers) == len(scope["headers"]):
+        request = Request(scope, receive)
+        if "content-encoding" not in request.headers:
             await self.app(scope, receive, send)
             return
-        encoding = dict(scope["headers"])[b"content-encoding"].decode("latin-1")
         try:
-            body = await self._read(receive)
-            plain = await run_in_threadpool(inflate, body, encoding, self.limit)
+            plain = await read_body(request, self.limit)
         except RequestTooLarge as exc:
             await _answer(413, "too_large", str(exc), scope, receive, send)
             return
-        except MalformedRequest as exc:
+        except (MalformedRequest, ClientGone) as exc:
             await _answer(400, "malformed", str(exc), scope, receive, send)
             return
-        headers = [(k, v) for k, v in headers if k != b"content-length"]
+        headers = [
+            (k, v) for k, v in scope["headers"] if k not in (b"content-encoding", b"content-length")
+        ]
         headers.append((b"content-length", str(len(plain)).encode()))
         delivered = False
 
@@ -60,18 +77,6 @@ class InflateRequestBodies:
             return await receive()  # a disconnect, later
 
         await self.app(dict(scope, headers=headers), replay, send)
-
-    async def _read(self, receive: Receive) -> bytes:
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise MalformedRequest("the client hung up before its body arrived")
-            body += message.get("body", b"")
-            if len(body) > self.limit:
-                raise RequestTooLarge(f"body is over {self.limit} bytes")
-            if not message.get("more_body", False):
-                return bytes(body)
 
 
 async def _answer(
