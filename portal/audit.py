@@ -97,32 +97,27 @@ def _verify_one(engine: Engine, device_id: str, now: int) -> ChainVerdict:
                 )
                 .values(sig_checked=True)
             )
+        broken: tuple[int | None, int | None, str, str] | None = None
         if failure is not None:
-            conn.execute(
-                insert(integrity_events).values(
-                    device_id=device_id,
-                    kind="stored_chain",
-                    first_seq=failure.seq,
-                    last_seq=None,
-                    reason=failure.reason,
-                    detail=f"verify found the stored chain broken: {failure.detail}",
-                    at_ms=now,
-                )
-            )
-            logger.error("device %s: stored chain broken: %s", device_id, failure)
+            detail = f"verify found the stored chain broken: {failure.detail}"
+            broken = (failure.seq, None, failure.reason, detail)
         elif not head_matches:
             # Records deleted from the end, or the head edited: receipts were signed for it.
             detail = (
                 f"verify found the stored head at seq {dev.head_seq} but the stored chain "
                 f"ends at seq {verifier.last_seq}"
             )
+            low, high = sorted((dev.head_seq, verifier.last_seq))
+            broken = (low + 1, high, "head", detail)
+        if broken is not None:
+            first_seq, last_seq, reason, detail = broken
             conn.execute(
                 insert(integrity_events).values(
                     device_id=device_id,
                     kind="stored_chain",
-                    first_seq=min(dev.head_seq, verifier.last_seq) + 1,
-                    last_seq=max(dev.head_seq, verifier.last_seq),
-                    reason="head",
+                    first_seq=first_seq,
+                    last_seq=last_seq,
+                    reason=reason,
                     detail=detail,
                     at_ms=now,
                 )

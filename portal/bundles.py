@@ -57,11 +57,11 @@ def ingest_bundle(
     outcome: IngestOutcome | None = None
     for part in _runs(batch, chunk):
         first = _seq(part[0]) if part else None
-        declaration = resumes.get(first) if first is not None else None
-        if declaration is not None and _hole_at_head(engine, device_id, declaration):
+        declared = resumes.get(first) if first is not None else None
+        if declared is not None and _hole_at_head(engine, device_id, declared[1]):
             # As a device does over HTTP: the hole's declaration first, alone. It may
             # sit a week of backlog later in the bundle, in another chunk.
-            outcome = declare_gap(engine, key, device_id, declaration, now=now)
+            outcome = declare_gap(engine, key, device_id, declared[0], now=now)
             if outcome.status != 200:
                 break
         outcome = ingest_batch(
@@ -101,9 +101,9 @@ def _runs(batch: list[Any], chunk: int) -> list[list[Any]]:
     return parts
 
 
-def _declarations(batch: list[Any]) -> dict[int, dict[str, Any]]:
+def _declarations(batch: list[Any]) -> dict[int, tuple[dict[str, Any], DeclaredGap]]:
     """The bundle's ``gap`` records by the seq each hole resumes at (unverified here)."""
-    out: dict[int, dict[str, Any]] = {}
+    out: dict[int, tuple[dict[str, Any], DeclaredGap]] = {}
     for record in batch:
         if (
             isinstance(record, dict)
@@ -112,14 +112,12 @@ def _declarations(batch: list[Any]) -> dict[int, dict[str, Any]]:
         ):
             parsed = parse_gap_data(record)
             if isinstance(parsed, DeclaredGap):
-                out.setdefault(parsed.last_seq + 1, record)
+                out.setdefault(parsed.last_seq + 1, (record, parsed))
     return out
 
 
-def _hole_at_head(engine: Engine, device_id: str, declaration: dict[str, Any]) -> bool:
+def _hole_at_head(engine: Engine, device_id: str, gap: DeclaredGap) -> bool:
     """True when the portal's next expected seq lies inside the declared hole."""
-    parsed = parse_gap_data(declaration)
-    assert isinstance(parsed, DeclaredGap)
     with engine.connect() as conn:
         head = load_device(conn, device_id)
-    return head.head_seq + 1 <= parsed.last_seq and parsed.bridges(head.head_seq + 1)
+    return head.head_seq + 1 <= gap.last_seq and gap.bridges(head.head_seq + 1)

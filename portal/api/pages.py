@@ -42,7 +42,7 @@ def _safe_next(target: str) -> str:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> HTMLResponse:
-    return render(request, "login.html", error=None, next="/")
+    return render(request, "login.html", error=None)
 
 
 @router.post("/login", response_model=None)
