@@ -197,6 +197,7 @@ def tap_to_durable(taps: int, directory: Path) -> tuple[list[float], list[float]
         if isinstance(event, BadgeRead):
             emitted[event.uid] = time.monotonic()
         events.put(event)
+
     faults = 0
 
     def writer() -> None:

@@ -59,8 +59,9 @@ def store(kind: str, root: Path) -> Iterator[Portal | None]:
     with admin.begin() as conn:
         conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
     sep = "&" if "?" in dsn else "?"
-    portal = open_portal(Settings(data_dir=root / "pg",
-                                  db_url=f"{dsn}{sep}options=-csearch_path%3D{schema}"))
+    portal = open_portal(
+        Settings(data_dir=root / "pg", db_url=f"{dsn}{sep}options=-csearch_path%3D{schema}")
+    )
     try:
         yield portal
     finally:
@@ -72,8 +73,11 @@ def store(kind: str, root: Path) -> Iterator[Portal | None]:
 
 def import_csv(portal: Portal, city: City) -> float:
     start = time.perf_counter()
-    for kind, data in (("schedule", city.schedule_csv()), ("roster", city.roster_csv()),
-                       ("confirmations", city.confirmations_csv())):
+    for kind, data in (
+        ("schedule", city.schedule_csv()),
+        ("roster", city.roster_csv()),
+        ("confirmations", city.confirmations_csv()),
+    ):
         apply_import(portal.engine, kind, data, f"{kind}.csv", now=T0)
     return time.perf_counter() - start
 
@@ -82,8 +86,9 @@ CPU: list[float] = []  # process CPU seconds of every timed run, in order
 LOAD: list[float] = []  # the machine's 1-minute load average when each run started
 
 
-def reconcile_timed(portal: Portal, first: date, last: date, runs: int,
-                    settings: ReconcileSettings | None = None) -> tuple[list[float], Result]:
+def reconcile_timed(
+    portal: Portal, first: date, last: date, runs: int, settings: ReconcileSettings | None = None
+) -> tuple[list[float], Result]:
     """Wall seconds of each run (CPU seconds and load averages go to CPU and LOAD)."""
     settings = settings or ReconcileSettings()
     zone = load_zone(settings.timezone)
@@ -98,8 +103,7 @@ def reconcile_timed(portal: Portal, first: date, last: date, runs: int,
     return times, result
 
 
-def score(city: City, result: Result,
-          settings: ReconcileSettings | None = None) -> dict[str, Any]:
+def score(city: City, result: Result, settings: ReconcileSettings | None = None) -> dict[str, Any]:
     labels = label(city, settings or ReconcileSettings())
     got = {(r.child_id, r.group_id, r.date): (r.status, r.reasons) for r in result.rows}
     keys = set(labels) | set(got)
@@ -109,20 +113,34 @@ def score(city: City, result: Result,
     # Honest taps at centers whose device never reports NTP sync (decision 0810).
     unsynced = {d.center_id for d in city.devices if d.never_synced}
     center_of = {e.group_id: e.center_id for e in city.schedule}
-    quiet = [got.get(k, ("",))[0] in AT_RISK for k in city.tapped_rows
-             if center_of[k[1]] in unsynced]
-    return {"rows": len(keys), "label_agreement": round(agree, 6),
-            "fraud_recall": round(sum(fraud) / len(fraud), 6), "fraud_rows": len(fraud),
-            "honest_at_risk_rate": round(sum(honest) / len(honest), 6),
-            "honest_rows": len(honest), "unsynced_rows": len(quiet),
-            "unsynced_at_risk_rate": round(sum(quiet) / len(quiet), 6) if quiet else None}
+    quiet = [
+        got.get(k, ("",))[0] in AT_RISK for k in city.tapped_rows if center_of[k[1]] in unsynced
+    ]
+    return {
+        "rows": len(keys),
+        "label_agreement": round(agree, 6),
+        "fraud_recall": round(sum(fraud) / len(fraud), 6),
+        "fraud_rows": len(fraud),
+        "honest_at_risk_rate": round(sum(honest) / len(honest), 6),
+        "honest_rows": len(honest),
+        "unsynced_rows": len(quiet),
+        "unsynced_at_risk_rate": round(sum(quiet) / len(quiet), 6) if quiet else None,
+    }
 
 
 def main() -> None:
     args = parse_args(__doc__ or "")
-    base = CityConfig(centers=150, groups_per_center=4, children_per_group=14,
-                      extra_children=100, first=date(2024, 4, 1), days=30, sign=False, seed=7,
-                      unsynced=0.1)
+    base = CityConfig(
+        centers=150,
+        groups_per_center=4,
+        children_per_group=14,
+        extra_children=100,
+        first=date(2024, 4, 1),
+        days=30,
+        sign=False,
+        seed=7,
+        unsynced=0.1,
+    )
     if args.quick:
         base = replace(base, centers=10, extra_children=0, days=14)
     runs = 3
@@ -132,8 +150,9 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="qatysu-bench-reconcile-"))
 
     # 1. A small signed city through the real ingest (the sample that shows the path works).
-    sample_cfg = CityConfig(centers=2, days=7, seed=3, injected=0.3, upload_s=3600,
-                            first=base.first)
+    sample_cfg = CityConfig(
+        centers=2, days=7, seed=3, injected=0.3, upload_s=3600, first=base.first
+    )
     with store("sqlite", root) as portal:
         assert portal is not None
         start = time.perf_counter()
@@ -142,9 +161,11 @@ def main() -> None:
         import_csv(portal, sample)
         _, result = reconcile_timed(portal, sample_cfg.first, sample.last, 1)
         sample_score = score(sample, result)
-    lines.append(f"Sample through the real ingest: {sample.record_count():,} signed records of "
-                 f"{sample_cfg.centers} centers in {ingest_s:.1f} s; label agreement "
-                 f"{sample_score['label_agreement']:.4%}.")
+    lines.append(
+        f"Sample through the real ingest: {sample.record_count():,} signed records of "
+        f"{sample_cfg.centers} centers in {ingest_s:.1f} s; label agreement "
+        f"{sample_score['label_agreement']:.4%}."
+    )
 
     # 2. The city-month, generated once, loaded into each back end.
     start = time.perf_counter()
@@ -170,14 +191,30 @@ def main() -> None:
             out[f"{kind}_import_s"] = round(import_s, 3)
             out[f"{kind}_reconcile_s"] = round(median(times), 3)
             out[f"{kind}_reconcile_cpu_s"] = round(cpu, 3)
-            rows.append([kind, f"{import_s:.2f}", f"{load_s:.1f}",
-                         ", ".join(f"{t:.2f}" for t in times), f"{median(times):.2f}",
-                         f"{cpu:.2f}", f"{median(LOAD[-runs:]):.1f}"])
+            rows.append(
+                [
+                    kind,
+                    f"{import_s:.2f}",
+                    f"{load_s:.1f}",
+                    ", ".join(f"{t:.2f}" for t in times),
+                    f"{median(times):.2f}",
+                    f"{cpu:.2f}",
+                    f"{median(LOAD[-runs:]):.1f}",
+                ]
+            )
             if kind == "sqlite":
                 quality = score(city, result)
-                out.update({k: quality[k] for k in
-                            ("label_agreement", "fraud_recall", "honest_at_risk_rate",
-                             "unsynced_at_risk_rate")})
+                out.update(
+                    {
+                        k: quality[k]
+                        for k in (
+                            "label_agreement",
+                            "fraud_recall",
+                            "honest_at_risk_rate",
+                            "unsynced_at_risk_rate",
+                        )
+                    }
+                )
                 literal = ReconcileSettings(time_bracket_ms=0)
                 _, spec = reconcile_timed(portal, base.first, _last(base), 1, literal)
                 literal_quality = score(city, spec, literal)
@@ -187,23 +224,44 @@ def main() -> None:
         f"{n_records:,} records, {len(city.confirmations):,} confirmations "
         f"(generated in {gen_s:.0f} s)."
     )
-    body = "\n\n".join(lines) + "\n\n" + table(
-        ["back end", "CSV import s (3 files)", "bulk load s", "reconcile runs s", "median s",
-         "median CPU s", "load avg"],
-        rows)
-    body += "\n\n" + table(["measure", "value"], [
-        ["rows", quality["rows"]], ["label agreement", f"{quality['label_agreement']:.4%}"],
-        ["fraud rows", quality["fraud_rows"]], ["fraud recall", f"{quality['fraud_recall']:.4%}"],
-        ["honest tapped rows", quality["honest_rows"]],
-        ["honest at-risk rate", f"{quality['honest_at_risk_rate']:.4%}"],
-        ["devices that never report NTP sync", sum(d.never_synced for d in city.devices)],
-        ["their honest tapped rows", quality["unsynced_rows"]],
-        ["their at-risk rate (portal-bracketed time, 600 s)",
-         _pct(quality["unsynced_at_risk_rate"])],
-        ["their at-risk rate (SPEC-literal, bracket off)",
-         _pct(literal_quality["unsynced_at_risk_rate"])],
-        ["label agreement (SPEC-literal)", f"{literal_quality['label_agreement']:.4%}"],
-    ])
+    body = (
+        "\n\n".join(lines)
+        + "\n\n"
+        + table(
+            [
+                "back end",
+                "CSV import s (3 files)",
+                "bulk load s",
+                "reconcile runs s",
+                "median s",
+                "median CPU s",
+                "load avg",
+            ],
+            rows,
+        )
+    )
+    body += "\n\n" + table(
+        ["measure", "value"],
+        [
+            ["rows", quality["rows"]],
+            ["label agreement", f"{quality['label_agreement']:.4%}"],
+            ["fraud rows", quality["fraud_rows"]],
+            ["fraud recall", f"{quality['fraud_recall']:.4%}"],
+            ["honest tapped rows", quality["honest_rows"]],
+            ["honest at-risk rate", f"{quality['honest_at_risk_rate']:.4%}"],
+            ["devices that never report NTP sync", sum(d.never_synced for d in city.devices)],
+            ["their honest tapped rows", quality["unsynced_rows"]],
+            [
+                "their at-risk rate (portal-bracketed time, 600 s)",
+                _pct(quality["unsynced_at_risk_rate"]),
+            ],
+            [
+                "their at-risk rate (SPEC-literal, bracket off)",
+                _pct(literal_quality["unsynced_at_risk_rate"]),
+            ],
+            ["label agreement (SPEC-literal)", f"{literal_quality['label_agreement']:.4%}"],
+        ],
+    )
 
     # 3. Scaling on SQLite: the same month with 1x, 2x, 4x the centers. Chunk k (the city
     # above, then more cities under other center prefixes) goes into every store >= k.
@@ -230,32 +288,53 @@ def main() -> None:
             cpu = median(CPU[-scale_runs:])
             out[f"scale_{k}x_s"] = round(median(times), 3)
             out[f"scale_{k}x_cpu_s"] = round(cpu, 3)
-            scale_rows.append([f"{k}x", f"{records[k]:,}", len(result.rows),
-                               ", ".join(f"{t:.2f}" for t in times), f"{median(times):.2f}",
-                               f"{cpu:.2f}", f"{median(times) / records[k] * 1e6:.2f}",
-                               f"{cpu / records[k] * 1e6:.2f}",
-                               f"{median(LOAD[-scale_runs:]):.1f}"])
+            scale_rows.append(
+                [
+                    f"{k}x",
+                    f"{records[k]:,}",
+                    len(result.rows),
+                    ", ".join(f"{t:.2f}" for t in times),
+                    f"{median(times):.2f}",
+                    f"{cpu:.2f}",
+                    f"{median(times) / records[k] * 1e6:.2f}",
+                    f"{cpu / records[k] * 1e6:.2f}",
+                    f"{median(LOAD[-scale_runs:]):.1f}",
+                ]
+            )
     body += "\n\nScaling (SQLite, same month, k times the centers):\n\n" + table(
-        ["scale", "records", "rows", "reconcile runs s", "median s", "median CPU s",
-         "µs per record", "CPU µs per record", "load avg"], scale_rows)
+        [
+            "scale",
+            "records",
+            "rows",
+            "reconcile runs s",
+            "median s",
+            "median CPU s",
+            "µs per record",
+            "CPU µs per record",
+            "load avg",
+        ],
+        scale_rows,
+    )
     ratio2 = out["scale_2x_s"] / out["scale_1x_s"]
     ratio4 = out["scale_4x_s"] / out["scale_1x_s"]
     cratio2 = out["scale_2x_cpu_s"] / out["scale_1x_cpu_s"]
     cratio4 = out["scale_4x_cpu_s"] / out["scale_1x_cpu_s"]
-    body += (f"\n\nRatios to 1x: wall 2x {ratio2:.2f}, 4x {ratio4:.2f}; CPU 2x {cratio2:.2f}, "
-             f"4x {cratio4:.2f} (linear would be 2 and 4).\n\n"
-             f"Goal (issue 8): the city-month reconciled in under 10 s on SQLite: "
-             f"{out['sqlite_reconcile_s']:.1f} s here "
-             f"({'met' if out['sqlite_reconcile_s'] < 10 else 'missed'}).\n\n"
-             "Reconcile time is the wall time of `run_reconciliation` (read from the "
-             "database, trusted time, rules, rows with evidence, totals not rendered), "
-             f"median of {runs} runs ({scale_runs} for the scaling table) in one process, so "
-             "every run after the first reads a warm page cache. CSV import is the three "
-             "files through `apply_import` into an empty store (the same code as the CLI). "
-             f"The load average column is the 1-minute load when each run started, on "
-             f"{os.cpu_count()} cores (above the core count, wall times include waiting for "
-             "a core; the process's CPU seconds are the steadier measure of the code). "
-             + load_note(LOAD, "about one core"))
+    body += (
+        f"\n\nRatios to 1x: wall 2x {ratio2:.2f}, 4x {ratio4:.2f}; CPU 2x {cratio2:.2f}, "
+        f"4x {cratio4:.2f} (linear would be 2 and 4).\n\n"
+        f"Goal (issue 8): the city-month reconciled in under 10 s on SQLite: "
+        f"{out['sqlite_reconcile_s']:.1f} s here "
+        f"({'met' if out['sqlite_reconcile_s'] < 10 else 'missed'}).\n\n"
+        "Reconcile time is the wall time of `run_reconciliation` (read from the "
+        "database, trusted time, rules, rows with evidence, totals not rendered), "
+        f"median of {runs} runs ({scale_runs} for the scaling table) in one process, so "
+        "every run after the first reads a warm page cache. CSV import is the three "
+        "files through `apply_import` into an empty store (the same code as the CLI). "
+        f"The load average column is the 1-minute load when each run started, on "
+        f"{os.cpu_count()} cores (above the core count, wall times include waiting for "
+        "a core; the process's CPU seconds are the steadier measure of the code). "
+        + load_note(LOAD, "about one core")
+    )
     shutil.rmtree(root, ignore_errors=True)
     finish("reconcile", "Reconciliation (city-month)", body, out, args)
 

@@ -11,10 +11,17 @@ from demo.scenario import Demo, Options
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data-dir", type=Path, default=Path("demo-data"),
-                        help="the demo's folder (replaced on each run)")
-    parser.add_argument("--quick", action="store_true",
-                        help="shorter outage and a smaller history (used by the tests)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("demo-data"),
+        help="the demo's folder (replaced on each run)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="shorter outage and a smaller history (used by the tests)",
+    )
     parser.add_argument("--json", action="store_true", help="end with a JSON summary line")
     args = parser.parse_args()
     options = Options(data_dir=args.data_dir)

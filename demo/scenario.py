@@ -122,9 +122,7 @@ class Demo:
 
     def agent_cli(self, club: Club, *args: str, env: dict[str, str] | None = None) -> str:
         cmd = [sys.executable, "-m", "agent", "--config", str(club.config), *args]
-        done = subprocess.run(
-            cmd, env=env or self.env, capture_output=True, text=True, check=False
-        )
+        done = subprocess.run(cmd, env=env or self.env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"qatysu {' '.join(args)} failed: {done.stderr.strip()}")
         return done.stdout.strip()
@@ -173,15 +171,25 @@ class Demo:
             "admin-token", "create", "--name", "demo auditor", "--role", "auditor"
         ).split()[-1]
         self.portal = subprocess.Popen(
-            [sys.executable, "-m", "portal", "--data-dir", str(self.portal_dir),
-             "serve", "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "portal",
+                "--data-dir",
+                str(self.portal_dir),
+                "serve",
+                "--port",
+                str(self.port),
+            ],
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=open(self.data / "portal.log", "wb"),  # noqa: SIM115 - lives with the process
         )
         _wait_for(lambda: _healthy(self.port), 30, "the portal did not start")
-        say(f"   portal on http://127.0.0.1:{self.port}, centers: "
-            + ", ".join(c.center_id for c in self.clubs))
+        say(
+            f"   portal on http://127.0.0.1:{self.port}, centers: "
+            + ", ".join(c.center_id for c in self.clubs)
+        )
 
     def _club(self, center_id: str, name: str, group_id: str, price: int) -> Club:
         children = [
@@ -204,12 +212,17 @@ class Demo:
             self.agent_cli(club, "config", "set", "device.control_socket", socket_path)
             self.agent_cli(club, "config", "set", "heartbeat.interval_s", "10")
             club.relay = CuttableRelay(("127.0.0.1", self.port))
-            token = self.portal_cli(
-                "enroll-token", "create", "--center", club.center_id
-            ).split()[-1]
+            token = self.portal_cli("enroll-token", "create", "--center", club.center_id).split()[
+                -1
+            ]
             self.agent_cli(
-                club, "enroll", "--portal", f"http://127.0.0.1:{club.relay.port}",
-                "--token", token, "--insecure",
+                club,
+                "enroll",
+                "--portal",
+                f"http://127.0.0.1:{club.relay.port}",
+                "--token",
+                token,
+                "--insecure",
             )
             say(f"   {club.center_id}: RDM6300 reader on {tty}, door on mock GPIO 17, enrolled")
 
@@ -222,11 +235,15 @@ class Demo:
         start = now.replace(second=0, microsecond=0) - timedelta(minutes=1)
         end = start + timedelta(minutes=LESSON_MIN)
         if end.date() != now.date():
-            say("   (it is nearly midnight in Almaty: the lesson ends at 23:59, and the "
-                "report may call part of its window offline)")
+            say(
+                "   (it is nearly midnight in Almaty: the lesson ends at 23:59, and the "
+                "report may call part of its window offline)"
+            )
             end = now.replace(hour=23, minute=59, second=0, microsecond=0)
-        say(f"== 3. Today's lessons: {start:%H:%M}-{end:%H:%M} Asia/Almaty; the pre-lesson "
-            f"margin is shortened to {MARGIN_MIN} min to fit the demo (default 30)")
+        say(
+            f"== 3. Today's lessons: {start:%H:%M}-{end:%H:%M} Asia/Almaty; the pre-lesson "
+            f"margin is shortened to {MARGIN_MIN} min to fit the demo (default 30)"
+        )
         return {"date": now.date(), "start": start, "end": end}
 
     def start_agents(self) -> None:
@@ -240,8 +257,9 @@ class Demo:
                 stderr=open(club.state_dir / "agent.log", "wb"),  # noqa: SIM115
             )
         for club in self.clubs:
-            _wait_for(lambda c=club: daemon_running(c.socket), 30,
-                      f"agent {club.center_id} did not start")
+            _wait_for(
+                lambda c=club: daemon_running(c.socket), 30, f"agent {club.center_id} did not start"
+            )
             # The enclosure is shut and the door closed before children come.
             self.pin(club, 27, False)
             self.pin(club, 17, False)
@@ -268,8 +286,10 @@ class Demo:
             if index == 1:
                 assert club.relay is not None
                 club.relay.cut()
-                say(f"   {club.center_id}: the club's network goes down "
-                    f"for {self.o.offline_s:.0f} s")
+                say(
+                    f"   {club.center_id}: the club's network goes down "
+                    f"for {self.o.offline_s:.0f} s"
+                )
                 outage_started = time.monotonic()
             self.pin(club, 17, True)
             time.sleep(0.5)
@@ -295,15 +315,19 @@ class Demo:
         # The door was open at start-up; the rule looks 60 s either side of a read.
         wait = DOOR_WINDOW_S + 5 - (time.monotonic() - self.doors_closed_at)
         if wait > 0:
-            say(f"   (the door has been shut since the agent started; {wait:.0f} s more "
-                "so that its start-up state is out of the rule's 60 s window)")
+            say(
+                f"   (the door has been shut since the agent started; {wait:.0f} s more "
+                "so that its start-up state is out of the rule's 60 s window)"
+            )
             time.sleep(wait)
         for child in stack:
             self.tap(club, child, hold_s=0.2)
             time.sleep(self.rng.uniform(0.3, 0.7))
         club.confirmed = [c.child_id for c in club.children]  # everyone "attended"
-        say(f"   {len(stack)} cards tapped in a burst; {len(club.children)} lessons will be "
-            "confirmed in the timesheet, two of them for children who never came")
+        say(
+            f"   {len(stack)} cards tapped in a burst; {len(club.children)} lessons will be "
+            "confirmed in the timesheet, two of them for children who never came"
+        )
 
     def wait_until_uploaded(self) -> None:
         say("== 7. Waiting for every record to reach the portal")
@@ -341,18 +365,29 @@ class Demo:
         """A month of a synthetic city, signed with device keys, through the real ingest."""
         if self.o.history_centers <= 0:
             return {"centers": 0, "records": 0}
-        say(f"== 8. A month of history for {self.o.history_centers} more centers "
-            "(synthetic city, real signatures, the portal's own ingest)")
+        say(
+            f"== 8. A month of history for {self.o.history_centers} more centers "
+            "(synthetic city, real signatures, the portal's own ingest)"
+        )
         first = datetime.now(ZONE).date() - timedelta(days=self.o.history_days)
         line = self.portal_cli(
-            "generate-city", "--centers", str(self.o.history_centers),
-            "--days", str(self.o.history_days), "--from", first.isoformat(),
-            "--seed", str(self.o.seed),
+            "generate-city",
+            "--centers",
+            str(self.o.history_centers),
+            "--days",
+            str(self.o.history_days),
+            "--from",
+            first.isoformat(),
+            "--seed",
+            str(self.o.seed),
         )
         say(f"   {line}")
         last = first + timedelta(days=self.o.history_days - 1)
-        return {"centers": self.o.history_centers, "first": first.isoformat(),
-                "last": last.isoformat()}
+        return {
+            "centers": self.o.history_centers,
+            "first": first.isoformat(),
+            "last": last.isoformat(),
+        }
 
     def import_csv(self, lesson: dict[str, Any]) -> None:
         say("== 9. The city imports the roster, schedule and the parents' confirmations")
@@ -361,26 +396,43 @@ class Demo:
         schedule = [("group_id", "center_id", "weekday", "start", "end", "price_kzt")]
         confirmations = [("child_id", "group_id", "date", "confirmed_at", "signer")]
         for club in self.clubs:
-            schedule.append((club.group_id, club.center_id, str(day.isoweekday()),
-                             f"{lesson['start']:%H:%M}", f"{lesson['end']:%H:%M}",
-                             str(club.price_kzt)))
+            schedule.append(
+                (
+                    club.group_id,
+                    club.center_id,
+                    str(day.isoweekday()),
+                    f"{lesson['start']:%H:%M}",
+                    f"{lesson['end']:%H:%M}",
+                    str(club.price_kzt),
+                )
+            )
             for child in club.children:
                 # Technicians copy UIDs with separators; the import normalises them.
                 pretty = ":".join(child.uid[i : i + 2] for i in range(0, 10, 2)).lower()
-                roster.append((child.child_id, pretty, club.center_id, club.group_id,
-                               child.name))
+                roster.append((child.child_id, pretty, club.center_id, club.group_id, child.name))
             for child_id in club.confirmed:
-                confirmations.append((child_id, club.group_id, day.isoformat(),
-                                      datetime.now(ZONE).isoformat(timespec="seconds"),
-                                      "EDS parent of " + child_id))
+                confirmations.append(
+                    (
+                        child_id,
+                        club.group_id,
+                        day.isoformat(),
+                        datetime.now(ZONE).isoformat(timespec="seconds"),
+                        "EDS parent of " + child_id,
+                    )
+                )
         # The schedule names the groups the roster and confirmations refer to.
-        for kind, rows in (("schedule", schedule), ("roster", roster),
-                           ("confirmations", confirmations)):
+        for kind, rows in (
+            ("schedule", schedule),
+            ("roster", roster),
+            ("confirmations", confirmations),
+        ):
             path = self.data / f"demo-{kind}.csv"
             _write_csv(path, rows)
             self.portal_cli("import", kind, str(path))
-        say("   imported demo-schedule.csv, demo-roster.csv, demo-confirmations.csv "
-            "(`;` delimited, as Excel writes them in a Russian locale)")
+        say(
+            "   imported demo-schedule.csv, demo-roster.csv, demo-confirmations.csv "
+            "(`;` delimited, as Excel writes them in a Russian locale)"
+        )
 
     def reconcile(self, day: date, history: dict[str, Any]) -> dict[str, Any]:
         say("== 10. Reconciliation for today")
@@ -388,32 +440,59 @@ class Demo:
             "reconcile", "--from", day.isoformat(), "--to", day.isoformat(), "--format", "table"
         )
         say(table)
-        report = json.loads(self.portal_cli(
-            "reconcile", "--from", day.isoformat(), "--to", day.isoformat(), "--format", "json"
-        ))
+        report = json.loads(
+            self.portal_cli(
+                "reconcile", "--from", day.isoformat(), "--to", day.isoformat(), "--format", "json"
+            )
+        )
         html = self.data / "report-today.html"
-        self.portal_cli("reconcile", "--from", day.isoformat(), "--to", day.isoformat(),
-                        "--format", "html", "--output", str(html))
+        self.portal_cli(
+            "reconcile",
+            "--from",
+            day.isoformat(),
+            "--to",
+            day.isoformat(),
+            "--format",
+            "html",
+            "--output",
+            str(html),
+        )
         summary: dict[str, Any] = {"today": _summarise(report["rows"])}
         if history.get("first") and history.get("last"):
-            month = json.loads(self.portal_cli(
-                "reconcile", "--from", history["first"], "--to", history["last"],
-                "--format", "json", margin=False,
-            ))
+            month = json.loads(
+                self.portal_cli(
+                    "reconcile",
+                    "--from",
+                    history["first"],
+                    "--to",
+                    history["last"],
+                    "--format",
+                    "json",
+                    margin=False,
+                )
+            )
             summary["month"] = _summarise(month["rows"])
-            say(f"== 11. The history ({history['first']} .. {history['last']}), with the "
-                "default 30 min margin: its children arrive up to 25 min early")
+            say(
+                f"== 11. The history ({history['first']} .. {history['last']}), with the "
+                "default 30 min margin: its children arrive up to 25 min early"
+            )
             _print_summary(summary["month"])
         say("== Today, by status")
         _print_summary(summary["today"])
         say()
         say(f"HTML report written to {html}")
-        say("Browse it all (today's lessons as above need the demo's margin; leave "
-            f"{MARGIN_ENV} out for the history):")
-        say(f"   {MARGIN_ENV}={MARGIN_MIN} .venv/bin/qatysu-portal --data-dir "
-            f"{self.portal_dir} serve")
-        say(f"then open http://127.0.0.1:8080/ and log in with the auditor token "
-            f"{self.auditor_token}")
+        say(
+            "Browse it all (today's lessons as above need the demo's margin; leave "
+            f"{MARGIN_ENV} out for the history):"
+        )
+        say(
+            f"   {MARGIN_ENV}={MARGIN_MIN} .venv/bin/qatysu-portal --data-dir "
+            f"{self.portal_dir} serve"
+        )
+        say(
+            f"then open http://127.0.0.1:8080/ and log in with the auditor token "
+            f"{self.auditor_token}"
+        )
         summary["rows"] = report["rows"]
         return summary
 
@@ -434,17 +513,27 @@ def _summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             at_risk += price
         elif status == "confirmed_device_offline":
             unverifiable += price
-    return {"by_status": by_status, "by_center": by_center, "kzt_at_risk": at_risk,
-            "kzt_unverifiable": unverifiable,
-            "reasons_by_center": {c: sorted(r) for c, r in reasons.items()}}
+    return {
+        "by_status": by_status,
+        "by_center": by_center,
+        "kzt_at_risk": at_risk,
+        "kzt_unverifiable": unverifiable,
+        "reasons_by_center": {c: sorted(r) for c, r in reasons.items()},
+    }
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    for status in ("verified", "suspect", "confirmed_without_presence",
-                   "confirmed_device_offline", "present_not_confirmed"):
+    for status in (
+        "verified",
+        "suspect",
+        "confirmed_without_presence",
+        "confirmed_device_offline",
+        "present_not_confirmed",
+    ):
         say(f"   {status:28} {summary['by_status'].get(status, 0):6}")
-    say(f"   KZT at risk: {summary['kzt_at_risk']:,}; unverifiable: "
-        f"{summary['kzt_unverifiable']:,}")
+    say(
+        f"   KZT at risk: {summary['kzt_at_risk']:,}; unverifiable: {summary['kzt_unverifiable']:,}"
+    )
 
 
 def _write_csv(path: Path, rows: Sequence[Sequence[str]]) -> None:
@@ -478,8 +567,20 @@ def _wait_for(check: Callable[[], bool], timeout: float, message: str) -> None:
     raise RuntimeError(f"demo: {message} within {timeout:.0f} s")
 
 
-_FIRST = ["Айдана", "Нурлан", "Алихан", "Томирис", "Дамир", "Амина", "Ерасыл", "Камила",
-          "Arman", "Sofia", "Timur", "Aruzhan"]
+_FIRST = [
+    "Айдана",
+    "Нурлан",
+    "Алихан",
+    "Томирис",
+    "Дамир",
+    "Амина",
+    "Ерасыл",
+    "Камила",
+    "Arman",
+    "Sofia",
+    "Timur",
+    "Aruzhan",
+]
 _LAST = ["Ахметов", "Серикова", "Жумабек", "Ким", "Иванова", "Бекова", "Omarov", "Nurpeis"]
 
 
@@ -489,4 +590,3 @@ def _name(rng: random.Random) -> str:
 
 def _em4100_uid(rng: random.Random) -> str:
     return "".join(f"{rng.randrange(256):02X}" for _ in range(5))
-

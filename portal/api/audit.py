@@ -32,18 +32,30 @@ def _context(request: Request) -> tuple[Principal | None, dict[str, Any]]:
     principal = current_principal(request)
     portal: Portal = request.app.state.portal
     asked = request.query_params.get("lang")
-    lang = i18n.pick(asked, request.session.get("lang"), request.headers.get(
-        "accept-language", ""), portal.settings.language)
+    lang = i18n.pick(
+        asked,
+        request.session.get("lang"),
+        request.headers.get("accept-language", ""),
+        portal.settings.language,
+    )
     if asked in i18n.LANGS:
         request.session["lang"] = asked
     zone = load_zone(ReconcileSettings.from_portal(portal.settings).timezone)
     keep = {k: v for k, v in request.query_params.items() if k in ("from", "to")}
     return principal, {
-        "lang": lang, "t": i18n.translator(lang), "langs": i18n.LANGS, "zone": zone,
-        "query": ("?" + urlencode(keep)) if keep else "", "path": request.url.path,
-        "statuses": STATUSES, "principal": principal,
-        "when": lambda ms: "—" if ms is None else datetime.fromtimestamp(
-            ms / 1000, tz=zone).strftime("%Y-%m-%d %H:%M"),
+        "lang": lang,
+        "t": i18n.translator(lang),
+        "langs": i18n.LANGS,
+        "zone": zone,
+        "query": ("?" + urlencode(keep)) if keep else "",
+        "path": request.url.path,
+        "statuses": STATUSES,
+        "principal": principal,
+        "when": lambda ms: (
+            "—"
+            if ms is None
+            else datetime.fromtimestamp(ms / 1000, tz=zone).strftime("%Y-%m-%d %H:%M")
+        ),
         "pct": lambda x: "—" if x is None else f"{x:.1%}",
     }
 
@@ -64,13 +76,17 @@ def centers_page(request: Request) -> Response:
     if principal is None:
         return login_required(request)
     try:
-        first, last = period(request, request.query_params.get("from"),
-                             request.query_params.get("to"))
+        first, last = period(
+            request, request.query_params.get("from"), request.query_params.get("to")
+        )
     except PortalConfigError as exc:
         return _error(request, ctx, exc, 400)
     result = reconciled(request, first, last, None)
-    return _page(request, "audit_centers.html", {
-        **ctx, "first": first, "last": last, "totals": totals(result)})
+    return _page(
+        request,
+        "audit_centers.html",
+        {**ctx, "first": first, "last": last, "totals": totals(result)},
+    )
 
 
 @router.get("/audit/centers/{center_id}", response_model=None)
@@ -79,20 +95,31 @@ def center_page(request: Request, center_id: str) -> Response:
     if principal is None:
         return login_required(request)
     try:
-        first, last = period(request, request.query_params.get("from"),
-                             request.query_params.get("to"))
+        first, last = period(
+            request, request.query_params.get("from"), request.query_params.get("to")
+        )
         result = reconciled(request, first, last, center_id)
     except PortalConfigError as exc:
         return _error(request, ctx, exc, 400)
     except NotFoundError as exc:
         return _error(request, ctx, exc, 404)
     summary = totals(result)
-    rows = sorted(result.rows, key=lambda r: (r.status == "verified", r.date, r.group_id,
-                                              r.child_id))
-    return _page(request, "audit_center.html", {
-        **ctx, "first": first, "last": last, "center_id": center_id,
-        "center": next(iter(summary["centers"]), None), "groups": summary["groups"],
-        "rows": rows})
+    rows = sorted(
+        result.rows, key=lambda r: (r.status == "verified", r.date, r.group_id, r.child_id)
+    )
+    return _page(
+        request,
+        "audit_center.html",
+        {
+            **ctx,
+            "first": first,
+            "last": last,
+            "center_id": center_id,
+            "center": next(iter(summary["centers"]), None),
+            "groups": summary["groups"],
+            "rows": rows,
+        },
+    )
 
 
 @router.get("/audit/centers/{center_id}/lessons/{group_id}/{day}", response_model=None)
@@ -110,9 +137,19 @@ def lesson_page(request: Request, center_id: str, group_id: str, day: str) -> Re
         return _error(request, ctx, exc, 404)
     rows = [row_dict(r, ctx["zone"]) for r in result.rows if r.group_id == group_id]
     lesson = next((r.lesson for r in result.rows if r.group_id == group_id and r.lesson), None)
-    return _page(request, "audit_lesson.html", {
-        **ctx, "center_id": center_id, "group_id": group_id, "day": when, "rows": rows,
-        "lesson": lesson, "coverage": rows[0]["evidence"]["heartbeats"] if rows else None})
+    return _page(
+        request,
+        "audit_lesson.html",
+        {
+            **ctx,
+            "center_id": center_id,
+            "group_id": group_id,
+            "day": when,
+            "rows": rows,
+            "lesson": lesson,
+            "coverage": rows[0]["evidence"]["heartbeats"] if rows else None,
+        },
+    )
 
 
 @router.get("/audit/devices", response_model=None)
@@ -125,12 +162,18 @@ def devices_page(request: Request) -> Response:
     with portal.engine.connect() as conn:
         for d in found:
             beat = conn.execute(
-                select(records.c.data).where(records.c.device_id == d["device_id"],
-                                             records.c.type == "heartbeat")
-                .order_by(desc(records.c.seq)).limit(1)).scalar()
+                select(records.c.data)
+                .where(records.c.device_id == d["device_id"], records.c.type == "heartbeat")
+                .order_by(desc(records.c.seq))
+                .limit(1)
+            ).scalar()
             d["backlog"] = beat.get("pending") if isinstance(beat, dict) else None
-        events = [dict(r._mapping) for r in conn.execute(
-            select(integrity_events).order_by(desc(integrity_events.c.at_ms)).limit(200))]
+        events = [
+            dict(r._mapping)
+            for r in conn.execute(
+                select(integrity_events).order_by(desc(integrity_events.c.at_ms)).limit(200)
+            )
+        ]
     return _page(request, "audit_devices.html", {**ctx, "devices": found, "events": events})
 
 

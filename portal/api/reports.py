@@ -43,8 +43,9 @@ def parse_day(value: str | None, name: str) -> date | None:
 def period(request: Request, first: str | None, last: str | None) -> tuple[date, date]:
     """The asked period, by default the current month up to today (portal zone)."""
     settings = ReconcileSettings.from_portal(_portal(request).settings)
-    today = datetime.fromtimestamp(_portal(request).clock() / 1000,
-                                   tz=load_zone(settings.timezone)).date()
+    today = datetime.fromtimestamp(
+        _portal(request).clock() / 1000, tz=load_zone(settings.timezone)
+    ).date()
     day2 = parse_day(last, "to") or today
     day1 = parse_day(first, "from") or day2.replace(day=1)
     if day2 < day1:
@@ -58,15 +59,17 @@ def reconciled(request: Request, first: date, last: date, center: str | None) ->
     """The reconciliation of the period (one center or all), cached for a minute."""
     portal = _portal(request)
     cache: dict[tuple[Any, ...], tuple[float, Result]] = request.app.state.__dict__.setdefault(
-        "reconcile_cache", {})
+        "reconcile_cache", {}
+    )
     key = (first, last, center)
     hit = cache.get(key)
     now = time.monotonic()
     if hit is not None and now - hit[0] < CACHE_S:
         return hit[1]
     settings = ReconcileSettings.from_portal(portal.settings)
-    result = run_reconciliation(portal.engine, first, last, settings,
-                                load_zone(settings.timezone), center=center)
+    result = run_reconciliation(
+        portal.engine, first, last, settings, load_zone(settings.timezone), center=center
+    )
     for stale in [k for k, (at, _) in cache.items() if now - at >= CACHE_S]:
         del cache[stale]
     cache[key] = (now, result)
@@ -88,8 +91,11 @@ def reconciliation_report(
     zone = load_zone(ReconcileSettings.from_portal(_portal(request).settings).timezone)
     if format == "csv":
         name = f"reconciliation-{day1}-{day2}.csv"
-        return Response(as_csv(result, zone), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        return Response(
+            as_csv(result, zone),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
     return JSONResponse(as_json(result, zone))
 
 
@@ -109,13 +115,25 @@ async def import_file(
         return JSONResponse({"error": "not_found", "detail": f"no import kind {kind!r}"}, 404)
     data = await request.body()
     if len(data) > MAX_IMPORT_BYTES:
-        return JSONResponse({"error": "too_large", "detail": "import files are limited to "
-                             f"{MAX_IMPORT_BYTES // 2**20} MiB"}, 413)
+        return JSONResponse(
+            {
+                "error": "too_large",
+                "detail": f"import files are limited to {MAX_IMPORT_BYTES // 2**20} MiB",
+            },
+            413,
+        )
     portal = _portal(request)
     try:
         outcome = apply_import(portal.engine, kind, data, name, now=portal.clock())
     except ImportFileError as exc:
         return JSONResponse({"error": "import", "detail": str(exc)}, 422)
     request.app.state.__dict__.get("reconcile_cache", {}).clear()
-    return JSONResponse({"kind": kind, "rows": outcome.rows, "added": outcome.added,
-                         "changed": outcome.changed, "unchanged": outcome.unchanged})
+    return JSONResponse(
+        {
+            "kind": kind,
+            "rows": outcome.rows,
+            "added": outcome.added,
+            "changed": outcome.changed,
+            "unchanged": outcome.unchanged,
+        }
+    )

@@ -16,16 +16,37 @@ from portal.reconcile.store import apply_import
 @cli.command("generate-city")
 @click.option("--centers", type=click.IntRange(1, 500), default=3, show_default=True)
 @click.option("--days", type=click.IntRange(1, 62), default=14, show_default=True)
-@click.option("--from", "first", default="2024-02-19", show_default=True, metavar="DATE",
-              help="First day (local).")
+@click.option(
+    "--from",
+    "first",
+    default="2024-02-19",
+    show_default=True,
+    metavar="DATE",
+    help="First day (local).",
+)
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--unsynced", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Share of devices whose clock never reports NTP sync (decision 0810).")
-@click.option("--csv-dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Also write schedule.csv, roster.csv and confirmations.csv here.")
+@click.option(
+    "--unsynced",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of devices whose clock never reports NTP sync (decision 0810).",
+)
+@click.option(
+    "--csv-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Also write schedule.csv, roster.csv and confirmations.csv here.",
+)
 @click.pass_obj
-def generate_city(ctx: Context, centers: int, days: int, first: str, seed: int,
-                  unsynced: float, csv_dir: Path | None) -> int:
+def generate_city(
+    ctx: Context,
+    centers: int,
+    days: int,
+    first: str,
+    seed: int,
+    unsynced: float,
+    csv_dir: Path | None,
+) -> int:
     """Simulate CENTERS clubs for DAYS days: devices upload signed records through the
     portal's own ingest, and the schedule, roster and confirmations are imported.
 
@@ -34,19 +55,26 @@ def generate_city(ctx: Context, centers: int, days: int, first: str, seed: int,
     try:
         day = datetime.strptime(first, "%Y-%m-%d").date()
     except ValueError:
-        raise click.BadParameter(f"{first!r} is not a date YYYY-MM-DD",
-                                 param_hint="--from") from None
+        raise click.BadParameter(
+            f"{first!r} is not a date YYYY-MM-DD", param_hint="--from"
+        ) from None
     portal = ctx.portal()
-    config = CityConfig(centers=centers, days=days, first=day, seed=seed, upload_s=3600,
-                        unsynced=unsynced)
+    config = CityConfig(
+        centers=centers, days=days, first=day, seed=seed, upload_s=3600, unsynced=unsynced
+    )
     city, _ = generate(config, IngestUplink(portal.engine, portal.key, now=portal.clock()))
-    files = {"schedule": city.schedule_csv(), "roster": city.roster_csv(),
-             "confirmations": city.confirmations_csv()}
+    files = {
+        "schedule": city.schedule_csv(),
+        "roster": city.roster_csv(),
+        "confirmations": city.confirmations_csv(),
+    }
     for kind, data in files.items():
         apply_import(portal.engine, kind, data, f"{kind}.csv", now=portal.clock())
         if csv_dir is not None:
             csv_dir.mkdir(parents=True, exist_ok=True)
             (csv_dir / f"{kind}.csv").write_bytes(data)
-    click.echo(f"{centers} centers, {len(city.children)} children, {city.record_count()} "
-               f"records, {len(city.confirmations)} confirmations, {day} .. {city.last}")
+    click.echo(
+        f"{centers} centers, {len(city.children)} children, {city.record_count()} "
+        f"records, {len(city.confirmations)} confirmations, {day} .. {city.last}"
+    )
     return 0

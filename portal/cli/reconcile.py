@@ -19,8 +19,7 @@ def _day(value: str, option: str) -> date:
     try:
         return datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD",
-                                 param_hint=option) from None
+        raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD", param_hint=option) from None
 
 
 @cli.command("reconcile")
@@ -28,11 +27,15 @@ def _day(value: str, option: str) -> date:
 @click.option("--to", "last", required=True, metavar="DATE", help="Last date, inclusive.")
 @click.option("--center", metavar="ID", help="Only this center.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option("--output", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write to FILE instead of standard output (required for xlsx on a terminal).")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write to FILE instead of standard output (required for xlsx on a terminal).",
+)
 @click.pass_obj
-def reconcile_command(ctx: Context, first: str, last: str, center: str | None, fmt: str,
-                      output: Path | None) -> int:
+def reconcile_command(
+    ctx: Context, first: str, last: str, center: str | None, fmt: str, output: Path | None
+) -> int:
     """One row per (child, group, date) with a confirmation or presence, with totals."""
     day1, day2 = _day(first, "--from"), _day(last, "--to")
     if day2 < day1:

@@ -38,7 +38,11 @@ SIMULATED_READER = "simulated_reader"
 CHAIN_INTEGRITY = "chain_integrity"
 NO_LESSON_SCHEDULED = "no_lesson_scheduled"
 REASONS = (
-    CARD_BURST, NO_DOOR_PASSAGE, TIME_UNTRUSTED, SIMULATED_READER, CHAIN_INTEGRITY,
+    CARD_BURST,
+    NO_DOOR_PASSAGE,
+    TIME_UNTRUSTED,
+    SIMULATED_READER,
+    CHAIN_INTEGRITY,
     NO_LESSON_SCHEDULED,
 )
 _ORDER = {r: i for i, r in enumerate(REASONS)}
@@ -49,7 +53,10 @@ CONFIRMED_WITHOUT_PRESENCE = "confirmed_without_presence"
 CONFIRMED_DEVICE_OFFLINE = "confirmed_device_offline"
 PRESENT_NOT_CONFIRMED = "present_not_confirmed"
 STATUSES = (
-    VERIFIED, SUSPECT, CONFIRMED_WITHOUT_PRESENCE, CONFIRMED_DEVICE_OFFLINE,
+    VERIFIED,
+    SUSPECT,
+    CONFIRMED_WITHOUT_PRESENCE,
+    CONFIRMED_DEVICE_OFFLINE,
     PRESENT_NOT_CONFIRMED,
 )
 AT_RISK = frozenset({SUSPECT, CONFIRMED_WITHOUT_PRESENCE})
@@ -168,8 +175,7 @@ class _Center:
                 read.reasons.add(NO_DOOR_PASSAGE)
 
     def _take(self, log: DeviceLog, times: list[int], events: list[IntegrityEvent]) -> None:
-        placed, trusted = place(log, self.settings.time_tolerance_ms,
-                                self.settings.time_bracket_ms)
+        placed, trusted = place(log, self.settings.time_tolerance_ms, self.settings.time_bracket_ms)
         times.extend(placed)
         dev = log.device_id
         types = log.type
@@ -183,8 +189,14 @@ class _Center:
             if kind == "badge":
                 driver = str(data.get("driver", ""))
                 read = Read(
-                    dev, log.seq[i], str(data.get("reader", "")), driver,
-                    str(data.get("uid", "")).upper(), placed[i], log.wall_ms[i], trusted[i],
+                    dev,
+                    log.seq[i],
+                    str(data.get("reader", "")),
+                    driver,
+                    str(data.get("uid", "")).upper(),
+                    placed[i],
+                    log.wall_ms[i],
+                    trusted[i],
                 )
                 if not trusted[i]:
                     read.reasons.add(TIME_UNTRUSTED)
@@ -245,8 +257,10 @@ class _Center:
         if k < 0 or not lists[k]:
             return True
         w = self.settings.door_window_ms
-        return any(self._open_within(read.device_id, d, read.time_ms - w, read.time_ms + w)
-                   for d in lists[k])
+        return any(
+            self._open_within(read.device_id, d, read.time_ms - w, read.time_ms + w)
+            for d in lists[k]
+        )
 
     def _open_within(self, device: str, sensor: str, lo: int, hi: int) -> bool:
         tl = self.doors.get((device, sensor))
@@ -266,8 +280,10 @@ class _Center:
             tl = self.doors[(device, sensor)]
             lo = max(bisect_right(tl.times, read.time_ms - w) - 1, 0)
             hi = bisect_right(tl.times, read.time_ms + w)
-            out.extend(DoorEvent(device, sensor, tl.seqs[j], tl.states[j], tl.times[j])
-                       for j in range(lo, hi))
+            out.extend(
+                DoorEvent(device, sensor, tl.seqs[j], tl.states[j], tl.times[j])
+                for j in range(lo, hi)
+            )
         return out
 
     def coverage(self, lo: int, hi: int) -> Coverage:
@@ -278,8 +294,10 @@ class _Center:
             silences: tuple[tuple[int, int], ...] = ((lo, hi),) if hi - lo > limit else ()
         else:
             gaps = self.silent_after  # k: times[k + 1] - times[k] > limit
-            inner = [(times[k], times[k + 1])
-                     for k in gaps[bisect_left(gaps, i):bisect_left(gaps, j - 1)]]
+            inner = [
+                (times[k], times[k + 1])
+                for k in gaps[bisect_left(gaps, i) : bisect_left(gaps, j - 1)]
+            ]
             head = [(lo, times[i])] if times[i] - lo > limit else []
             tail = [(times[j - 1], hi)] if hi - times[j - 1] > limit else []
             silences = (*head, *inner, *tail)
@@ -287,11 +305,12 @@ class _Center:
         return Coverage(lo, hi, j - i, beats, silences)
 
     def reads_in(self, lo: int, hi: int) -> list[Read]:
-        return self.reads[bisect_left(self.read_times, lo):bisect_right(self.read_times, hi)]
+        return self.reads[bisect_left(self.read_times, lo) : bisect_right(self.read_times, hi)]
 
     def integrity_devices(self, lo: int, hi: int) -> set[str]:
-        return {dev for dev, spans in self.holes.items()
-                if any(a <= hi and b >= lo for a, b in spans)}
+        return {
+            dev for dev, spans in self.holes.items() if any(a <= hi and b >= lo for a, b in spans)
+        }
 
 
 @dataclass(slots=True)
@@ -347,9 +366,15 @@ def reconcile(
     for center_id in center_ids:
         center = _Center(load_center(center_id), settings)
         offline = _reconcile_center(
-            center, center_id, lessons_by_center.get(center_id, []),
-            conf_by_center.get(center_id, []), confirmed, by_group,
-            schedule_by_center.get(center_id, []), settings, result.rows,
+            center,
+            center_id,
+            lessons_by_center.get(center_id, []),
+            conf_by_center.get(center_id, []),
+            confirmed,
+            by_group,
+            schedule_by_center.get(center_id, []),
+            settings,
+            result.rows,
         )
         result.offline_lessons[center_id] = offline
     return result
@@ -393,11 +418,19 @@ def _reconcile_center(
             rows.append(_row(center, child, lesson, conf, reads, tainted, coverage))
     orphans = [c for c in center_confirmations if (c.group_id, c.date) not in held]
     for c in sorted(orphans, key=lambda c: (c.group_id, c.date, c.child_id)):
-        rows.append(Row(
-            c.child_id, c.group_id, center_id, c.date, CONFIRMED_WITHOUT_PRESENCE,
-            (NO_LESSON_SCHEDULED,), _price(schedule, c.group_id, c.date), None,
-            confirmation=c,
-        ))
+        rows.append(
+            Row(
+                c.child_id,
+                c.group_id,
+                center_id,
+                c.date,
+                CONFIRMED_WITHOUT_PRESENCE,
+                (NO_LESSON_SCHEDULED,),
+                _price(schedule, c.group_id, c.date),
+                None,
+                confirmation=c,
+            )
+        )
     return offline_lessons
 
 
@@ -429,17 +462,29 @@ def _row(
         for d in center.doors_near(r):
             doors[(d.device_id, d.sensor, d.seq)] = d
     return Row(
-        child, lesson.group_id, lesson.center_id, lesson.date, status, union,
-        lesson.price_kzt, lesson, evidence,
-        tuple(sorted(doors.values(), key=lambda d: d.time_ms)), coverage, conf,
+        child,
+        lesson.group_id,
+        lesson.center_id,
+        lesson.date,
+        status,
+        union,
+        lesson.price_kzt,
+        lesson,
+        evidence,
+        tuple(sorted(doors.values(), key=lambda d: d.time_ms)),
+        coverage,
+        conf,
     )
 
 
 def _price(schedule: Sequence[ScheduleEntry], group_id: str, day: date) -> int:
     """The group's price on a day without a lesson: the entry valid then, else the latest."""
     entries = [e for e in schedule if e.group_id == group_id]  # only the center's entries
-    valid = [e for e in entries if (e.valid_from is None or e.valid_from <= day)
-             and (e.valid_to is None or day <= e.valid_to)]
+    valid = [
+        e
+        for e in entries
+        if (e.valid_from is None or e.valid_from <= day)
+        and (e.valid_to is None or day <= e.valid_to)
+    ]
     pick = valid or entries
     return max((e.price_kzt for e in pick), default=0)
-

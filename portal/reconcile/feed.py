@@ -45,23 +45,27 @@ class IngestUplink:
     def enroll(self, center_id: str, key: Ed25519PrivateKey) -> str:
         if center_id not in self.centers:
             with self.engine.connect() as conn:
-                held = conn.execute(select(centers.c.center_id).where(
-                    centers.c.center_id == center_id)).first()
+                held = conn.execute(
+                    select(centers.c.center_id).where(centers.c.center_id == center_id)
+                ).first()
             if held is None:
                 add_center(self.engine, center_id, f"Центр {center_id}", now=self.now)
             self.centers.add(center_id)
         token = create_enroll_token(self.engine, center_id, 3_600_000, now=self.now)
-        return enroll_device(self.engine, token, public_key_b64(key), "0.1.0",
-                             {"model": "synthetic"}, now=self.now).device_id
+        return enroll_device(
+            self.engine, token, public_key_b64(key), "0.1.0", {"model": "synthetic"}, now=self.now
+        ).device_id
 
     def upload(self, device: Device, batch: list[dict[str, Any]], now_ms: int) -> str:
         outcome = None
         for i in range(0, max(len(batch), 1), 5000):
-            outcome = ingest_batch(self.engine, self.key, device.device_id, batch[i:i + 5000],
-                                   now=now_ms)
+            outcome = ingest_batch(
+                self.engine, self.key, device.device_id, batch[i : i + 5000], now=now_ms
+            )
             if outcome.status != 200:
-                raise PortalError(f"ingest refused a generated batch of {device.device_id}: "
-                                  f"{outcome.body()}")
+                raise PortalError(
+                    f"ingest refused a generated batch of {device.device_id}: {outcome.body()}"
+                )
         assert outcome is not None
         return str(outcome.receipt["hash"])
 
@@ -72,17 +76,46 @@ class IngestUplink:
         return str(outcome.receipt["hash"])
 
 
-_COLUMNS = ("device_id", "seq", "hash", "prev", "type", "wall_ms", "synced", "boot", "mono_ns",
-            "anchor", "data", "body", "received_ms", "covered_ms", "sig_checked")
+_COLUMNS = (
+    "device_id",
+    "seq",
+    "hash",
+    "prev",
+    "type",
+    "wall_ms",
+    "synced",
+    "boot",
+    "mono_ns",
+    "anchor",
+    "data",
+    "body",
+    "received_ms",
+    "covered_ms",
+    "sig_checked",
+)
 
 
 def _rows(device: Device, covered: dict[int, int]) -> Iterable[tuple[Any, ...]]:
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     for r in device.records:
         at = covered[r["seq"]]
-        yield (device.device_id, r["seq"], r["hash"], r["prev"], r["type"], r["wall_ms"],
-               r["synced"], r["boot"], r["mono_ns"], r["anchor"], dumps(r["data"]), dumps(r),
-               at, at, bool(r["sig"]))
+        yield (
+            device.device_id,
+            r["seq"],
+            r["hash"],
+            r["prev"],
+            r["type"],
+            r["wall_ms"],
+            r["synced"],
+            r["boot"],
+            r["mono_ns"],
+            r["anchor"],
+            dumps(r["data"]),
+            dumps(r),
+            at,
+            at,
+            bool(r["sig"]),
+        )
 
 
 def _insert_records(engine: Engine, rows: list[tuple[Any, ...]]) -> None:
@@ -97,44 +130,75 @@ def _insert_records(engine: Engine, rows: list[tuple[Any, ...]]) -> None:
         else:
             marks = ", ".join("?" * len(_COLUMNS))
             cursor.execute("BEGIN")  # the engine's connections run in autocommit mode
-            cursor.executemany(f"INSERT INTO records ({', '.join(_COLUMNS)}) VALUES ({marks})",
-                               rows)
+            cursor.executemany(
+                f"INSERT INTO records ({', '.join(_COLUMNS)}) VALUES ({marks})", rows
+            )
         raw.commit()
     finally:
         raw.close()
 
 
-def bulk_load(engine: Engine, city: City, portal: LocalPortal, *, now: int,
-              chunk: int = 20_000) -> int:
+def bulk_load(
+    engine: Engine, city: City, portal: LocalPortal, *, now: int, chunk: int = 20_000
+) -> int:
     """Insert the city's centers, devices, records, receipts and holes; returns records."""
     count = 0
     with write_transaction(engine) as conn:
         have = {r[0] for r in conn.execute(select(centers.c.center_id))}
-        new = [{"center_id": c, "name": f"Центр {c}", "created_ms": now}
-               for c in city.centers if c not in have]
+        new = [
+            {"center_id": c, "name": f"Центр {c}", "created_ms": now}
+            for c in city.centers
+            if c not in have
+        ]
         if new:
             conn.execute(insert(centers), new)
         for d in city.devices:
             last = d.records[-1] if d.records else None
-            conn.execute(insert(devices).values(
-                device_id=d.device_id, center_id=d.center_id, public_key=public_key_b64(d.key),
-                agent_version="0.1.0", hardware={"model": "synthetic"}, enrolled_ms=now,
-                last_seen_ms=portal.covered[d.device_id].get(last["seq"]) if last else None,
-                head_seq=last["seq"] if last else 0,
-                head_hash=last["hash"] if last else ZERO_HASH))
-        receipt_rows = [{"hash": h, "device_id": r["device"], "seq": r["seq"],
-                         "record_hash": r["record_hash"], "server_ms": r["server_ms"], "body": r}
-                        for h, r in portal.receipts.items()]
+            conn.execute(
+                insert(devices).values(
+                    device_id=d.device_id,
+                    center_id=d.center_id,
+                    public_key=public_key_b64(d.key),
+                    agent_version="0.1.0",
+                    hardware={"model": "synthetic"},
+                    enrolled_ms=now,
+                    last_seen_ms=portal.covered[d.device_id].get(last["seq"]) if last else None,
+                    head_seq=last["seq"] if last else 0,
+                    head_hash=last["hash"] if last else ZERO_HASH,
+                )
+            )
+        receipt_rows = [
+            {
+                "hash": h,
+                "device_id": r["device"],
+                "seq": r["seq"],
+                "record_hash": r["record_hash"],
+                "server_ms": r["server_ms"],
+                "body": r,
+            }
+            for h, r in portal.receipts.items()
+        ]
         for i in range(0, len(receipt_rows), chunk):
-            conn.execute(insert(receipts), receipt_rows[i:i + chunk])
+            conn.execute(insert(receipts), receipt_rows[i : i + chunk])
         if portal.events:
-            conn.execute(insert(integrity_events), [{
-                "device_id": e.device_id, "kind": e.kind, "first_seq": e.first_seq,
-                "last_seq": e.last_seq, "reason": "declared", "detail": e.reason,
-                "at_ms": e.at_ms} for e in portal.events])
+            conn.execute(
+                insert(integrity_events),
+                [
+                    {
+                        "device_id": e.device_id,
+                        "kind": e.kind,
+                        "first_seq": e.first_seq,
+                        "last_seq": e.last_seq,
+                        "reason": "declared",
+                        "detail": e.reason,
+                        "at_ms": e.at_ms,
+                    }
+                    for e in portal.events
+                ],
+            )
     for d in city.devices:
         rows = list(_rows(d, portal.covered[d.device_id]))
         for i in range(0, len(rows), chunk):
-            _insert_records(engine, rows[i:i + chunk])
+            _insert_records(engine, rows[i : i + chunk])
         count += len(rows)
     return count

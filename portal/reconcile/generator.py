@@ -61,10 +61,36 @@ FRAUD_KINDS = ("ghost", "card_stack", "no_door", "clock", "simulated", "chain_ho
 INJECTION_KINDS = (*FRAUD_KINDS, "offline")
 MIN = 60_000
 
-_FIRST = ("Айгерим", "Нурлан", "Дана", "Арман", "Алия", "Ерлан", "Мадина", "Тимур",
-          "Жанна", "Асель", "Данияр", "Сауле", "Ruslan", "Ольга", "Сергей", "Әлия")
-_LAST = ("Ахметов", "Серикова", "Жумабаев", "Иванова", "Касымов", "Нурланова",
-         "Оспанов", "Бекова", "Петров", "Төлеуова")
+_FIRST = (
+    "Айгерим",
+    "Нурлан",
+    "Дана",
+    "Арман",
+    "Алия",
+    "Ерлан",
+    "Мадина",
+    "Тимур",
+    "Жанна",
+    "Асель",
+    "Данияр",
+    "Сауле",
+    "Ruslan",
+    "Ольга",
+    "Сергей",
+    "Әлия",
+)
+_LAST = (
+    "Ахметов",
+    "Серикова",
+    "Жумабаев",
+    "Иванова",
+    "Касымов",
+    "Нурланова",
+    "Оспанов",
+    "Бекова",
+    "Петров",
+    "Төлеуова",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,11 +195,17 @@ class LocalPortal:
 
     def _receipt(self, device: str, seq: int, record_hash: str, now_ms: int) -> str:
         if self.sign:
-            receipt = build_receipt(self.key, device=device, seq=seq, record_hash=record_hash,
-                                    server_ms=now_ms)
+            receipt = build_receipt(
+                self.key, device=device, seq=seq, record_hash=record_hash, server_ms=now_ms
+            )
         else:
-            receipt = {"v": 1, "device": device, "seq": seq, "record_hash": record_hash,
-                       "server_ms": now_ms}
+            receipt = {
+                "v": 1,
+                "device": device,
+                "seq": seq,
+                "record_hash": record_hash,
+                "server_ms": now_ms,
+            }
             receipt["hash"] = seal_digest(receipt, checked=True)[1]
             receipt["sig"] = ""
         digest = str(receipt["hash"])
@@ -195,14 +227,22 @@ class LocalPortal:
 
     def declare_gap(self, device: Device, record: dict[str, Any], now_ms: int) -> str:
         d = record["data"]
-        self.events.append(IntegrityEvent(device.device_id, "gap", d["first_seq"],
-                                          d["last_seq"], now_ms, d["reason"]))
+        self.events.append(
+            IntegrityEvent(
+                device.device_id, "gap", d["first_seq"], d["last_seq"], now_ms, d["reason"]
+            )
+        )
         self.heads[device.device_id] = (d["last_seq"], d["last_hash"])
         return self._receipt(device.device_id, d["last_seq"], d["last_hash"], now_ms)
 
     def log(self, device: Device) -> DeviceLog:
-        return DeviceLog.from_records(device.device_id, device.center_id, device.records,
-                                      self.receipt_ms, self.covered[device.device_id])
+        return DeviceLog.from_records(
+            device.device_id,
+            device.center_id,
+            device.records,
+            self.receipt_ms,
+            self.covered[device.device_id],
+        )
 
 
 @dataclass(slots=True)
@@ -227,8 +267,10 @@ class City:
         return self.config.first + timedelta(days=self.config.days - 1)
 
     def members(self) -> list[Member]:
-        return [Member(c.child_id, c.group_id, c.center_id, frozenset(c.badges), c.name)
-                for c in self.children]
+        return [
+            Member(c.child_id, c.group_id, c.center_id, frozenset(c.badges), c.name)
+            for c in self.children
+        ]
 
     def record_count(self) -> int:
         return sum(len(d.records) for d in self.devices)
@@ -238,20 +280,24 @@ class City:
         lines = ["child_id;badge_uid;center_id;group_id;child_name"]
         for c in self.children:
             for uid in c.badges:
-                shown = ":".join(uid[i:i + 2] for i in range(0, len(uid), 2)).lower()
+                shown = ":".join(uid[i : i + 2] for i in range(0, len(uid), 2)).lower()
                 lines.append(f"{c.child_id};{shown};{c.center_id};{c.group_id};{c.name}")
         return ("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-8")
 
     def schedule_csv(self) -> bytes:
         lines = ["group_id,center_id,weekday,start,end,price_kzt"]
-        lines += [f"{e.group_id},{e.center_id},{e.weekday},{e.start:%H:%M},{e.end:%H:%M},"
-                  f"{e.price_kzt}" for e in self.schedule]
+        lines += [
+            f"{e.group_id},{e.center_id},{e.weekday},{e.start:%H:%M},{e.end:%H:%M},{e.price_kzt}"
+            for e in self.schedule
+        ]
         return ("\n".join(lines) + "\n").encode("utf-8")
 
     def confirmations_csv(self) -> bytes:
         lines = ["child_id,group_id,date,confirmed_at,signer"]
-        lines += [f"{c.child_id},{c.group_id},{c.date.isoformat()},{c.confirmed_at},{c.signer}"
-                  for c in self.confirmations]
+        lines += [
+            f"{c.child_id},{c.group_id},{c.date.isoformat()},{c.confirmed_at},{c.signer}"
+            for c in self.confirmations
+        ]
         return ("\n".join(lines) + "\n").encode("utf-8")
 
 
@@ -325,8 +371,14 @@ def generate(config: CityConfig, uplink: Uplink | None = None) -> tuple[City, Up
     return city, link
 
 
-def _center(city: City, rng: random.Random, center: str, center_lessons: list[Lesson],
-            by_group: Mapping[str, list[Child]], link: Uplink) -> None:
+def _center(
+    city: City,
+    rng: random.Random,
+    center: str,
+    center_lessons: list[Lesson],
+    by_group: Mapping[str, list[Child]],
+    link: Uplink,
+) -> None:
     cfg = city.config
     key = _key(f"device-{cfg.seed}-{center}")
     device = Device(link.enroll(center, key), center, key)
@@ -378,8 +430,16 @@ def _center(city: City, rng: random.Random, center: str, center_lessons: list[Le
         city.stats["lessons"] += 1
         city.stats["forgot_tap"] += len(forgot)
         city.stats["arrivals"] += len(arrivals)
-        _clusters(rng, actions, tapped, start - 25 * MIN, start + 4 * MIN, not held,
-                  None if kind else lesson, city.stats)
+        _clusters(
+            rng,
+            actions,
+            tapped,
+            start - 25 * MIN,
+            start + 4 * MIN,
+            not held,
+            None if kind else lesson,
+            city.stats,
+        )
         _clusters(rng, actions, tapped, end + MIN, end + 8 * MIN, True, None, city.stats)
         # Confirmations: attending children (unless the parent forgot) and the fakes.
         for c in kids:
@@ -403,8 +463,14 @@ def _center(city: City, rng: random.Random, center: str, center_lessons: list[Le
                 actions.append(_badge(t + 5000 + i * 3000, c.badges[0], "desk", "simulated"))
             actions.append(_door(t + 30_000, "closed"))
         elif kind == "chain_hole":
-            actions.append(_Action(start + 26 * MIN, 1, "reader",
-                                   {"reader": "main", "state": "fault", "detail": "timeout"}))
+            actions.append(
+                _Action(
+                    start + 26 * MIN,
+                    1,
+                    "reader",
+                    {"reader": "main", "state": "fault", "detail": "timeout"},
+                )
+            )
             holes.append((start + 24 * MIN, start + 29 * MIN, start + 30 * MIN))
             actions.append(_door(t, "open"))
             for i, c in enumerate(fakes):
@@ -448,8 +514,9 @@ def _door(at: int, state: str) -> _Action:
 
 
 def _badge(at: int, uid: str, reader: str = "main", driver: str = "mfrc522") -> _Action:
-    return _Action(at, 1, "badge",
-                   {"reader": reader, "driver": driver, "uid": uid, "uid_len": len(uid) // 2})
+    return _Action(
+        at, 1, "badge", {"reader": reader, "driver": driver, "uid": uid, "uid_len": len(uid) // 2}
+    )
 
 
 def _gap_ms(rng: random.Random) -> int:
@@ -459,17 +526,25 @@ def _gap_ms(rng: random.Random) -> int:
     return 1500 + min(int(rng.expovariate(1 / 4000)), 15_000)
 
 
-def _clusters(rng: random.Random, actions: list[_Action], kids: list[Child], lo: int, hi: int,
-              doors: bool, lesson: Lesson | None, stats: Counter[str]) -> None:
+def _clusters(
+    rng: random.Random,
+    actions: list[_Action],
+    kids: list[Child],
+    lo: int,
+    hi: int,
+    doors: bool,
+    lesson: Lesson | None,
+    stats: Counter[str],
+) -> None:
     i = 0
     while i < len(kids):
         size = rng.randint(1, 6)
-        stats[f"cluster_{len(kids[i:i + size])}"] += 1
+        stats[f"cluster_{len(kids[i : i + size])}"] += 1
         t = rng.randint(lo, hi)
         if doors:
             actions.append(_door(t, "open"))
         t += rng.randint(1000, 4000)
-        for k, c in enumerate(kids[i:i + size]):
+        for k, c in enumerate(kids[i : i + size]):
             if k:
                 gap = _gap_ms(rng)
                 t += gap
@@ -490,11 +565,19 @@ def _confirm(rng: random.Random, c: Child, lesson: Lesson, zone: ZoneInfo) -> Co
     return Confirmation(c.child_id, lesson.group_id, lesson.date, stamp, f"parent-{c.child_id}")
 
 
-def _segments(rng: random.Random, cfg: CityConfig, begin: int, finish: int,
-              off: list[tuple[int, int]], forged: list[tuple[int, int, int]],
-              never_synced: bool = False) -> list[_Segment]:
-    cuts = sorted([(a, b, None) for a, b in off] + [(a - MIN, b + MIN, o) for a, b, o in forged],
-                  key=lambda x: x[0])
+def _segments(
+    rng: random.Random,
+    cfg: CityConfig,
+    begin: int,
+    finish: int,
+    off: list[tuple[int, int]],
+    forged: list[tuple[int, int, int]],
+    never_synced: bool = False,
+) -> list[_Segment]:
+    cuts = sorted(
+        [(a, b, None) for a, b in off] + [(a - MIN, b + MIN, o) for a, b, o in forged],
+        key=lambda x: x[0],
+    )
     out: list[_Segment] = []
     t = begin
     for a, b, offset in cuts:
@@ -511,9 +594,15 @@ def _segments(rng: random.Random, cfg: CityConfig, begin: int, finish: int,
     return out
 
 
-def _run(cfg: CityConfig, rng: random.Random, device: Device, actions: list[_Action],
-         segments: list[_Segment], holes: list[tuple[int, int, int]], link: Uplink,
-         ) -> set[tuple[str, str, date]]:
+def _run(
+    cfg: CityConfig,
+    rng: random.Random,
+    device: Device,
+    actions: list[_Action],
+    segments: list[_Segment],
+    holes: list[tuple[int, int, int]],
+    link: Uplink,
+) -> set[tuple[str, str, date]]:
     """Power each segment, make records, upload on schedule, delete and declare holes.
 
     Returns the rows whose honest arrival tap was recorded.
@@ -536,9 +625,18 @@ def _run(cfg: CityConfig, rng: random.Random, device: Device, actions: list[_Act
         claimed = at + seg.offset_ms if wrong else at + device.drift_ms
         synced = not wrong and not device.never_synced
         body: dict[str, Any] = {
-                "v": 1, "device": device.device_id, "seq": seq, "prev": prev, "type": kind,
-                "wall_ms": claimed, "synced": synced, "boot": boot,
-                "mono_ns": (at - seg.start + 4000) * 1_000_000, "anchor": anchor, "data": data}
+            "v": 1,
+            "device": device.device_id,
+            "seq": seq,
+            "prev": prev,
+            "type": kind,
+            "wall_ms": claimed,
+            "synced": synced,
+            "boot": boot,
+            "mono_ns": (at - seg.start + 4000) * 1_000_000,
+            "anchor": anchor,
+            "data": data,
+        }
         if cfg.sign:
             record = build_record(device.key, **{k: v for k, v in body.items() if k != "v"})
         else:
@@ -583,8 +681,12 @@ def _run(cfg: CityConfig, rng: random.Random, device: Device, actions: list[_Act
                 send(before, now)
             for _, t in lost:
                 t.kept = False
-            gap = {"first_seq": first_seq, "last_seq": last_seq,
-                   "last_hash": lost[-1][0]["hash"], "reason": "quarantined"}
+            gap = {
+                "first_seq": first_seq,
+                "last_seq": last_seq,
+                "last_hash": lost[-1][0]["hash"],
+                "reason": "quarantined",
+            }
             make(current, boot_id, now, "gap", gap)
             gap_record, _ = pending.pop()
             anchor, anchor_at = link.declare_gap(device, gap_record, now), now
@@ -595,11 +697,22 @@ def _run(cfg: CityConfig, rng: random.Random, device: Device, actions: list[_Act
 
     for n, current in enumerate(segments):
         boot_id = hashlib.sha256(f"{device.device_id}-{n}-{cfg.seed}".encode()).hexdigest()[:32]
-        boot_id = "-".join((boot_id[:8], boot_id[8:12], boot_id[12:16], boot_id[16:20],
-                            boot_id[20:]))
-        make(current, boot_id, current.start, "boot", {
-            "agent_version": "0.1.0", "config_sha256": "0" * 64, "drivers": ["mfrc522"],
-            "readers": ["main"], "doors": ["front"]})
+        boot_id = "-".join(
+            (boot_id[:8], boot_id[8:12], boot_id[12:16], boot_id[16:20], boot_id[20:])
+        )
+        make(
+            current,
+            boot_id,
+            current.start,
+            "boot",
+            {
+                "agent_version": "0.1.0",
+                "config_sha256": "0" * 64,
+                "drivers": ["mfrc522"],
+                "readers": ["main"],
+                "doors": ["front"],
+            },
+        )
         hb = (current.start // step_hb + 1) * step_hb
         up = (current.start // step_up + 1) * step_up
         while k < len(actions) and actions[k].true_ms < current.start:
@@ -616,9 +729,17 @@ def _run(cfg: CityConfig, rng: random.Random, device: Device, actions: list[_Act
                     recorded.add(row)
                 k += 1
             elif hb == nxt:
-                make(current, boot_id, hb, "heartbeat", {
-                    "pending": len(pending), "readers": {"main": "ok"},
-                    "uptime_s": (hb - current.start) // 1000})
+                make(
+                    current,
+                    boot_id,
+                    hb,
+                    "heartbeat",
+                    {
+                        "pending": len(pending),
+                        "readers": {"main": "ok"},
+                        "uptime_s": (hb - current.start) // 1000,
+                    },
+                )
                 hb += step_hb
             elif due == nxt:
                 upload(due)
@@ -634,8 +755,14 @@ def _run(cfg: CityConfig, rng: random.Random, device: Device, actions: list[_Act
 
 # ---------------------------------------------------------------- labels (the truth)
 
-_ORDER = ("card_burst", "no_door_passage", "time_untrusted", "simulated_reader",
-          "chain_integrity", "no_lesson_scheduled")
+_ORDER = (
+    "card_burst",
+    "no_door_passage",
+    "time_untrusted",
+    "simulated_reader",
+    "chain_integrity",
+    "no_lesson_scheduled",
+)
 Labels = dict[tuple[str, str, date], tuple[str, tuple[str, ...]]]
 
 
@@ -655,8 +782,13 @@ def _judge_times(kept: list[TrueRecord], s: ReconcileSettings) -> None:
             continue
         lo, hi = t.anchor_ms, t.covered_ms
         t.rule_ms = t.claimed_ms
-        t.trusted = (width > 0 and lo is not None and hi is not None and hi - lo <= width
-                     and lo - tol <= t.claimed_ms <= hi + tol)
+        t.trusted = (
+            width > 0
+            and lo is not None
+            and hi is not None
+            and hi - lo <= width
+            and lo - tol <= t.claimed_ms <= hi + tol
+        )
 
 
 class _Truth:
@@ -674,8 +806,9 @@ class _Truth:
             self.readers[t.data["reader"]].append(t)
         self.place = {t.seq: i for run in self.readers.values() for i, t in enumerate(run)}
         self.doors: dict[str, list[TrueRecord]] = defaultdict(list)
-        for t in sorted((t for t in self.kept if t.type == "door"),
-                        key=lambda t: (t.rule_ms, t.seq)):
+        for t in sorted(
+            (t for t in self.kept if t.type == "door"), key=lambda t: (t.rule_ms, t.seq)
+        ):
             self.doors[t.data["sensor"]].append(t)
         self.boots = [t for t in self.kept if t.type == "boot"]
         self.holes = []
@@ -692,12 +825,14 @@ class _Truth:
             a -= 1
         while b + 1 < len(run) and run[b + 1].rule_ms - run[b].rule_ms < s.burst_gap_ms:
             b += 1
-        if len({x.data["uid"] for x in run[a:b + 1]}) >= s.burst_min_uids:
+        if len({x.data["uid"] for x in run[a : b + 1]}) >= s.burst_min_uids:
             out.add("card_burst")
         boots = [x for x in self.boots if x.seq <= t.seq]
         listed = boots[-1].data["doors"] if boots else []
-        if listed and not any(self._open(d, t.rule_ms - s.door_window_ms,
-                                         t.rule_ms + s.door_window_ms) for d in listed):
+        if listed and not any(
+            self._open(d, t.rule_ms - s.door_window_ms, t.rule_ms + s.door_window_ms)
+            for d in listed
+        ):
             out.add("no_door_passage")
         if not t.trusted:
             out.add("time_untrusted")

@@ -148,8 +148,9 @@ _KK = {**_RU, "welcome": "Қош келдіңіз", "language": "Тіл"}
 MESSAGES = {"en": _EN, "ru": _RU, "kk": _KK}
 
 
-def pick(asked: str | None, session_lang: str | None, accept_language: str,
-         default: str = DEFAULT) -> str:
+def pick(
+    asked: str | None, session_lang: str | None, accept_language: str, default: str = DEFAULT
+) -> str:
     """The language: an explicit ``?lang=``, the session's, the browser's, or ``default``."""
     for choice in (asked, session_lang):
         if choice in LANGS:

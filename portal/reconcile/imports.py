@@ -65,7 +65,7 @@ def _decode(data: bytes, name: str) -> str:
         line = data[: exc.start].count(b"\n") + 1
         head = data.split(b"\n", 1)[0]
         delimiter = b";" if head.count(b";") > head.count(b",") else b","
-        col = data[data.rfind(b"\n", 0, exc.start) + 1: exc.start].count(delimiter) + 1
+        col = data[data.rfind(b"\n", 0, exc.start) + 1 : exc.start].count(delimiter) + 1
         raise ImportFileError(
             f"{name}:{line}:{col}: not UTF-8 (byte 0x{data[exc.start]:02x}); "
             "save the file as 'CSV UTF-8' (a cp1251/Windows-1251 file looks like this)"
@@ -83,8 +83,9 @@ def _table(
     try:
         header = next(reader)
     except StopIteration:
-        raise ImportFileError(f"{name}:1:1: empty file; expected header "
-                              f"{','.join(required)}") from None
+        raise ImportFileError(
+            f"{name}:1:1: empty file; expected header {','.join(required)}"
+        ) from None
     header = [h.strip().lower() for h in header]
     known = set(required) | set(optional)
     for col, h in enumerate(header, 1):
@@ -122,7 +123,11 @@ T = TypeVar("T")
 
 
 def _field(
-    name: str, header: list[str], line: int, row: dict[str, str], col: str,
+    name: str,
+    header: list[str],
+    line: int,
+    row: dict[str, str],
+    col: str,
     parse: Callable[[str], T],
 ) -> T:
     try:
@@ -158,8 +163,14 @@ def parse_time(text: str) -> time:
 
 
 def _datetime(text: str) -> str:
-    for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M",
-                "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M"):
+    for fmt in (
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+        "%d.%m.%Y %H:%M:%S",
+        "%d.%m.%Y %H:%M",
+    ):
         try:
             return datetime.strptime(text, fmt).isoformat(timespec="seconds")
         except ValueError:
@@ -229,8 +240,13 @@ def parse_roster(
                 f"{name}:{line}:{header.index('group_id') + 1}: group_id: group {group!r} "
                 f"{where} (import the schedule first)"
             )
-        items.append((line, (child, uid, group),
-                      RosterRow(child, uid, center, group, row.get("child_name", ""))))
+        items.append(
+            (
+                line,
+                (child, uid, group),
+                RosterRow(child, uid, center, group, row.get("child_name", "")),
+            )
+        )
     out = _dedupe(name, items, "child, badge and group")
     owners: dict[str, tuple[int, str]] = {}
     for line, (child, uid, _), _row in items:
@@ -243,8 +259,9 @@ def parse_roster(
     return out
 
 
-def parse_schedule(data: bytes, name: str, *, centers: Collection[str],
-                   groups: Mapping[str, str]) -> list[ScheduleEntry]:
+def parse_schedule(
+    data: bytes, name: str, *, centers: Collection[str], groups: Mapping[str, str]
+) -> list[ScheduleEntry]:
     """Schedule entries; a group may not move to another center."""
     header, rows = _table(data, name, SCHEDULE, SCHEDULE_OPTIONAL)
     items: list[tuple[int, tuple[str, int, date | None], ScheduleEntry]] = []
@@ -263,7 +280,8 @@ def parse_schedule(data: bytes, name: str, *, centers: Collection[str],
                 f"belongs to center {owner[group]!r}"
             )
         entry = ScheduleEntry(
-            group_id=group, center_id=center,
+            group_id=group,
+            center_id=center,
             weekday=_field(name, header, line, row, "weekday", _weekday),
             start=_field(name, header, line, row, "start", parse_time),
             end=_field(name, header, line, row, "end", parse_time),
@@ -284,8 +302,9 @@ def parse_schedule(data: bytes, name: str, *, centers: Collection[str],
     return _dedupe(name, items, "group, weekday and valid_from")
 
 
-def parse_confirmations(data: bytes, name: str, *, children: Mapping[str, Collection[str]],
-                        groups: Mapping[str, str]) -> list[Confirmation]:
+def parse_confirmations(
+    data: bytes, name: str, *, children: Mapping[str, Collection[str]], groups: Mapping[str, str]
+) -> list[Confirmation]:
     """Confirmations; ``children`` maps each rostered child to its groups."""
     header, rows = _table(data, name, CONFIRMATIONS, ())
     items: list[tuple[int, tuple[str, str, date], Confirmation]] = []

@@ -31,8 +31,15 @@ class ReconcileSettings:
     timezone: str = "Asia/Almaty"
 
     def __post_init__(self) -> None:
-        for name in ("margin_s", "burst_gap_ms", "burst_min_uids", "door_window_ms",
-                     "heartbeat_interval_s", "time_tolerance_ms", "time_bracket_ms"):
+        for name in (
+            "margin_s",
+            "burst_gap_ms",
+            "burst_min_uids",
+            "door_window_ms",
+            "heartbeat_interval_s",
+            "time_tolerance_ms",
+            "time_bracket_ms",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"reconciliation setting {name} must not be negative")
 
@@ -118,10 +125,15 @@ class DeviceLog:
         log = cls(device_id, center_id)
         for r in sorted(records, key=lambda r: int(r["seq"])):
             log.append(
-                seq=r["seq"], type=r["type"], wall_ms=r["wall_ms"], synced=r["synced"],
-                boot=r["boot"], mono_ns=r["mono_ns"],
+                seq=r["seq"],
+                type=r["type"],
+                wall_ms=r["wall_ms"],
+                synced=r["synced"],
+                boot=r["boot"],
+                mono_ns=r["mono_ns"],
                 anchor_ms=receipt_ms.get(r["anchor"]) if r["anchor"] else None,
-                covered_ms=covered_ms.get(r["seq"]), data=r["data"],
+                covered_ms=covered_ms.get(r["seq"]),
+                data=r["data"],
             )
         return log
 

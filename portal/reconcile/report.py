@@ -25,8 +25,19 @@ from portal.reconcile.totals import totals
 
 FORMATS = ("table", "csv", "json", "xlsx", "html")
 CSV_COLUMNS = (
-    "child_id", "group_id", "center_id", "date", "status", "reasons", "price_kzt",
-    "lesson_start", "lesson_end", "reads", "first_read", "confirmed_at", "signer",
+    "child_id",
+    "group_id",
+    "center_id",
+    "date",
+    "status",
+    "reasons",
+    "price_kzt",
+    "lesson_start",
+    "lesson_end",
+    "reads",
+    "first_read",
+    "confirmed_at",
+    "signer",
 )
 
 
@@ -36,16 +47,29 @@ def _local(ms: int, zone: ZoneInfo) -> str:
 
 def _read(read: Read, reasons: tuple[str, ...], zone: ZoneInfo) -> dict[str, Any]:
     return {
-        "device_id": read.device_id, "seq": read.seq, "type": "badge", "reader": read.reader,
-        "driver": read.driver, "uid": read.uid, "time_ms": read.time_ms,
-        "time": _local(read.time_ms, zone), "wall_ms": read.wall_ms,
-        "time_trusted": read.trusted, "reasons": list(reasons),
+        "device_id": read.device_id,
+        "seq": read.seq,
+        "type": "badge",
+        "reader": read.reader,
+        "driver": read.driver,
+        "uid": read.uid,
+        "time_ms": read.time_ms,
+        "time": _local(read.time_ms, zone),
+        "wall_ms": read.wall_ms,
+        "time_trusted": read.trusted,
+        "reasons": list(reasons),
     }
 
 
 def _door(door: DoorEvent, zone: ZoneInfo) -> dict[str, Any]:
-    return {"device_id": door.device_id, "seq": door.seq, "sensor": door.sensor,
-            "state": door.state, "time_ms": door.time_ms, "time": _local(door.time_ms, zone)}
+    return {
+        "device_id": door.device_id,
+        "seq": door.seq,
+        "sensor": door.sensor,
+        "state": door.state,
+        "time_ms": door.time_ms,
+        "time": _local(door.time_ms, zone),
+    }
 
 
 def row_dict(row: Row, zone: ZoneInfo) -> dict[str, Any]:
@@ -56,7 +80,9 @@ def row_dict(row: Row, zone: ZoneInfo) -> dict[str, Any]:
         heartbeats = {
             "window_start": _local(cov.window_start_ms, zone),
             "window_end": _local(cov.window_end_ms, zone),
-            "records": cov.records, "heartbeats": cov.heartbeats, "offline": cov.offline,
+            "records": cov.records,
+            "heartbeats": cov.heartbeats,
+            "offline": cov.offline,
             "silences": [
                 {"from": _local(a, zone), "to": _local(b, zone), "seconds": (b - a) // 1000}
                 for a, b in cov.silences
@@ -64,8 +90,12 @@ def row_dict(row: Row, zone: ZoneInfo) -> dict[str, Any]:
         }
     conf = row.confirmation
     return {
-        "child_id": row.child_id, "group_id": row.group_id, "center_id": row.center_id,
-        "date": row.date.isoformat(), "status": row.status, "reasons": list(row.reasons),
+        "child_id": row.child_id,
+        "group_id": row.group_id,
+        "center_id": row.center_id,
+        "date": row.date.isoformat(),
+        "status": row.status,
+        "reasons": list(row.reasons),
         "price_kzt": row.price_kzt,
         "lesson_start": _local(lesson.start_ms, zone) if lesson else None,
         "lesson_end": _local(lesson.end_ms, zone) if lesson else None,
@@ -92,12 +122,19 @@ def _flat(row: Row, zone: ZoneInfo) -> list[Any]:
     first = min((r.time_ms for r, _ in row.reads), default=None)
     conf = row.confirmation
     return [
-        row.child_id, row.group_id, row.center_id, row.date.isoformat(), row.status,
-        ";".join(row.reasons), row.price_kzt,
+        row.child_id,
+        row.group_id,
+        row.center_id,
+        row.date.isoformat(),
+        row.status,
+        ";".join(row.reasons),
+        row.price_kzt,
         _local(row.lesson.start_ms, zone) if row.lesson else "",
         _local(row.lesson.end_ms, zone) if row.lesson else "",
-        len(row.reads), _local(first, zone) if first is not None else "",
-        conf.confirmed_at if conf else "", conf.signer if conf else "",
+        len(row.reads),
+        _local(first, zone) if first is not None else "",
+        conf.confirmed_at if conf else "",
+        conf.signer if conf else "",
     ]
 
 
@@ -113,13 +150,24 @@ def as_csv(result: Result, zone: ZoneInfo) -> str:
 def _center_rows(t: dict[str, Any]) -> Iterable[list[Any]]:
     for c in t["centers"]:
         share = c["share_verified"]
-        yield [c["center_id"], *(c["lessons"][s] for s in STATUSES),
-               "" if share is None else f"{share:.1%}", c["kzt_at_risk"], c["kzt_unverifiable"],
-               c["offline_lessons"]]
+        yield [
+            c["center_id"],
+            *(c["lessons"][s] for s in STATUSES),
+            "" if share is None else f"{share:.1%}",
+            c["kzt_at_risk"],
+            c["kzt_unverifiable"],
+            c["offline_lessons"],
+        ]
 
 
-_CENTER_HEADER = ["center", *STATUSES, "share verified", "KZT at risk", "KZT unverifiable",
-                  "offline lessons"]
+_CENTER_HEADER = [
+    "center",
+    *STATUSES,
+    "share verified",
+    "KZT at risk",
+    "KZT unverifiable",
+    "offline lessons",
+]
 
 
 def as_table(result: Result, zone: ZoneInfo, width: int = 160) -> str:
@@ -140,8 +188,15 @@ def as_table(result: Result, zone: ZoneInfo, width: int = 160) -> str:
         rows.add_column(h)
     for row in result.rows:
         if row.status != VERIFIED:
-            rows.add_row(row.child_id, row.group_id, row.date.isoformat(), row.status,
-                         ", ".join(row.reasons), str(row.price_kzt), str(len(row.reads)))
+            rows.add_row(
+                row.child_id,
+                row.group_id,
+                row.date.isoformat(),
+                row.status,
+                ", ".join(row.reasons),
+                str(row.price_kzt),
+                str(len(row.reads)),
+            )
     console.print(rows)
     return console.export_text()
 
@@ -163,8 +218,15 @@ def as_xlsx(result: Result, zone: ZoneInfo) -> bytes:
     groups = book.create_sheet("Groups")
     groups.append(["group", "center", *STATUSES, "KZT at risk", "KZT unverifiable"])
     for g in t["groups"]:
-        groups.append([g["group_id"], g["center_id"], *(g["lessons"][s] for s in STATUSES),
-                       g["kzt_at_risk"], g["kzt_unverifiable"]])
+        groups.append(
+            [
+                g["group_id"],
+                g["center_id"],
+                *(g["lessons"][s] for s in STATUSES),
+                g["kzt_at_risk"],
+                g["kzt_unverifiable"],
+            ]
+        )
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -206,8 +268,11 @@ def as_html(result: Result, zone: ZoneInfo) -> str:
     t = totals(result)
     env = Environment(autoescape=True)
     return env.from_string(_HTML).render(
-        first=result.first.isoformat(), last=result.last.isoformat(), all=t["all"],
-        header=_CENTER_HEADER, centers=list(_center_rows(t)),
+        first=result.first.isoformat(),
+        last=result.last.isoformat(),
+        all=t["all"],
+        header=_CENTER_HEADER,
+        centers=list(_center_rows(t)),
         rows=[r for r in result.rows if r.status != VERIFIED],
         share=lambda s: "—" if s is None else f"{s:.1%}",
     )

@@ -67,8 +67,10 @@ class ImportOutcome:
         return self.rows - self.added - self.changed
 
     def summary(self, name: str) -> str:
-        return (f"{name}: {self.rows} {self.kind} rows, {self.added} added, "
-                f"{self.changed} changed, {self.unchanged} unchanged")
+        return (
+            f"{name}: {self.rows} {self.kind} rows, {self.added} added, "
+            f"{self.changed} changed, {self.unchanged} unchanged"
+        )
 
 
 # --- what is known (for checking an import) ------------------------------------------
@@ -79,8 +81,10 @@ def known_centers(conn: Connection) -> set[str]:
 
 
 def known_groups(conn: Connection) -> dict[str, str]:
-    out = {r.group_id: r.center_id for r in conn.execute(
-        select(schedule.c.group_id, schedule.c.center_id).distinct())}
+    out = {
+        r.group_id: r.center_id
+        for r in conn.execute(select(schedule.c.group_id, schedule.c.center_id).distinct())
+    }
     return out
 
 
@@ -100,21 +104,31 @@ def apply_import(engine: Engine, kind: str, data: bytes, name: str, *, now: int)
         raise ImportFileError(f"{name}: unknown import kind {kind!r}; use {', '.join(KINDS)}")
     with write_transaction(engine) as conn:
         if kind == "roster":
-            rows = imports.parse_roster(data, name, centers=known_centers(conn),
-                                        groups=known_groups(conn))
+            rows = imports.parse_roster(
+                data, name, centers=known_centers(conn), groups=known_groups(conn)
+            )
             return _apply_roster(conn, rows, now)
         if kind == "schedule":
-            entries = imports.parse_schedule(data, name, centers=known_centers(conn),
-                                             groups=known_groups(conn))
+            entries = imports.parse_schedule(
+                data, name, centers=known_centers(conn), groups=known_groups(conn)
+            )
             return _apply_schedule(conn, entries, now)
-        parsed = imports.parse_confirmations(data, name, children=known_children(conn),
-                                             groups=known_groups(conn))
+        parsed = imports.parse_confirmations(
+            data, name, children=known_children(conn), groups=known_groups(conn)
+        )
         return _apply_confirmations(conn, parsed, now)
 
 
-def _upsert(conn: Connection, table: Any, keys: Sequence[str], values: Sequence[str],
-            rows: list[dict[str, Any]], existing: dict[tuple[Any, ...], tuple[Any, ...]],
-            now: int, kind: str) -> ImportOutcome:
+def _upsert(
+    conn: Connection,
+    table: Any,
+    keys: Sequence[str],
+    values: Sequence[str],
+    rows: list[dict[str, Any]],
+    existing: dict[tuple[Any, ...], tuple[Any, ...]],
+    now: int,
+    kind: str,
+) -> ImportOutcome:
     new, changed = [], []
     for row in rows:
         key = tuple(row[k] for k in keys)
@@ -122,8 +136,13 @@ def _upsert(conn: Connection, table: Any, keys: Sequence[str], values: Sequence[
         if held is None:
             new.append({**row, "imported_ms": now})
         elif held != tuple(row[v] for v in values):
-            changed.append({**{f"k_{k}": row[k] for k in keys},
-                            **{v: row[v] for v in values}, "imported_ms": now})
+            changed.append(
+                {
+                    **{f"k_{k}": row[k] for k in keys},
+                    **{v: row[v] for v in values},
+                    "imported_ms": now,
+                }
+            )
     if new:
         conn.execute(insert(table), new)
     if changed:
@@ -135,45 +154,86 @@ def _upsert(conn: Connection, table: Any, keys: Sequence[str], values: Sequence[
 def _apply_roster(conn: Connection, rows: list[imports.RosterRow], now: int) -> ImportOutcome:
     members: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:
-        members[(r.child_id, r.group_id)] = {"child_id": r.child_id, "group_id": r.group_id,
-                                             "center_id": r.center_id, "child_name": r.child_name}
-    held = {(x.child_id, x.group_id): (x.center_id, x.child_name)
-            for x in conn.execute(select(roster))}
-    out = _upsert(conn, roster, ("child_id", "group_id"), ("center_id", "child_name"),
-                  list(members.values()), held, now, "roster")
+        members[(r.child_id, r.group_id)] = {
+            "child_id": r.child_id,
+            "group_id": r.group_id,
+            "center_id": r.center_id,
+            "child_name": r.child_name,
+        }
+    held = {
+        (x.child_id, x.group_id): (x.center_id, x.child_name) for x in conn.execute(select(roster))
+    }
+    out = _upsert(
+        conn,
+        roster,
+        ("child_id", "group_id"),
+        ("center_id", "child_name"),
+        list(members.values()),
+        held,
+        now,
+        "roster",
+    )
     owners = {r.badge_uid: {"uid": r.badge_uid, "child_id": r.child_id} for r in rows}
     held_badges = {(x.uid,): (x.child_id,) for x in conn.execute(select(badges))}
-    more = _upsert(conn, badges, ("uid",), ("child_id",), list(owners.values()), held_badges,
-                   now, "badge")
+    more = _upsert(
+        conn, badges, ("uid",), ("child_id",), list(owners.values()), held_badges, now, "badge"
+    )
     return ImportOutcome("roster", len(rows), out.added + more.added, out.changed + more.changed)
 
 
 def _apply_schedule(conn: Connection, entries: list[ScheduleEntry], now: int) -> ImportOutcome:
-    rows = [{
-        "group_id": e.group_id, "center_id": e.center_id, "weekday": e.weekday,
-        "valid_from": e.valid_from.isoformat() if e.valid_from else "",
-        "valid_to": e.valid_to.isoformat() if e.valid_to else "",
-        "start": f"{e.start:%H:%M}", "end": f"{e.end:%H:%M}", "price_kzt": e.price_kzt,
-    } for e in entries]
+    rows = [
+        {
+            "group_id": e.group_id,
+            "center_id": e.center_id,
+            "weekday": e.weekday,
+            "valid_from": e.valid_from.isoformat() if e.valid_from else "",
+            "valid_to": e.valid_to.isoformat() if e.valid_to else "",
+            "start": f"{e.start:%H:%M}",
+            "end": f"{e.end:%H:%M}",
+            "price_kzt": e.price_kzt,
+        }
+        for e in entries
+    ]
     values = ("center_id", "valid_to", "start", "end", "price_kzt")
-    held = {(x.group_id, x.weekday, x.valid_from): tuple(x._mapping[v] for v in values)
-            for x in conn.execute(select(schedule))}
-    return _upsert(conn, schedule, ("group_id", "weekday", "valid_from"), values, rows, held,
-                   now, "schedule")
+    held = {
+        (x.group_id, x.weekday, x.valid_from): tuple(x._mapping[v] for v in values)
+        for x in conn.execute(select(schedule))
+    }
+    return _upsert(
+        conn, schedule, ("group_id", "weekday", "valid_from"), values, rows, held, now, "schedule"
+    )
 
 
-def _apply_confirmations(conn: Connection, parsed: list[Confirmation],
-                         now: int) -> ImportOutcome:
-    rows = [{"child_id": c.child_id, "group_id": c.group_id, "date": c.date.isoformat(),
-             "confirmed_at": c.confirmed_at, "signer": c.signer} for c in parsed]
+def _apply_confirmations(conn: Connection, parsed: list[Confirmation], now: int) -> ImportOutcome:
+    rows = [
+        {
+            "child_id": c.child_id,
+            "group_id": c.group_id,
+            "date": c.date.isoformat(),
+            "confirmed_at": c.confirmed_at,
+            "signer": c.signer,
+        }
+        for c in parsed
+    ]
     held: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     if rows:
         lo, hi = min(r["date"] for r in rows), max(r["date"] for r in rows)
         query = select(confirmations).where(confirmations.c.date.between(lo, hi))
-        held = {(x.child_id, x.group_id, x.date): (x.confirmed_at, x.signer)
-                for x in conn.execute(query)}
-    return _upsert(conn, confirmations, ("child_id", "group_id", "date"),
-                   ("confirmed_at", "signer"), rows, held, now, "confirmations")
+        held = {
+            (x.child_id, x.group_id, x.date): (x.confirmed_at, x.signer)
+            for x in conn.execute(query)
+        }
+    return _upsert(
+        conn,
+        confirmations,
+        ("child_id", "group_id", "date"),
+        ("confirmed_at", "signer"),
+        rows,
+        held,
+        now,
+        "confirmations",
+    )
 
 
 # --- loading for the engine ------------------------------------------------------------
@@ -184,9 +244,16 @@ def load_schedule(conn: Connection) -> list[ScheduleEntry]:
         return date.fromisoformat(text) if text else None
 
     return [
-        ScheduleEntry(r.group_id, r.center_id, r.weekday, time.fromisoformat(r.start),
-                      time.fromisoformat(r.end), int(r.price_kzt), day(r.valid_from),
-                      day(r.valid_to))
+        ScheduleEntry(
+            r.group_id,
+            r.center_id,
+            r.weekday,
+            time.fromisoformat(r.start),
+            time.fromisoformat(r.end),
+            int(r.price_kzt),
+            day(r.valid_from),
+            day(r.valid_to),
+        )
         for r in conn.execute(select(schedule).order_by(schedule.c.group_id, schedule.c.weekday))
     ]
 
@@ -195,15 +262,22 @@ def load_members(conn: Connection) -> list[Member]:
     owned: dict[str, set[str]] = defaultdict(set)
     for r in conn.execute(select(badges.c.uid, badges.c.child_id)):
         owned[r.child_id].add(r.uid)
-    return [Member(r.child_id, r.group_id, r.center_id, frozenset(owned.get(r.child_id, ())),
-                   r.child_name)
-            for r in conn.execute(select(roster))]
+    return [
+        Member(
+            r.child_id, r.group_id, r.center_id, frozenset(owned.get(r.child_id, ())), r.child_name
+        )
+        for r in conn.execute(select(roster))
+    ]
 
 
 def load_confirmations(conn: Connection, first: date, last: date) -> list[Confirmation]:
-    query = select(confirmations.c.child_id, confirmations.c.group_id, confirmations.c.date,
-                   confirmations.c.confirmed_at, confirmations.c.signer).where(
-        confirmations.c.date.between(first.isoformat(), last.isoformat()))
+    query = select(
+        confirmations.c.child_id,
+        confirmations.c.group_id,
+        confirmations.c.date,
+        confirmations.c.confirmed_at,
+        confirmations.c.signer,
+    ).where(confirmations.c.date.between(first.isoformat(), last.isoformat()))
     days: dict[str, date] = {}  # a month has 31 dates and 100,000 confirmations
     out = []
     for child, group, day, at, signer in conn.execute(query):
@@ -246,10 +320,14 @@ def load_center(conn: Connection, center_id: str, lo_ms: int, hi_ms: int) -> Cen
     loads = _DECODER.raw_decode  # stored data is compact JSON: no whitespace to skip
     for device_id in center_devices(conn, center_id):
         # Anchors name receipts signed before the record was made: at most LATE_MS early.
-        server_ms: dict[str, int] = dict(conn.execute(
-            select(receipts.c.hash, receipts.c.server_ms).where(
-                receipts.c.device_id == device_id,
-                receipts.c.server_ms.between(lo_ms - LATE_MS, hi_ms + LATE_MS))).all())
+        server_ms: dict[str, int] = dict(
+            conn.execute(
+                select(receipts.c.hash, receipts.c.server_ms).where(
+                    receipts.c.device_id == device_id,
+                    receipts.c.server_ms.between(lo_ms - LATE_MS, hi_ms + LATE_MS),
+                )
+            ).all()
+        )
         # Received time grows with seq, so the period is one seq range.
         bounds = conn.execute(
             select(func.min(records.c.seq), func.max(records.c.seq))
@@ -265,8 +343,9 @@ def load_center(conn: Connection, center_id: str, lo_ms: int, hi_ms: int) -> Cen
             cursor.execute(log_sql, (device_id, first_seq, last_seq))
             rows = cursor.fetchall()  # one fetch, then columns: no per-row Python
             cursor.execute(data_sql, (device_id, first_seq, last_seq))
-            payload = {seq: d if isinstance(d, dict) else loads(d)[0]
-                       for seq, d in cursor.fetchall()}
+            payload = {
+                seq: d if isinstance(d, dict) else loads(d)[0] for seq, d in cursor.fetchall()
+            }
         finally:
             cursor.close()
         if rows:
@@ -282,12 +361,18 @@ def load_center(conn: Connection, center_id: str, lo_ms: int, hi_ms: int) -> Cen
             log.covered_ms = list(covered)
             log.data = list(map(payload.get, seqs))
         inp.logs.append(log)
-        for r in conn.execute(select(
-                integrity_events.c.kind, integrity_events.c.first_seq,
-                integrity_events.c.last_seq, integrity_events.c.at_ms,
-                integrity_events.c.reason).where(integrity_events.c.device_id == device_id)):
-            inp.events.append(IntegrityEvent(device_id, r.kind, r.first_seq, r.last_seq,
-                                             r.at_ms, r.reason))
+        for r in conn.execute(
+            select(
+                integrity_events.c.kind,
+                integrity_events.c.first_seq,
+                integrity_events.c.last_seq,
+                integrity_events.c.at_ms,
+                integrity_events.c.reason,
+            ).where(integrity_events.c.device_id == device_id)
+        ):
+            inp.events.append(
+                IntegrityEvent(device_id, r.kind, r.first_seq, r.last_seq, r.at_ms, r.reason)
+            )
     return inp
 
 
@@ -303,8 +388,15 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def run_reconciliation(engine: Engine, first: date, last: date, settings: ReconcileSettings,
-                       zone: ZoneInfo, *, center: str | None = None) -> Result:
+def run_reconciliation(
+    engine: Engine,
+    first: date,
+    last: date,
+    settings: ReconcileSettings,
+    zone: ZoneInfo,
+    *,
+    center: str | None = None,
+) -> Result:
     """Reconcile ``first`` .. ``last`` (inclusive) from the database."""
     lo = local_ms(first, time(0), zone) - settings.margin_s * 1000
     hi = local_ms(last + timedelta(days=1), time(0), zone)
@@ -315,8 +407,13 @@ def run_reconciliation(engine: Engine, first: date, last: date, settings: Reconc
 
             raise NotFoundError(f"center {center!r} is not registered")
         return reconcile(
-            first, last, schedule=load_schedule(conn), members=load_members(conn),
+            first,
+            last,
+            schedule=load_schedule(conn),
+            members=load_members(conn),
             confirmations=load_confirmations(conn, first, last),
-            load_center=lambda c: load_center(conn, c, lo, hi), settings=settings, zone=zone,
+            load_center=lambda c: load_center(conn, c, lo, hi),
+            settings=settings,
+            zone=zone,
             centers=None if center is None else [center],
         )

@@ -26,8 +26,7 @@ from portal.reconcile.model import DeviceLog
 _NONE = -(2**62)
 
 
-def place(log: DeviceLog, tolerance_ms: int,
-          bracket_ms: int = 0) -> tuple[list[int], list[bool]]:
+def place(log: DeviceLog, tolerance_ms: int, bracket_ms: int = 0) -> tuple[list[int], list[bool]]:
     """``(times, trusted)`` for every record of ``log``, in its order."""
     wall, synced, boot, mono = log.wall_ms, log.synced, log.boot, log.mono_ns
     candidate = list(wall)
@@ -59,8 +58,12 @@ def place(log: DeviceLog, tolerance_ms: int,
             if candidate[i] != _NONE:
                 continue  # a synced reference exists: SPEC section 2 decides alone
             lo, hi = lows[i], highs[i]
-            if lo is not None and hi is not None and hi - lo <= bracket_ms \
-                    and lo - tol <= wall[i] <= hi + tol:
+            if (
+                lo is not None
+                and hi is not None
+                and hi - lo <= bracket_ms
+                and lo - tol <= wall[i] <= hi + tol
+            ):
                 candidate[i] = wall[i]
                 trusted[i] = True
     times = [c if t else w for c, t, w in zip(candidate, trusted, wall, strict=True)]

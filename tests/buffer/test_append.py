@@ -127,9 +127,11 @@ def test_usage_counts_the_files(device: Device) -> None:
     after, _ = device.buffer.usage()
     assert quota == SMALL_QUOTA * 1024 * 1024
     assert after - before > 10 * 300
-    assert after == sum(p.stat().st_size for p in device.segment_files()) + (
-        device.state_dir / "buffer" / "state.json"
-    ).stat().st_size
+    assert (
+        after
+        == sum(p.stat().st_size for p in device.segment_files())
+        + (device.state_dir / "buffer" / "state.json").stat().st_size
+    )
 
 
 SMALL_QUOTA = BufferConfig().quota_mb

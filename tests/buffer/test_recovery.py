@@ -102,9 +102,7 @@ def test_trailing_garbage_on_an_older_segment_loses_nothing(device: Device) -> N
 
 
 @pytest.mark.parametrize("damage", ["empty", "zeros"])
-def test_damaged_newest_segment_declares_up_to_the_reservation(
-    device: Device, damage: str
-) -> None:
+def test_damaged_newest_segment_declares_up_to_the_reservation(device: Device, damage: str) -> None:
     written = device.write(140)  # the newest segment 129.. holds 129..140
     device.close()
     newest = device.segment_files()[-1]

@@ -88,9 +88,7 @@ def scenario(clock: ManualClock) -> Scenario:
 
 
 @pytest.fixture
-def make_reader(
-    scenario: Scenario, board: EmulatedBoard
-) -> Callable[..., Mfrc522Reader]:
+def make_reader(scenario: Scenario, board: EmulatedBoard) -> Callable[..., Mfrc522Reader]:
     def make(**overrides: Any) -> Mfrc522Reader:
         settings: dict[str, Any] = {"name": "entrance", "driver": "mfrc522"}
         settings.update(overrides)

@@ -90,9 +90,7 @@ def test_a_collision_is_followed_bit_by_bit() -> None:
     assert frame.data == b"\x93\x36\x11\x22" and frame.tx_last_bits == 6 == frame.rx_align
     with pytest.raises(StopIteration) as done:
         flow.send(Reply(b"", collision=True, collision_at=None))
-    assert done.value.value == NotActivated(
-        "collision at a position the chip could not give", True
-    )
+    assert done.value.value == NotActivated("collision at a position the chip could not give", True)
 
 
 def test_a_collision_that_makes_no_progress_stops_the_flow() -> None:

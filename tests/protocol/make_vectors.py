@@ -164,8 +164,15 @@ def _bridged() -> list[dict[str, Any]]:
          gap6, [[3, 5]], 6),
     ]  # fmt: skip
     return [
-        {"vector": "bridged", "name": name, "note": note, "start": start, "records": records,
-         "head_seq": head, "bridged": bridged}
+        {
+            "vector": "bridged",
+            "name": name,
+            "note": note,
+            "start": start,
+            "records": records,
+            "head_seq": head,
+            "bridged": bridged,
+        }
         for name, note, start, records, bridged, head in cases
     ]
 
@@ -187,8 +194,13 @@ def build_vectors() -> list[dict[str, Any]]:
     for record in records:
         canonical, digest = seal_digest(record)
         vectors.append(
-            {"vector": "record", "record": record, "canonical": canonical.decode("utf-8"),
-             "hash": digest, "sig": record["sig"]}
+            {
+                "vector": "record",
+                "record": record,
+                "canonical": canonical.decode("utf-8"),
+                "hash": digest,
+                "sig": record["sig"],
+            }
         )
     receipt = build_receipt(
         portal_key, device=DEVICE, seq=3, record_hash=records[2]["hash"],
@@ -196,8 +208,13 @@ def build_vectors() -> list[dict[str, Any]]:
     )  # fmt: skip
     canonical, digest = seal_digest(receipt)
     vectors.append(
-        {"vector": "receipt", "receipt": receipt, "canonical": canonical.decode("utf-8"),
-         "hash": digest, "sig": receipt["sig"]}
+        {
+            "vector": "receipt",
+            "receipt": receipt,
+            "canonical": canonical.decode("utf-8"),
+            "hash": digest,
+            "sig": receipt["sig"],
+        }
     )
     vectors.extend(_bridged())
     vectors.extend(_negatives(records))

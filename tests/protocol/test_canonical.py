@@ -48,7 +48,7 @@ def test_non_canonical_text_parses_to_the_same_canonical_bytes(value: dict[str, 
 
 
 def test_escapes_are_only_what_json_requires() -> None:
-    value = {"b": "é\u2028\x7f", "a": "\n\t\x01\"\\/", "c": "😀"}
+    value = {"b": "é\u2028\x7f", "a": '\n\t\x01"\\/', "c": "😀"}
     assert canonical_bytes(value) == (
         '{"a":"\\n\\t\\u0001\\"\\\\/","b":"é\u2028\x7f","c":"😀"}'.encode()
     )

@@ -31,9 +31,7 @@ fuzz = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCh
 
 # Wider than the value set on purpose: floats, NaN, huge ints, surrogates, any keys.
 any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=10)
-wild_scalars = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | any_text
-)
+wild_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | any_text
 wild_values: st.SearchStrategy[Any] = st.recursive(
     wild_scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(any_text, inner, max_size=4),

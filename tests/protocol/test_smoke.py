@@ -10,8 +10,17 @@ def test_three_records_chain_and_verify() -> None:
     prev, records = ZERO_HASH, []
     for seq in (1, 2, 3):
         rec = build_record(
-            key, device="dev-1", seq=seq, prev=prev, type="badge", wall_ms=seq,
-            synced=True, boot="b", mono_ns=seq, anchor="", data={"uid": "04A1"},
+            key,
+            device="dev-1",
+            seq=seq,
+            prev=prev,
+            type="badge",
+            wall_ms=seq,
+            synced=True,
+            boot="b",
+            mono_ns=seq,
+            anchor="",
+            data={"uid": "04A1"},
         )
         records.append(rec)
         prev = rec["hash"]

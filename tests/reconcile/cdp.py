@@ -21,8 +21,13 @@ from typing import Any
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
     "--remote-debugging-pipe",
 )
 
@@ -37,27 +42,38 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="qatysu-chromium-")
         to_child_r, self._out = os.pipe()
         self._in, from_child_w = os.pipe()
-        args = [str(CHROMIUM), *FLAGS, f"--user-data-dir={self.profile}", f"--lang={lang}",
-                "about:blank"]
+        args = [
+            str(CHROMIUM),
+            *FLAGS,
+            f"--user-data-dir={self.profile}",
+            f"--lang={lang}",
+            "about:blank",
+        ]
         # A tiny exec helper puts our pipe ends on fds 3 and 4 (dup first: no clobbering).
-        helper = ("import fcntl, os, sys\n"
-                  "r = fcntl.fcntl(int(sys.argv[1]), fcntl.F_DUPFD, 10)\n"
-                  "w = fcntl.fcntl(int(sys.argv[2]), fcntl.F_DUPFD, 10)\n"
-                  "os.dup2(r, 3); os.dup2(w, 4)\n"
-                  "os.set_inheritable(3, True); os.set_inheritable(4, True)\n"
-                  "os.execv(sys.argv[3], sys.argv[3:])\n")
+        helper = (
+            "import fcntl, os, sys\n"
+            "r = fcntl.fcntl(int(sys.argv[1]), fcntl.F_DUPFD, 10)\n"
+            "w = fcntl.fcntl(int(sys.argv[2]), fcntl.F_DUPFD, 10)\n"
+            "os.dup2(r, 3); os.dup2(w, 4)\n"
+            "os.set_inheritable(3, True); os.set_inheritable(4, True)\n"
+            "os.execv(sys.argv[3], sys.argv[3:])\n"
+        )
         self.proc = subprocess.Popen(
             [sys.executable, "-c", helper, str(to_child_r), str(from_child_w), *args],
-            pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            pass_fds=(to_child_r, from_child_w),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(to_child_r)
         os.close(from_child_w)
         self._buf = b""
         self._id = 0
         self.events: list[dict[str, Any]] = []
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self.session = self.call("Target.attachToTarget",
-                                 {"targetId": target, "flatten": True})["sessionId"]
+        self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})[
+            "sessionId"
+        ]
         self.call("Page.enable", session=True)
 
     def _read(self, deadline: float) -> dict[str, Any]:
@@ -75,8 +91,9 @@ class Browser:
         parsed: dict[str, Any] = json.loads(message)
         return parsed
 
-    def call(self, method: str, params: dict[str, Any] | None = None,
-             session: bool = False) -> dict[str, Any]:
+    def call(
+        self, method: str, params: dict[str, Any] | None = None, session: bool = False
+    ) -> dict[str, Any]:
         self._id += 1
         msg: dict[str, Any] = {"id": self._id, "method": method, "params": params or {}}
         if session:
@@ -109,8 +126,9 @@ class Browser:
         self._loaded(lambda: self.call("Page.navigate", {"url": url}, session=True))
 
     def js(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", {"expression": expression,
-                                                "returnByValue": True}, session=True)
+        result = self.call(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=True
+        )
         if "exceptionDetails" in result:
             raise CDPError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
@@ -119,11 +137,14 @@ class Browser:
         """Follow a link or submit a form the way a user would, and wait for the next page."""
         self._loaded(lambda: self.js(f"document.querySelector({json.dumps(selector)}).click()"))
 
-    def screenshot(self, path: Path, width: int = 1280, height: int = 900,
-                   mobile: bool = False) -> None:
-        self.call("Emulation.setDeviceMetricsOverride", {
-            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
-            session=True)
+    def screenshot(
+        self, path: Path, width: int = 1280, height: int = 900, mobile: bool = False
+    ) -> None:
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
+            session=True,
+        )
         data = self.call("Page.captureScreenshot", {"format": "png"}, session=True)["data"]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(data))

@@ -25,8 +25,9 @@ def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[S
         conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
     sep = "&" if "?" in dsn else "?"
     try:
-        yield Settings(data_dir=tmp_path / "data",
-                       db_url=f"{dsn}{sep}options=-csearch_path%3D{schema}")
+        yield Settings(
+            data_dir=tmp_path / "data", db_url=f"{dsn}{sep}options=-csearch_path%3D{schema}"
+        )
     finally:
         with admin.begin() as conn:
             conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")

@@ -38,24 +38,44 @@ class Log:
         self.boot = boot
         self.boot_start = START - 3 * 3600 * S
 
-    def add(self, type: str, at: int, data: dict[str, Any] | None = None, *,
-            wall: int | None = None, synced: bool = True, anchor_ms: int | None = None,
-            covered_ms: int | None = None, boot: str | None = None) -> int:
+    def add(
+        self,
+        type: str,
+        at: int,
+        data: dict[str, Any] | None = None,
+        *,
+        wall: int | None = None,
+        synced: bool = True,
+        anchor_ms: int | None = None,
+        covered_ms: int | None = None,
+        boot: str | None = None,
+    ) -> int:
         self.seq += 1
         self.log.append(
-            seq=self.seq, type=type, wall_ms=at if wall is None else wall, synced=synced,
-            boot=boot or self.boot, mono_ns=(at - self.boot_start) * 1_000_000,
-            anchor_ms=anchor_ms, covered_ms=covered_ms, data=data or {},
+            seq=self.seq,
+            type=type,
+            wall_ms=at if wall is None else wall,
+            synced=synced,
+            boot=boot or self.boot,
+            mono_ns=(at - self.boot_start) * 1_000_000,
+            anchor_ms=anchor_ms,
+            covered_ms=covered_ms,
+            data=data or {},
         )
         return self.seq
 
     def boot_record(self, at: int, doors: tuple[str, ...] = ("front",)) -> int:
         return self.add("boot", at, {"doors": list(doors), "readers": ["main"]})
 
-    def badge(self, at: int, uid: str, reader: str = "main", driver: str = "mfrc522",
-              **kw: Any) -> int:
-        return self.add("badge", at, {"reader": reader, "driver": driver, "uid": uid,
-                                      "uid_len": len(uid) // 2}, **kw)
+    def badge(
+        self, at: int, uid: str, reader: str = "main", driver: str = "mfrc522", **kw: Any
+    ) -> int:
+        return self.add(
+            "badge",
+            at,
+            {"reader": reader, "driver": driver, "uid": uid, "uid_len": len(uid) // 2},
+            **kw,
+        )
 
     def door(self, at: int, state: str, sensor: str = "front") -> int:
         return self.add("door", at, {"sensor": sensor, "state": state})
@@ -72,20 +92,39 @@ def sorted_log(log: DeviceLog) -> DeviceLog:
     order = sorted(range(len(log)), key=lambda i: log.mono_ns[i])
     out = DeviceLog(log.device_id, log.center_id)
     for n, i in enumerate(order, 1):
-        out.append(seq=n, type=log.type[i], wall_ms=log.wall_ms[i], synced=log.synced[i],
-                   boot=log.boot[i], mono_ns=log.mono_ns[i], anchor_ms=log.anchor_ms[i],
-                   covered_ms=log.covered_ms[i], data=log.data[i])
+        out.append(
+            seq=n,
+            type=log.type[i],
+            wall_ms=log.wall_ms[i],
+            synced=log.synced[i],
+            boot=log.boot[i],
+            mono_ns=log.mono_ns[i],
+            anchor_ms=log.anchor_ms[i],
+            covered_ms=log.covered_ms[i],
+            data=log.data[i],
+        )
     return out
 
 
-def run(logs: list[DeviceLog], confirmations: list[Confirmation],
-        events: list[IntegrityEvent] | None = None, settings: ReconcileSettings | None = None,
-        schedule: list[ScheduleEntry] | None = None, last: date = DAY) -> Result:
+def run(
+    logs: list[DeviceLog],
+    confirmations: list[Confirmation],
+    events: list[IntegrityEvent] | None = None,
+    settings: ReconcileSettings | None = None,
+    schedule: list[ScheduleEntry] | None = None,
+    last: date = DAY,
+) -> Result:
     return reconcile(
-        DAY, last, schedule=schedule or SCHEDULE, members=MEMBERS, confirmations=confirmations,
-        load_center=lambda c: CenterInput(c, [lg for lg in logs if lg.center_id == c],
-                                          list(events or [])),
-        settings=settings or ReconcileSettings(), zone=ZONE,
+        DAY,
+        last,
+        schedule=schedule or SCHEDULE,
+        members=MEMBERS,
+        confirmations=confirmations,
+        load_center=lambda c: CenterInput(
+            c, [lg for lg in logs if lg.center_id == c], list(events or [])
+        ),
+        settings=settings or ReconcileSettings(),
+        zone=ZONE,
     )
 
 

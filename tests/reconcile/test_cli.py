@@ -22,12 +22,16 @@ T0 = 1_700_000_000_000
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str, str]:
     root = tmp_path_factory.mktemp("cli")
     portal = open_portal(Settings(data_dir=root / "data"))
-    config = CityConfig(centers=1, days=7, seed=21, injected=0.4, upload_s=3600,
-                        first=date(2024, 2, 26))
+    config = CityConfig(
+        centers=1, days=7, seed=21, injected=0.4, upload_s=3600, first=date(2024, 2, 26)
+    )
     city, _ = generate(config, IngestUplink(portal.engine, portal.key, now=T0))
     portal.close()
-    for kind, data in (("schedule", city.schedule_csv()), ("roster", city.roster_csv()),
-                       ("confirmations", city.confirmations_csv())):
+    for kind, data in (
+        ("schedule", city.schedule_csv()),
+        ("roster", city.roster_csv()),
+        ("confirmations", city.confirmations_csv()),
+    ):
         (root / f"{kind}.csv").write_bytes(data)
     return root / "data", root, config.first.isoformat(), city.last.isoformat()
 
@@ -65,47 +69,97 @@ def test_a_bad_import_is_one_line_and_exit_1(
 ) -> None:
     data, _, _, _ = data_dir
     bad = tmp_path / "conf.csv"
-    bad.write_bytes("child_id;group_id;date;confirmed_at;signer\nK00001;C001-G1;31.02.2024;"
-                    "2024-02-29 20:00;Мама\n".encode())
+    bad.write_bytes(
+        "child_id;group_id;date;confirmed_at;signer\nK00001;C001-G1;31.02.2024;"
+        "2024-02-29 20:00;Мама\n".encode()
+    )
     assert main(["--data-dir", str(data), "import", "confirmations", str(bad)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"qatysu-portal: error: {bad}:2:3: date: '31.02.2024' is not a date "
-                   "(YYYY-MM-DD or DD.MM.YYYY)"]
+    assert err == [
+        f"qatysu-portal: error: {bad}:2:3: date: '31.02.2024' is not a date "
+        "(YYYY-MM-DD or DD.MM.YYYY)"
+    ]
 
 
 def test_reconcile_rejects_a_reversed_period(
     data_dir: tuple[Path, Path, str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     data, _, _, _ = data_dir
-    code = main(["--data-dir", str(data), "reconcile", "--from", "2024-03-02", "--to",
-                 "2024-03-01"])
+    code = main(
+        ["--data-dir", str(data), "reconcile", "--from", "2024-03-02", "--to", "2024-03-01"]
+    )
     assert code == 2
     assert "--to" in capsys.readouterr().err
 
 
-def test_generate_city_feeds_the_real_ingest(tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_generate_city_feeds_the_real_ingest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     base = ["--data-dir", str(tmp_path / "data")]
-    assert main([*base, "generate-city", "--centers", "1", "--days", "2",
-                 "--csv-dir", str(tmp_path / "csv")]) == 0
+    assert (
+        main(
+            [
+                *base,
+                "generate-city",
+                "--centers",
+                "1",
+                "--days",
+                "2",
+                "--csv-dir",
+                str(tmp_path / "csv"),
+            ]
+        )
+        == 0
+    )
     assert "1 centers" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "csv").iterdir()) == [
-        "confirmations.csv", "roster.csv", "schedule.csv"]
+        "confirmations.csv",
+        "roster.csv",
+        "schedule.csv",
+    ]
     assert main([*base, "verify"]) == 0  # every stored chain re-verifies, signatures included
 
 
 def test_generate_city_with_devices_that_never_sync(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     base = ["--data-dir", str(tmp_path / "data")]
-    assert main([*base, "generate-city", "--centers", "1", "--days", "3", "--from",
-                 "2024-06-03", "--unsynced", "1"]) == 0
+    assert (
+        main(
+            [
+                *base,
+                "generate-city",
+                "--centers",
+                "1",
+                "--days",
+                "3",
+                "--from",
+                "2024-06-03",
+                "--unsynced",
+                "1",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     shares = []
     for bracket in ("600", "0"):
         monkeypatch.setenv("QATYSU_PORTAL_TIME_BRACKET_S", bracket)
-        assert main([*base, "reconcile", "--from", "2024-06-03", "--to", "2024-06-05",
-                     "--format", "json"]) == 0
+        assert (
+            main(
+                [
+                    *base,
+                    "reconcile",
+                    "--from",
+                    "2024-06-03",
+                    "--to",
+                    "2024-06-05",
+                    "--format",
+                    "json",
+                ]
+            )
+            == 0
+        )
         rows = json.loads(capsys.readouterr().out)["rows"]
         reads = [e for r in rows for e in r["evidence"]["records"]]
         shares.append(sum(e["time_trusted"] for e in reads) / len(reads))

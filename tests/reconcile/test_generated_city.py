@@ -31,29 +31,49 @@ def test_engine_agrees_with_labels_everywhere(seed: int) -> None:
     for ev in link.events:
         events[owner[ev.device_id]].append(ev)
     result = reconcile(
-        config.first, city.last, schedule=city.schedule, members=city.members(),
+        config.first,
+        city.last,
+        schedule=city.schedule,
+        members=city.members(),
         confirmations=city.confirmations,
         load_center=lambda c: CenterInput(c, [logs[c]], events[c]),
-        settings=settings, zone=load_zone(config.timezone),
+        settings=settings,
+        zone=load_zone(config.timezone),
     )
     got = {(r.child_id, r.group_id, r.date): (r.status, r.reasons) for r in result.rows}
-    wrong = {k: (labels.get(k), got.get(k)) for k in set(labels) | set(got)
-             if labels.get(k) != got.get(k)}
+    wrong = {
+        k: (labels.get(k), got.get(k))
+        for k in set(labels) | set(got)
+        if labels.get(k) != got.get(k)
+    }
     assert not wrong, list(wrong.items())[:5]
     # Every kind of injection happened, and each left its mark.
     kinds = set(city.injections.values())
     assert set(FRAUD_KINDS) | {"offline", "no_lesson"} <= kinds
     reasons = {x for status, rs in got.values() for x in rs}
-    assert reasons == {"card_burst", "no_door_passage", "time_untrusted", "simulated_reader",
-                       "chain_integrity", "no_lesson_scheduled"}
+    assert reasons == {
+        "card_burst",
+        "no_door_passage",
+        "time_untrusted",
+        "simulated_reader",
+        "chain_integrity",
+        "no_lesson_scheduled",
+    }
     statuses = Counter(status for status, _ in got.values())
-    assert set(statuses) == {"verified", "suspect", "confirmed_without_presence",
-                             "confirmed_device_offline", "present_not_confirmed"}
+    assert set(statuses) == {
+        "verified",
+        "suspect",
+        "confirmed_without_presence",
+        "confirmed_device_offline",
+        "present_not_confirmed",
+    }
     recall = sum(got[k][0] in AT_RISK for k in city.fraud_rows) / len(city.fraud_rows)
     honest = sum(got[k][0] in AT_RISK for k in city.tapped_rows) / len(city.tapped_rows)
-    print(f"\nseed {seed}: {len(got)} rows, {city.record_count()} records, "
-          f"fraud recall {recall:.2%} of {len(city.fraud_rows)}, "
-          f"honest at-risk rate {honest:.3%} of {len(city.tapped_rows)}")
+    print(
+        f"\nseed {seed}: {len(got)} rows, {city.record_count()} records, "
+        f"fraud recall {recall:.2%} of {len(city.fraud_rows)}, "
+        f"honest at-risk rate {honest:.3%} of {len(city.tapped_rows)}"
+    )
     assert recall > 0.99
     assert honest < 0.01
 
@@ -65,10 +85,14 @@ def _reconcile(city, link, settings):  # type: ignore[no-untyped-def]
     for ev in link.events:
         events[owner[ev.device_id]].append(ev)
     return reconcile(
-        city.config.first, city.last, schedule=city.schedule, members=city.members(),
+        city.config.first,
+        city.last,
+        schedule=city.schedule,
+        members=city.members(),
         confirmations=city.confirmations,
         load_center=lambda c: CenterInput(c, [logs[c]], events[c]),
-        settings=settings, zone=load_zone(city.config.timezone),
+        settings=settings,
+        zone=load_zone(city.config.timezone),
     )
 
 
@@ -82,8 +106,11 @@ def test_honest_devices_that_never_sync_are_verified_by_their_receipts() -> None
     assert unsynced and unsynced != {d.center_id for d in city.devices}
     # Every record of those devices is bracketed narrowly except after an outage.
     log = link.log(next(d for d in city.devices if d.never_synced))
-    widths = sorted(hi - lo for lo, hi in zip(log.anchor_ms, log.covered_ms, strict=True)
-                    if lo is not None and hi is not None)
+    widths = sorted(
+        hi - lo
+        for lo, hi in zip(log.anchor_ms, log.covered_ms, strict=True)
+        if lo is not None and hi is not None
+    )
     assert widths[len(widths) * 99 // 100] <= 310_000
     center_of = {g.group_id: g.center_id for g in city.schedule}
     honest = [k for k in city.tapped_rows if center_of[k[1]] in unsynced]
@@ -97,8 +124,10 @@ def test_honest_devices_that_never_sync_are_verified_by_their_receipts() -> None
         assert not wrong, sorted(wrong)[:5]
         assert sum(got[k][0] in AT_RISK for k in city.fraud_rows) == len(city.fraud_rows)
         shares[bracket_ms] = sum(got[k][0] in AT_RISK for k in honest) / len(honest)
-    print(f"\nhonest rows of never-synced devices at risk: {shares[600_000]:.2%} with the "
-          f"bracket, {shares[0]:.2%} SPEC-literal ({len(honest)} rows)")
+    print(
+        f"\nhonest rows of never-synced devices at risk: {shares[600_000]:.2%} with the "
+        f"bracket, {shares[0]:.2%} SPEC-literal ({len(honest)} rows)"
+    )
     assert shares[600_000] < 0.01
     assert shares[0] > 0.9  # SPEC-literal: everything they record is time_untrusted
 

@@ -22,10 +22,12 @@ def roster(text: str, encoding: str = "utf-8") -> list:
 
 
 def test_roster_with_bom_semicolons_cyrillic_and_separators() -> None:
-    text = ("\ufeffchild_id;badge_uid;center_id;group_id;child_name\r\n"
-            "K1;04:a1:b2:c3;C1;G1;Айгерим Ахметова\r\n"
-            "K1;04-A1-B2-C4-D5-E6-F7;C1;G1;Айгерим Ахметова\r\n"
-            "K2;04 a1 b2 c5;C2;G2;Әлия Төлеуова\r\n")
+    text = (
+        "\ufeffchild_id;badge_uid;center_id;group_id;child_name\r\n"
+        "K1;04:a1:b2:c3;C1;G1;Айгерим Ахметова\r\n"
+        "K1;04-A1-B2-C4-D5-E6-F7;C1;G1;Айгерим Ахметова\r\n"
+        "K2;04 a1 b2 c5;C2;G2;Әлия Төлеуова\r\n"
+    )
     rows = parse_roster(text.encode("utf-8"), "r.csv", centers=CENTERS, groups=GROUPS)
     assert [(r.child_id, r.badge_uid, r.child_name) for r in rows] == [
         ("K1", "04A1B2C3", "Айгерим Ахметова"),
@@ -47,22 +49,40 @@ def test_exact_repeats_are_taken_once() -> None:
     assert len(rows) == 1
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("child,badge_uid,center_id,group_id\nK1,04a1b2c3,C1,G1\n",
-     r"^roster\.csv:1:1: unknown column 'child'; expected child_id,badge_uid,center_id,group_id"),
-    ("child_id,badge_uid,center_id\nK1,04a1b2c3,C1\n",
-     r"^roster\.csv:1:4: missing column 'group_id'"),
-    ("child_id,badge_uid,center_id,group_id\nK1,04a1b2c3,C9,G1\n",
-     r"^roster\.csv:2:3: center_id: unknown center 'C9'"),
-    ("child_id,badge_uid,center_id,group_id\nK1,04a1b2c3,C1,G7\n",
-     r"^roster\.csv:2:4: group_id: group 'G7' is unknown"),
-    ("child_id,badge_uid,center_id,group_id\nK1,04a1b2c3,C1,G1\nK1,nothex!,C1,G1\n",
-     r"^roster\.csv:3:2: badge_uid: badge_uid 'nothex!' is not hexadecimal"),
-    ("child_id,badge_uid,center_id,group_id\nK1,04a1b2c3,C1,G1\nK2,04:A1:B2:C3,C1,G1\n",
-     r"^roster\.csv:3:2: badge_uid 04A1B2C3 is already the badge of child 'K1' \(line 2\)"),
-    ("child_id,badge_uid,center_id,group_id\nK1,04a1b2c3,C1\n",
-     r"^roster\.csv:2:4: 3 fields, the header has 4"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "child,badge_uid,center_id,group_id\nK1,04a1b2c3,C1,G1\n",
+            r"^roster\.csv:1:1: unknown column 'child'; "
+            r"expected child_id,badge_uid,center_id,group_id",
+        ),
+        (
+            "child_id,badge_uid,center_id\nK1,04a1b2c3,C1\n",
+            r"^roster\.csv:1:4: missing column 'group_id'",
+        ),
+        (
+            "child_id,badge_uid,center_id,group_id\nK1,04a1b2c3,C9,G1\n",
+            r"^roster\.csv:2:3: center_id: unknown center 'C9'",
+        ),
+        (
+            "child_id,badge_uid,center_id,group_id\nK1,04a1b2c3,C1,G7\n",
+            r"^roster\.csv:2:4: group_id: group 'G7' is unknown",
+        ),
+        (
+            "child_id,badge_uid,center_id,group_id\nK1,04a1b2c3,C1,G1\nK1,nothex!,C1,G1\n",
+            r"^roster\.csv:3:2: badge_uid: badge_uid 'nothex!' is not hexadecimal",
+        ),
+        (
+            "child_id,badge_uid,center_id,group_id\nK1,04a1b2c3,C1,G1\nK2,04:A1:B2:C3,C1,G1\n",
+            r"^roster\.csv:3:2: badge_uid 04A1B2C3 is already the badge of child 'K1' \(line 2\)",
+        ),
+        (
+            "child_id,badge_uid,center_id,group_id\nK1,04a1b2c3,C1\n",
+            r"^roster\.csv:2:4: 3 fields, the header has 4",
+        ),
+    ],
+)
 def test_bad_roster_files(text: str, message: str) -> None:
     with pytest.raises(ImportFileError, match=message):
         roster(text)
@@ -70,8 +90,7 @@ def test_bad_roster_files(text: str, message: str) -> None:
 
 def test_wrong_encoding_names_line_and_column() -> None:
     text = "child_id;badge_uid;center_id;group_id;child_name\nK1;04a1b2c3;C1;G1;Айгерим\n"
-    with pytest.raises(ImportFileError,
-                       match=r"^roster\.csv:2:5: not UTF-8 \(byte 0xc0\).*cp1251"):
+    with pytest.raises(ImportFileError, match=r"^roster\.csv:2:5: not UTF-8 \(byte 0xc0\).*cp1251"):
         roster(text, "cp1251")
 
 
@@ -79,26 +98,40 @@ SCHEDULE_HEAD = "group_id,center_id,weekday,start,end,price_kzt\n"
 
 
 def schedule(body: str) -> list:
-    return parse_schedule((SCHEDULE_HEAD + body).encode(), "schedule.csv", centers=CENTERS,
-                          groups=GROUPS)
+    return parse_schedule(
+        (SCHEDULE_HEAD + body).encode(), "schedule.csv", centers=CENTERS, groups=GROUPS
+    )
 
 
 def test_schedule_rows() -> None:
     [e] = schedule("G3,C1,1,15:00,16:30,3 500\n")
-    assert (e.group_id, e.weekday, e.start.hour, e.end.minute, e.price_kzt) == ("G3", 1, 15, 30,
-                                                                                 3500)
+    assert (e.group_id, e.weekday, e.start.hour, e.end.minute, e.price_kzt) == (
+        "G3",
+        1,
+        15,
+        30,
+        3500,
+    )
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ("G1,C1,1,25:00,26:00,3000\n", r"^schedule\.csv:2:4: start: '25:00' is not a local time"),
-    ("G1,C1,8,15:00,16:00,3000\n", r"^schedule\.csv:2:3: weekday: '8' is not a weekday"),
-    ("G1,C1,1,16:00,15:00,3000\n", r"^schedule\.csv:2:5: end: 15:00 is not after start 16:00"),
-    ("G1,C2,1,15:00,16:00,3000\n", r"^schedule\.csv:2:2: center_id: group 'G1' belongs to "
-                                   r"center 'C1'"),
-    ("G1,C1,1,15:00,16:00,3000\nG1,C1,1,15:00,16:00,3500\n",
-     r"^schedule\.csv:3:1: group, weekday and valid_from \('G1', 1, None\) repeats line 2"),
-    ("G1,C1,1,15:00,16:00,lots\n", r"^schedule\.csv:2:6: price_kzt: 'lots' is not a whole"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("G1,C1,1,25:00,26:00,3000\n", r"^schedule\.csv:2:4: start: '25:00' is not a local time"),
+        ("G1,C1,8,15:00,16:00,3000\n", r"^schedule\.csv:2:3: weekday: '8' is not a weekday"),
+        ("G1,C1,1,16:00,15:00,3000\n", r"^schedule\.csv:2:5: end: 15:00 is not after start 16:00"),
+        (
+            "G1,C2,1,15:00,16:00,3000\n",
+            r"^schedule\.csv:2:2: center_id: group 'G1' belongs to "
+            r"center 'C1'",
+        ),
+        (
+            "G1,C1,1,15:00,16:00,3000\nG1,C1,1,15:00,16:00,3500\n",
+            r"^schedule\.csv:3:1: group, weekday and valid_from \('G1', 1, None\) repeats line 2",
+        ),
+        ("G1,C1,1,15:00,16:00,lots\n", r"^schedule\.csv:2:6: price_kzt: 'lots' is not a whole"),
+    ],
+)
 def test_bad_schedule_files(body: str, message: str) -> None:
     with pytest.raises(ImportFileError, match=message):
         schedule(body)
@@ -108,26 +141,44 @@ CONF_HEAD = "child_id,group_id,date,confirmed_at,signer\n"
 
 
 def confirmations(body: str) -> list:
-    return parse_confirmations((CONF_HEAD + body).encode(), "conf.csv", children=CHILDREN,
-                               groups=GROUPS)
+    return parse_confirmations(
+        (CONF_HEAD + body).encode(), "conf.csv", children=CHILDREN, groups=GROUPS
+    )
 
 
 def test_confirmation_dates_in_iso_and_russian_forms() -> None:
-    rows = confirmations("K1,G1,2024-06-03,2024-06-03 20:15,Мама\n"
-                         "K2,G2,04.06.2024,04.06.2024 21:00,Папа\n")
+    rows = confirmations(
+        "K1,G1,2024-06-03,2024-06-03 20:15,Мама\nK2,G2,04.06.2024,04.06.2024 21:00,Папа\n"
+    )
     assert [(c.date.isoformat(), c.confirmed_at) for c in rows] == [
-        ("2024-06-03", "2024-06-03T20:15:00"), ("2024-06-04", "2024-06-04T21:00:00")]
+        ("2024-06-03", "2024-06-03T20:15:00"),
+        ("2024-06-04", "2024-06-04T21:00:00"),
+    ]
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ("K1,G1,2024-13-03,2024-06-03 20:15,x\n", r"^conf\.csv:2:3: date: '2024-13-03' is not a date"),
-    ("K1,G1,2024-06-03,soon,x\n", r"^conf\.csv:2:4: confirmed_at: 'soon' is not a date and time"),
-    ("K1,G9,2024-06-03,2024-06-03 20:15,x\n", r"^conf\.csv:2:2: group_id: unknown group 'G9'"),
-    ("K9,G1,2024-06-03,2024-06-03 20:15,x\n", r"^conf\.csv:2:1: child_id: unknown child 'K9'"),
-    ("K1,G2,2024-06-03,2024-06-03 20:15,x\n", r"^conf\.csv:2:2: group_id: child 'K1' is not in"),
-    ("K1,G1,2024-06-03,2024-06-03 20:15,x\nK1,G1,2024-06-03,2024-06-03 20:16,x\n",
-     r"^conf\.csv:3:1: child, group and date .* repeats line 2 with other data"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "K1,G1,2024-13-03,2024-06-03 20:15,x\n",
+            r"^conf\.csv:2:3: date: '2024-13-03' is not a date",
+        ),
+        (
+            "K1,G1,2024-06-03,soon,x\n",
+            r"^conf\.csv:2:4: confirmed_at: 'soon' is not a date and time",
+        ),
+        ("K1,G9,2024-06-03,2024-06-03 20:15,x\n", r"^conf\.csv:2:2: group_id: unknown group 'G9'"),
+        ("K9,G1,2024-06-03,2024-06-03 20:15,x\n", r"^conf\.csv:2:1: child_id: unknown child 'K9'"),
+        (
+            "K1,G2,2024-06-03,2024-06-03 20:15,x\n",
+            r"^conf\.csv:2:2: group_id: child 'K1' is not in",
+        ),
+        (
+            "K1,G1,2024-06-03,2024-06-03 20:15,x\nK1,G1,2024-06-03,2024-06-03 20:16,x\n",
+            r"^conf\.csv:3:1: child, group and date .* repeats line 2 with other data",
+        ),
+    ],
+)
 def test_bad_confirmation_files(body: str, message: str) -> None:
     with pytest.raises(ImportFileError, match=message):
         confirmations(body)

@@ -50,8 +50,10 @@ def test_weekdays_and_validity_pick_the_dates() -> None:
         ScheduleEntry("G1", "C1", 1, time(17), time(18), 2000, valid_from=date(2024, 6, 10)),
         ScheduleEntry("G2", "C1", 3, time(15), time(16), 1000),
     ]
-    got = [(x.group_id, x.date, x.price_kzt) for x in lessons(entries, date(2024, 6, 3),
-                                                              date(2024, 6, 12), zone)]
+    got = [
+        (x.group_id, x.date, x.price_kzt)
+        for x in lessons(entries, date(2024, 6, 3), date(2024, 6, 12), zone)
+    ]
     assert got == [
         ("G1", date(2024, 6, 3), 1000),
         ("G2", date(2024, 6, 5), 1000),
@@ -74,18 +76,26 @@ def _stale_tzdata(root: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("command", [["serve", "--port", "1"],
-                                     ["reconcile", "--from", "2024-06-01", "--to", "2024-06-02"]])
-def test_the_portal_refuses_to_start_on_stale_zone_data(tmp_path: Path,
-                                                         command: list[str]) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [["serve", "--port", "1"], ["reconcile", "--from", "2024-06-01", "--to", "2024-06-02"]],
+)
+def test_the_portal_refuses_to_start_on_stale_zone_data(tmp_path: Path, command: list[str]) -> None:
     # The zone data is the world here: a stale tzdata ahead on the path, our code as is.
     fake = _stale_tzdata(tmp_path / "site")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(fake), str(Path(__file__).resolve().parents[2])])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(fake), str(Path(__file__).resolve().parents[2])]),
+    }
     env.pop("QATYSU_PORTAL_TZ", None)
     done = subprocess.run(
         [sys.executable, "-m", "portal", "--data-dir", str(tmp_path / "data"), *command],
-        env=env, capture_output=True, text=True, timeout=60, check=False)
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2, done.stderr
     assert "Asia/Almaty" in done.stderr and "tzdata 2024a" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr

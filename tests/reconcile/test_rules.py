@@ -40,8 +40,10 @@ def test_a_tap_behind_an_open_door_is_verified() -> None:
     assert status(run([built(log).log], [confirm()])) == ("verified", ())
 
 
-@pytest.mark.parametrize(("offset", "present"), [
-    (-30 * MIN, True), (-30 * MIN - 1, False), (90 * MIN, True), (90 * MIN + 1, False)])
+@pytest.mark.parametrize(
+    ("offset", "present"),
+    [(-30 * MIN, True), (-30 * MIN - 1, False), (90 * MIN, True), (90 * MIN + 1, False)],
+)
 def test_presence_window_is_start_minus_margin_to_end(offset: int, present: bool) -> None:
     log = honest(Log())
     tap(log, START + offset)
@@ -67,7 +69,10 @@ def test_a_confirmation_without_a_lesson_that_day() -> None:
     result = run([built(log).log], [confirm(day=date(2024, 6, 4))], last=date(2024, 6, 4))
     [row] = result.rows
     assert (row.status, row.reasons, row.price_kzt) == (
-        "confirmed_without_presence", ("no_lesson_scheduled",), 3000)
+        "confirmed_without_presence",
+        ("no_lesson_scheduled",),
+        3000,
+    )
 
 
 def _burst(gap_ms: int, uids: int) -> tuple[str, tuple[str, ...]]:
@@ -100,8 +105,9 @@ def test_no_door_passage_when_the_door_stays_shut() -> None:
     assert status(run([built(log).log], [confirm()])) == ("suspect", ("no_door_passage",))
 
 
-@pytest.mark.parametrize(("opened_at", "ok"), [(60 * S, True), (60 * S + 1, False),
-                                                (-60 * S - 1, False)])
+@pytest.mark.parametrize(
+    ("opened_at", "ok"), [(60 * S, True), (60 * S + 1, False), (-60 * S - 1, False)]
+)
 def test_door_open_must_fall_within_60_s(opened_at: int, ok: bool) -> None:
     log = honest(Log())
     log.door(START + opened_at, "open")
@@ -138,10 +144,22 @@ def test_time_untrusted_read_counts_at_its_claim() -> None:
     log.door(START - 5 * S, "open")
     log.door(START + 8 * S, "closed")
     # Made 9 h later in a boot that never synced, claiming the lesson's time.
-    log.add("boot", START + 9 * 3600 * S - MIN, {"doors": ["front"]}, boot="b2", synced=False,
-            wall=START - MIN)
-    log.badge(START + 9 * 3600 * S, UID, wall=START, synced=False, boot="b2",
-              anchor_ms=START + 9 * 3600 * S - 5 * MIN)
+    log.add(
+        "boot",
+        START + 9 * 3600 * S - MIN,
+        {"doors": ["front"]},
+        boot="b2",
+        synced=False,
+        wall=START - MIN,
+    )
+    log.badge(
+        START + 9 * 3600 * S,
+        UID,
+        wall=START,
+        synced=False,
+        boot="b2",
+        anchor_ms=START + 9 * 3600 * S - 5 * MIN,
+    )
     got = status(run([built(log).log], [confirm()]))
     assert got == ("suspect", ("time_untrusted",))
 
@@ -235,8 +253,11 @@ def test_silences_are_listed_at_the_edges_inside_and_for_an_empty_window() -> No
     [row] = run([built(log).log], [confirm()]).rows
     assert row.status == "confirmed_device_offline" and row.coverage is not None
     assert row.coverage.silences == (
-        (lo, lo + 11 * MIN), (lo + 12 * MIN, lo + 40 * MIN), (lo + 45 * MIN, lo + 70 * MIN),
-        (lo + 70 * MIN, END))
+        (lo, lo + 11 * MIN),
+        (lo + 12 * MIN, lo + 40 * MIN),
+        (lo + 45 * MIN, lo + 70 * MIN),
+        (lo + 70 * MIN, END),
+    )
     assert row.coverage.records == 5
     nothing = Log()
     nothing.add("heartbeat", lo - 3600 * S)

@@ -25,22 +25,31 @@ T0 = 1_700_000_000_000
 
 def _counts(store: Portal) -> tuple[int, ...]:
     with store.engine.connect() as conn:
-        return tuple(conn.execute(select(func.count()).select_from(t)).scalar_one()
-                     for t in (roster, schedule, confirmations))
+        return tuple(
+            conn.execute(select(func.count()).select_from(t)).scalar_one()
+            for t in (roster, schedule, confirmations)
+        )
 
 
 def test_a_generated_city_through_the_real_ingest_matches_its_labels(store: Portal) -> None:
-    config = CityConfig(centers=2, days=12, seed=5, injected=0.3, first=date(2024, 2, 24),
-                        upload_s=3600)
+    config = CityConfig(
+        centers=2, days=12, seed=5, injected=0.3, first=date(2024, 2, 24), upload_s=3600
+    )
     link = IngestUplink(store.engine, store.key, now=T0)
     city, _ = generate(config, link)
-    for kind, data in (("schedule", city.schedule_csv()), ("roster", city.roster_csv()),
-                       ("confirmations", city.confirmations_csv())):
+    for kind, data in (
+        ("schedule", city.schedule_csv()),
+        ("roster", city.roster_csv()),
+        ("confirmations", city.confirmations_csv()),
+    ):
         outcome = apply_import(store.engine, kind, data, f"{kind}.csv", now=T0)
         assert outcome.added > 0
     before = _counts(store)
-    for kind, data in (("schedule", city.schedule_csv()), ("roster", city.roster_csv()),
-                       ("confirmations", city.confirmations_csv())):
+    for kind, data in (
+        ("schedule", city.schedule_csv()),
+        ("roster", city.roster_csv()),
+        ("confirmations", city.confirmations_csv()),
+    ):
         again = apply_import(store.engine, kind, data, f"{kind}.csv", now=T0 + 1)
         assert (again.added, again.changed) == (0, 0)
     assert _counts(store) == before
@@ -50,8 +59,11 @@ def test_a_generated_city_through_the_real_ingest_matches_its_labels(store: Port
     result = run_reconciliation(store.engine, config.first, city.last, settings, zone)
     got = {(r.child_id, r.group_id, r.date): (r.status, r.reasons) for r in result.rows}
     labels = label(city, settings)
-    wrong = {k: (labels.get(k), got.get(k)) for k in set(labels) | set(got)
-             if labels.get(k) != got.get(k)}
+    wrong = {
+        k: (labels.get(k), got.get(k))
+        for k in set(labels) | set(got)
+        if labels.get(k) != got.get(k)
+    }
     assert not wrong, list(wrong.items())[:5]
     assert Counter(status for status, _ in got.values())["suspect"] > 0
     recall = sum(got[k][0] in AT_RISK for k in city.fraud_rows) / len(city.fraud_rows)
@@ -59,10 +71,17 @@ def test_a_generated_city_through_the_real_ingest_matches_its_labels(store: Port
     doc = as_json(result, zone)
     assert doc["from"] == config.first.isoformat() and doc["to"] == city.last.isoformat()
     one = doc["rows"][0]
-    assert {"child_id", "group_id", "center_id", "date", "status", "reasons", "price_kzt",
-            "evidence"} <= set(one)
-    only = run_reconciliation(store.engine, config.first, city.last, settings, zone,
-                              center="C001")
+    assert {
+        "child_id",
+        "group_id",
+        "center_id",
+        "date",
+        "status",
+        "reasons",
+        "price_kzt",
+        "evidence",
+    } <= set(one)
+    only = run_reconciliation(store.engine, config.first, city.last, settings, zone, center="C001")
     assert {r.center_id for r in only.rows} == {"C001"}
 
 
@@ -70,8 +89,10 @@ def test_a_bad_file_applies_nothing(store: Portal) -> None:
     add_center(store.engine, "C1", "Один", now=T0)
     good = b"group_id,center_id,weekday,start,end,price_kzt\nG1,C1,1,15:00,16:30,3000\n"
     apply_import(store.engine, "schedule", good, "s.csv", now=T0)
-    bad = (b"group_id,center_id,weekday,start,end,price_kzt\n"
-           b"G2,C1,2,15:00,16:30,3000\nG3,C1,9,15:00,16:30,3000\n")
+    bad = (
+        b"group_id,center_id,weekday,start,end,price_kzt\n"
+        b"G2,C1,2,15:00,16:30,3000\nG3,C1,9,15:00,16:30,3000\n"
+    )
     with pytest.raises(ImportFileError, match=r"^s2\.csv:3:3: weekday"):
         apply_import(store.engine, "schedule", bad, "s2.csv", now=T0)
     assert _counts(store) == (0, 1, 0)
@@ -81,8 +102,9 @@ def test_a_changed_row_is_updated_in_place(store: Portal) -> None:
     add_center(store.engine, "C1", "Один", now=T0)
     head = b"group_id,center_id,weekday,start,end,price_kzt\n"
     apply_import(store.engine, "schedule", head + b"G1,C1,1,15:00,16:30,3000\n", "s.csv", now=T0)
-    outcome = apply_import(store.engine, "schedule", head + b"G1,C1,1,15:00,16:30,3500\n",
-                           "s.csv", now=T0)
+    outcome = apply_import(
+        store.engine, "schedule", head + b"G1,C1,1,15:00,16:30,3500\n", "s.csv", now=T0
+    )
     assert (outcome.added, outcome.changed) == (0, 1)
     with store.engine.connect() as conn:
         assert conn.execute(select(schedule.c.price_kzt)).scalar_one() == 3500
@@ -102,12 +124,22 @@ def test_the_bracket_setting_comes_from_the_environment() -> None:
 
 def test_a_never_synced_device_through_the_real_ingest_is_verified(store: Portal) -> None:
     # Receipts signed by the real ingest bracket each record (decision 0810).
-    config = CityConfig(centers=1, days=3, seed=8, injected=0.0, first=date(2024, 6, 3),
-                        unsynced=1.0, no_lesson_per_center=0)
+    config = CityConfig(
+        centers=1,
+        days=3,
+        seed=8,
+        injected=0.0,
+        first=date(2024, 6, 3),
+        unsynced=1.0,
+        no_lesson_per_center=0,
+    )
     city, _ = generate(config, IngestUplink(store.engine, store.key, now=T0))
     assert all(d.never_synced for d in city.devices)
-    for kind, data in (("schedule", city.schedule_csv()), ("roster", city.roster_csv()),
-                       ("confirmations", city.confirmations_csv())):
+    for kind, data in (
+        ("schedule", city.schedule_csv()),
+        ("roster", city.roster_csv()),
+        ("confirmations", city.confirmations_csv()),
+    ):
         apply_import(store.engine, kind, data, f"{kind}.csv", now=T0)
     zone = load_zone("Asia/Almaty")
     for bracket_ms, want in ((600_000, "verified"), (0, "suspect")):

@@ -15,9 +15,17 @@ def log_of(*rows: tuple[int, int, bool, str, int | None, int | None]) -> DeviceL
     """Rows of (true ms, claimed wall ms, synced, boot, anchor_ms, covered_ms)."""
     log = DeviceLog("D1", "C1")
     for n, (true, wall, synced, boot, anchor, covered) in enumerate(rows, 1):
-        log.append(seq=n, type="heartbeat", wall_ms=wall, synced=synced, boot=boot,
-                   mono_ns=(true - T0 + 5 * S) * 1_000_000, anchor_ms=anchor,
-                   covered_ms=covered, data=None)
+        log.append(
+            seq=n,
+            type="heartbeat",
+            wall_ms=wall,
+            synced=synced,
+            boot=boot,
+            mono_ns=(true - T0 + 5 * S) * 1_000_000,
+            anchor_ms=anchor,
+            covered_ms=covered,
+            data=None,
+        )
     return log
 
 

@@ -31,17 +31,23 @@ T0 = 1_700_000_000_000
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A portal holding a small generated city, served by uvicorn on 127.0.0.1."""
     portal: Portal = open_portal(Settings(data_dir=tmp_path_factory.mktemp("web") / "data"))
-    config = CityConfig(centers=2, days=7, seed=11, injected=0.4, upload_s=3600,
-                        first=date(2024, 6, 3))
+    config = CityConfig(
+        centers=2, days=7, seed=11, injected=0.4, upload_s=3600, first=date(2024, 6, 3)
+    )
     city: City
     city, _ = generate(config, IngestUplink(portal.engine, portal.key, now=T0))
-    for kind, data in (("schedule", city.schedule_csv()), ("roster", city.roster_csv()),
-                       ("confirmations", city.confirmations_csv())):
+    for kind, data in (
+        ("schedule", city.schedule_csv()),
+        ("roster", city.roster_csv()),
+        ("confirmations", city.confirmations_csv()),
+    ):
         apply_import(portal.engine, kind, data, f"{kind}.csv", now=T0)
     server = LiveServer(create_app(portal.settings, portal=portal))
     server.start()
     yield {
-        "url": server.url, "city": city, "portal": portal,
+        "url": server.url,
+        "city": city,
+        "portal": portal,
         "auditor": create_admin_token(portal.engine, "aud", "auditor", now=T0),
         "operator": create_admin_token(portal.engine, "op", "operator", now=T0),
         "period": f"from={config.first}&to={city.last}",
@@ -73,14 +79,18 @@ def test_report_json_and_csv(site: dict[str, Any]) -> None:
 def test_import_api_needs_an_operator_and_reports_bad_rows(site: dict[str, Any]) -> None:
     url = site["url"] + "/api/v1/admin/imports/schedule?name=s.csv"
     body = b"group_id,center_id,weekday,start,end,price_kzt\nC001-G9,C001,9,15:00,16:00,100\n"
-    as_auditor = httpx.post(url, content=body,
-                            headers={"Authorization": f"Bearer {site['auditor']}"})
+    as_auditor = httpx.post(
+        url, content=body, headers={"Authorization": f"Bearer {site['auditor']}"}
+    )
     assert as_auditor.status_code == 403
     bad = httpx.post(url, content=body, headers={"Authorization": f"Bearer {site['operator']}"})
     assert bad.status_code == 422
     assert bad.json()["detail"].startswith("s.csv:2:3: weekday")
-    again = httpx.post(url, content=site["city"].schedule_csv(),
-                       headers={"Authorization": f"Bearer {site['operator']}"})
+    again = httpx.post(
+        url,
+        content=site["city"].schedule_csv(),
+        headers={"Authorization": f"Bearer {site['operator']}"},
+    )
     assert again.status_code == 200
     assert (again.json()["added"], again.json()["changed"]) == (0, 0)
 
@@ -103,15 +113,16 @@ def test_language_by_header_and_switch(site: dict[str, Any]) -> None:
     assert "Attendance reconciliation" in en.text
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(),
-                    reason="Debian's chromium is not installed at /usr/bin/chromium "
-                           "(make test installs it when run as root)")
+@pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Debian's chromium is not installed at /usr/bin/chromium "
+    "(make test installs it when run as root)",
+)
 def test_auditor_pages_in_chromium(site: dict[str, Any]) -> None:
     browser = Browser(lang="en-US")
     try:
         browser.goto(site["url"] + "/login")
-        browser.js(f"document.querySelector('input[name=token]').value = "
-                   f"{site['auditor']!r}")
+        browser.js(f"document.querySelector('input[name=token]').value = {site['auditor']!r}")
         browser.click("form[action='/login'] button[type=submit]")
         browser.goto(site["url"] + f"/audit?{site['period']}")
         assert browser.js("document.documentElement.lang") == "en"
@@ -122,8 +133,9 @@ def test_auditor_pages_in_chromium(site: dict[str, Any]) -> None:
         text = browser.js("document.body.innerText")
         assert "Groups" in text and "Lessons" in text
         browser.screenshot(ARTIFACTS / "reconcile-center.png")
-        browser.screenshot(ARTIFACTS / "reconcile-center-phone.png", width=390, height=844,
-                           mobile=True)
+        browser.screenshot(
+            ARTIFACTS / "reconcile-center-phone.png", width=390, height=844, mobile=True
+        )
         # The phone layout fits: the page itself does not scroll sideways.
         assert browser.js("document.documentElement.scrollWidth") <= 390 + 1
         browser.screenshot(ARTIFACTS / "reconcile-center.png")  # back to desktop size
@@ -161,8 +173,7 @@ def test_devices_page_shows_last_seen_backlog_and_integrity_events(site: dict[st
     assert ">gap<" in events_table and ">none<" not in events_table  # the declared hole
 
 
-def test_the_language_setting_applies_when_the_browser_says_nothing(
-        site: dict[str, Any]) -> None:
+def test_the_language_setting_applies_when_the_browser_says_nothing(site: dict[str, Any]) -> None:
     portal: Portal = site["portal"]
     english = open_portal(portal.settings.with_(language="en"))
     server = LiveServer(create_app(english.settings, portal=english))
@@ -171,8 +182,9 @@ def test_the_language_setting_applies_when_the_browser_says_nothing(
         auth = {"Authorization": f"Bearer {site['auditor']}"}
         plain = httpx.get(server.url + "/audit", headers=auth, timeout=60)
         assert '<html lang="en">' in plain.text and "Welcome" in plain.text
-        browser_ru = httpx.get(server.url + "/audit", timeout=60,
-                               headers={**auth, "Accept-Language": "ru"})
+        browser_ru = httpx.get(
+            server.url + "/audit", timeout=60, headers={**auth, "Accept-Language": "ru"}
+        )
         assert '<html lang="ru">' in browser_ru.text  # the browser's choice comes first
     finally:
         server.stop()

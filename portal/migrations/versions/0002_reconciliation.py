@@ -14,8 +14,18 @@ down_revision = "0001_core"
 branch_labels = None
 depends_on = None
 
-RECONCILE_COLUMNS = ("device_id", "seq", "type", "wall_ms", "synced", "boot", "mono_ns",
-                     "anchor", "covered_ms", "received_ms")
+RECONCILE_COLUMNS = (
+    "device_id",
+    "seq",
+    "type",
+    "wall_ms",
+    "synced",
+    "boot",
+    "mono_ns",
+    "anchor",
+    "covered_ms",
+    "received_ms",
+)
 
 
 def upgrade() -> None:
