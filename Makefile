@@ -24,6 +24,7 @@ install: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check agent portal tests bench demo
+	$(BIN)/ruff format --check agent portal tests bench demo
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
