@@ -2,7 +2,7 @@
 
 The one place that turns an event into the next record: seq from the
 buffer, ``prev`` from its head (64 zeros after the newest records were lost,
-SPEC section 1), ``anchor`` from the newest accepted receipt, time from the
+docs/protocol.md), ``anchor`` from the newest accepted receipt, time from the
 injected clock.
 """
 
@@ -66,7 +66,7 @@ class ChainWriter:
         """Append a signed ``gap`` record for each lost range not yet declared.
 
         A range whose last hash is unknown goes first: its gap record must be
-        the record right after the hole (SPEC section 1).
+        the record right after the hole (docs/protocol.md).
         """
         written: list[dict[str, Any]] = []
         ranges = sorted(self.buffer.lost_ranges, key=_unknown_first)

@@ -1,7 +1,7 @@
 """Where a record's time comes from: wall clock, NTP-sync state, boot id, monotonic ns.
 
 :class:`SystemClock` reads the kernel; tests and simulations pass any object
-with the :class:`Clock` shape instead (STYLE 5: inject the clock).
+with the :class:`Clock` shape instead (inject the clock).
 """
 
 from __future__ import annotations

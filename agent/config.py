@@ -1,4 +1,4 @@
-"""The agent's configuration as validated value objects (SPEC section 4).
+"""The agent's configuration as validated value objects (docs/technician.md).
 
 This module holds the shapes and their defaults. Loading TOML, validating
 (with one-line errors naming file and key, and the nearest valid key for a

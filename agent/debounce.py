@@ -3,7 +3,7 @@
 A reed switch or tamper microswitch chatters for a few milliseconds when it
 moves. A new level counts only once it has been stable for ``debounce_s``
 of the caller's clock; shorter excursions are ignored, however many. No
-pins and no threads here (STYLE 4), so tests drive it with a hand-moved
+pins and no threads here (a sans-I/O core), so tests drive it with a hand-moved
 clock; gpiozero's ``bounce_time`` is not used (MockFactory ignores it, and
 it drops edges rather than waiting for the level to settle).
 """

@@ -1,7 +1,7 @@
 """What the hardware tells the daemon: plain values, no I/O.
 
 Readers and sensors produce these; the daemon's single writer turns each into
-exactly one record (SPEC section 1). Keeping them here, apart from any driver,
+exactly one record (docs/protocol.md). Keeping them here, apart from any driver,
 lets the core and the tests build them without hardware libraries.
 """
 

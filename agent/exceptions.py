@@ -32,7 +32,7 @@ class ProtocolError(QatysuError, ValueError):
 
 
 class EncodingError(ProtocolError):
-    """A value that has no canonical encoding (SPEC section 1)."""
+    """A value that has no canonical encoding (docs/protocol.md)."""
 
 
 class ReceiptError(ProtocolError):

@@ -1,4 +1,4 @@
-"""The one place that picks a gpiozero pin factory (STYLE 2).
+"""The one place that picks a gpiozero pin factory (the backend is injected).
 
 Door, tamper and feedback objects take ``pin_factory`` as an argument and
 never touch gpiozero's global ``Device.pin_factory``; the daemon and the CLI

@@ -1,10 +1,10 @@
 """The offline path for centers without a network: bundle out, receipt file back in.
 
-``qatysu export DIR`` writes the pending records as a bundle (SPEC section 1)
+``qatysu export DIR`` writes the pending records as a bundle (docs/protocol.md)
 with :func:`export_bundle`; at the city ``qatysu-portal import-bundle FILE
 --receipt-out R`` stores it and signs a receipt; back at the device ``qatysu
 ack R`` applies it with :func:`apply_receipt_file`, which checks it exactly as
-an upload's receipt is checked (SPEC section 2) before anything is freed.
+an upload's receipt is checked (docs/protocol.md, Receipts) before anything is freed.
 """
 
 from __future__ import annotations

@@ -256,10 +256,10 @@ def main() -> None:
                 _pct(quality["unsynced_at_risk_rate"]),
             ],
             [
-                "their at-risk rate (SPEC-literal, bracket off)",
+                "their at-risk rate (receipts-only, bracket off)",
                 _pct(literal_quality["unsynced_at_risk_rate"]),
             ],
-            ["label agreement (SPEC-literal)", f"{literal_quality['label_agreement']:.4%}"],
+            ["label agreement (receipts-only)", f"{literal_quality['label_agreement']:.4%}"],
         ],
     )
 

@@ -40,7 +40,7 @@ ZONE = ZoneInfo("Asia/Almaty")
 MARGIN_MIN = 5  # the demo's pre-lesson margin (the portal default is 30)
 LESSON_MIN = 9
 MARGIN_ENV = "QATYSU_PORTAL_LESSON_MARGIN_MIN"
-DOOR_WINDOW_S = 60  # SPEC section 7: a door open within 60 s of a read
+DOOR_WINDOW_S = 60  # docs/reconciliation.md: a door open within 60 s of a read
 
 
 def say(text: str = "") -> None:

@@ -648,7 +648,7 @@ def record_abuse(
 def declare_gap(
     engine: Engine, key: Ed25519PrivateKey, device_id: str, record: object, *, now: int
 ) -> IngestOutcome:
-    """Record a hole declared by a signed ``gap`` record (SPEC section 1)."""
+    """Record a hole declared by a signed ``gap`` record (docs/protocol.md)."""
     with engine.connect() as conn:
         device = load_device(conn, device_id)
     if device.revoked:

@@ -128,7 +128,7 @@ def enroll_device(
     *,
     now: int,
 ) -> Enrollment:
-    """Bind ``public_key`` to a new device of the token's center (SPEC section 3).
+    """Bind ``public_key`` to a new device of the token's center (docs/portal.md, Device API).
 
     The same token and key again returns the same device; another key or an
     expired token is ``gone``; an unknown token is ``unknown``.

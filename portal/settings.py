@@ -22,7 +22,7 @@ SignatureMode = Literal["all", "tail"]
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the portal can be told; defaults are the SPEC's."""
+    """Everything the portal can be told; defaults are the documented ones (docs/portal.md)."""
 
     data_dir: Path = Path("portal-data")
     db_url: str = ""  # "" means SQLite in data_dir
@@ -35,7 +35,7 @@ class Settings:
     heartbeat_interval_s: int = 300
     time_tolerance_s: int = 120
     # Trust an unsynced record's own clock when its receipts bracket it this tightly
-    # (decision 0810); 0 disables that (SPEC section 2 literally).
+    # (decision 0810); 0 disables that (the receipts-only rule).
     time_bracket_s: int = 600
     lesson_margin_min: int = 30
     verify_threads: int = 2

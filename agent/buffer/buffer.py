@@ -375,7 +375,7 @@ class RecordBuffer:
         return docs
 
     def knows(self, seq: int, record_hash: str) -> bool:
-        """SPEC section 2: a hash the device knows for ``seq``."""
+        """docs/protocol.md, Receipts: a hash the device knows for ``seq``."""
         if not record_hash:
             return False
         if (seq, record_hash) == self.last_ack or (seq, record_hash) == self._head:

@@ -1,4 +1,4 @@
-"""The technician's command line, ``qatysu`` (SPEC section 4).
+"""The technician's command line, ``qatysu`` (docs/technician.md).
 
 Each command lives in its own module and registers itself on :data:`cli`.
 Exit codes: 0 ok, 1 failure, 2 usage or invalid config. Errors are one line,

@@ -1,4 +1,4 @@
-"""The control socket's handler table (BRIEF's contract; docs/daemon.md)."""
+"""The control socket's handler table (docs/daemon.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The wire format: canonical encoding, records, chains, receipts and bundles.
 
-Imports only the standard library and ``cryptography`` (SPEC section 0), so
+Imports only the standard library and ``cryptography`` (docs/architecture.md), so
 the portal and third parties can verify records without hardware libraries.
 """
 

@@ -1,4 +1,4 @@
-"""Bundles: pending records on a USB stick (SPEC section 1, ``qatysu export``)."""
+"""Bundles: pending records on a USB stick (docs/protocol.md, ``qatysu export``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Canonical JSON: the bytes that are hashed and signed (SPEC section 1).
+"""Canonical JSON: the bytes that are hashed and signed (docs/protocol.md).
 
 The value set is RFC 8785 restricted to what records need: objects with ASCII
 keys, arrays, strings of Unicode scalar values, integers with ``|n| < 2**53``,

@@ -1,4 +1,4 @@
-"""Portal receipts (SPEC section 2): signed like records, acted on only when pinned."""
+"""Portal receipts (docs/protocol.md, Receipts): signed like records, acted on only when pinned."""
 
 from __future__ import annotations
 

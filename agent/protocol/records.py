@@ -1,4 +1,4 @@
-"""Presence records, wire format v1 (SPEC section 1): shape, hashing and signing."""
+"""Presence records, wire format v1 (docs/protocol.md): shape, hashing and signing."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Chain verification (SPEC section 1): one record at a time, first failure wins.
+"""Chain verification (docs/protocol.md): one record at a time, first failure wins.
 
-Checks run in the order the SPEC fixes: ``encoding``, ``device``, ``hash``,
+Checks run in the order docs/protocol.md fixes: ``encoding``, ``device``, ``hash``,
 ``signature``, then the sequence: ``regression``, ``gap``, ``link``. The
 verifier never raises on what it is given; every problem is a :class:`Failure`.
 """

@@ -9,7 +9,7 @@ doctor`` and ``qatysu test reader``) and :meth:`Reader.close`.
 card) and each :class:`~agent.events.ReaderStatus` (fault and recovery), and
 returns soon after ``stop`` is set. It never raises for hardware trouble: it
 reports a fault, waits, and tries again. Foreign exceptions (spidev, GPIO,
-``serial.SerialException``) are translated at this boundary (STYLE 7).
+``serial.SerialException``) are translated at this boundary.
 """
 
 from __future__ import annotations

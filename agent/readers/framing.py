@@ -3,7 +3,7 @@
 Nothing here touches a port, a thread or a clock. The serial shells
 (:mod:`agent.readers.rdm6300`, :mod:`agent.readers.serial_line`) feed whatever
 ``read()`` returned, in whatever pieces it arrived, and act on the results;
-the tests feed the same objects directly, fuzzed (STYLE 4, like pyserial's
+the tests feed the same objects directly, fuzzed (a sans-I/O core, like pyserial's
 ``Packetizer.data_received``).
 
 - :class:`Em4100Framer`: RDM6300-style frames ``STX, 10 ASCII hex, 2 ASCII hex
@@ -178,7 +178,7 @@ class PresenceFilter:
 
     Feed every read with the monotonic time it arrived; :meth:`new_presentation`
     says whether it starts a new presentation. Time comes from the caller
-    (STYLE 5), so tests move it by hand.
+    (the clock is injected), so tests move it by hand.
     """
 
     def __init__(self, away_s: float = 0.5) -> None:

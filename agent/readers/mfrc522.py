@@ -16,7 +16,7 @@ anticollision stops at cascade level 1, so both are replaced here:
   fault is :class:`~agent.readers.mfrc522_health.ChipHealth`.
 
 Every spidev/RPi.GPIO error is translated into :class:`ReaderError` at the
-register access below (STYLE 7); ``run`` never raises for hardware trouble.
+register access below; ``run`` never raises for hardware trouble.
 """
 
 from __future__ import annotations

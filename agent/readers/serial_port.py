@@ -8,7 +8,7 @@ disappears (USB unplugged, UART gone) becomes one ``fault``; the shell
 retries opening it with exponential backoff and says ``recovered`` once the
 port has stayed open for ``settle_s`` or delivered data.
 ``serial.SerialException`` never leaves this module: it is translated to
-:class:`~agent.exceptions.ReaderError` here (STYLE 7).
+:class:`~agent.exceptions.ReaderError` here, at the boundary.
 """
 
 from __future__ import annotations

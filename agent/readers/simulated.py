@@ -4,7 +4,7 @@ For the demo, the benchmarks and technicians without a card at hand: any
 process that can open ``socket`` (e.g. ``printf '04A1B2C3\\n' | socat -
 UNIX-CONNECT:/run/qatysu/sim.sock``) taps a card. Every line is one tap
 (no repeat suppression: the injector decides). Records say ``driver:
-simulated`` so the portal flags them (SPEC section 7).
+simulated`` so the portal flags them (docs/reconciliation.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The portal's device API over httpx (SPEC section 3): the only module here that does I/O.
+"""The portal's device API over httpx (docs/portal.md): the only module here that does I/O.
 
 TLS is always verified (the system's and certifi's CAs, plus ``ca_file`` for a
 city PKI). Plain ``http://`` is refused unless ``insecure=True``, which allows
@@ -99,7 +99,7 @@ class PortalClient:
     def enroll(
         self, token: str, public_key_b64: str, agent_version: str, hardware: dict[str, Any]
     ) -> dict[str, Any]:
-        """SPEC section 3: ``{device_id, center_id, portal_public_key}`` on 201.
+        """docs/portal.md, Device API: ``{device_id, center_id, portal_public_key}`` on 201.
 
         Raises PortalRefused (401 unknown token, 410 used or expired, ...)
         or PortalUnreachable."""

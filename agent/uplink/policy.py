@@ -1,8 +1,8 @@
 """The uploader's decisions, without I/O: batches, backoff, and what an answer means.
 
 Nothing here sends, sleeps or reads a clock: callers pass answers in and get
-:class:`Decision` values and delays out (STYLE 4). Receipt checks follow SPEC
-section 2: the pinned portal key signs it, and its ``record_hash`` is a hash the
+:class:`Decision` values and delays out (a sans-I/O core). Receipt checks follow
+docs/protocol.md: the pinned portal key signs it, and its ``record_hash`` is a hash the
 device knows for that seq. Anything else is a failure that deletes nothing.
 """
 
@@ -137,7 +137,7 @@ def check_receipt(
     knows: Callable[[int, str], bool],
     last_ack: tuple[int, str],
 ) -> ReceiptVerdict:
-    """SPEC section 2. The store re-checks ``knows`` under its lock when acknowledging."""
+    """docs/protocol.md. The store re-checks ``knows`` under its lock when acknowledging."""
     try:
         checked = verify_receipt(receipt, portal_key, device_id)
     except ReceiptError as exc:

@@ -272,7 +272,7 @@ class Uploader:
     # --- receipts --------------------------------------------------------------------
 
     def _acknowledge(self, receipt: object) -> int:
-        """Act on a receipt that checks out (SPEC section 2); alarm and fail the round otherwise."""
+        """Act on a receipt that checks out (docs/protocol.md); else alarm, fail the round."""
         freed, kind, problem = self._try_acknowledge(receipt)
         if problem:
             self._alarm(kind, problem)

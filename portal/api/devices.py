@@ -176,7 +176,7 @@ def _ingest_body(portal: Portal, device_id: str, body: bytes) -> IngestOutcome:
     openapi_extra=_GAP_BODY,
 )
 async def declare_gaps(device_id: str, request: Request) -> JSONResponse:
-    """Record a lost range declared by a signed ``gap`` record (SPEC section 1)."""
+    """Record a lost range declared by a signed ``gap`` record (docs/protocol.md)."""
     portal = _portal(request)
     limited = _limited(portal, device_id)
     if limited is not None:

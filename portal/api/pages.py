@@ -25,7 +25,7 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> HT
 
 
 def login_required(request: Request) -> HTMLResponse:
-    """A page asked for without a session: 401 (SPEC section 3), with the login form.
+    """A page asked for without a session: 401 (docs/portal.md, Device API), with the login form.
 
     The form comes back to the page asked for once the token is accepted.
     """

@@ -85,7 +85,7 @@ def reconciliation_report(
     center: Annotated[str | None, Query(description="Only this center")] = None,
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> Response:
-    """SPEC section 7: ``{"from", "to", "rows", "totals"}``, or the rows as CSV."""
+    """docs/reconciliation.md: ``{"from", "to", "rows", "totals"}``, or the rows as CSV."""
     day1, day2 = period(request, first, last)
     result = reconciled(request, day1, day2, center)
     zone = load_zone(ReconcileSettings.from_portal(_portal(request).settings).timezone)

@@ -1,4 +1,4 @@
-"""Request bodies read within the size limit, gzip inflated (SPEC section 3).
+"""Request bodies read within the size limit, gzip inflated (docs/portal.md, Device API).
 
 :func:`read_body` is the one reader: the device upload endpoints (``records``
 and ``gaps``) call it themselves, to keep evidence of refused uploads; the

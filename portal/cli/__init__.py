@@ -1,4 +1,4 @@
-"""The operator's command line, ``qatysu-portal`` (SPEC section 5).
+"""The operator's command line, ``qatysu-portal`` (docs/portal.md).
 
 Each command lives in its own module and registers itself on :data:`cli`.
 Exit codes: 0 ok, 1 failure, 2 usage or invalid setting. Errors are one line,

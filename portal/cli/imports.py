@@ -1,4 +1,4 @@
-"""``qatysu-portal import roster|schedule|confirmations FILE`` (SPEC section 6)."""
+"""``qatysu-portal import roster|schedule|confirmations FILE`` (docs/reconciliation.md)."""
 
 from __future__ import annotations
 

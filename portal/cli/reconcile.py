@@ -1,4 +1,4 @@
-"""``qatysu-portal reconcile``: presence against confirmations (SPEC section 7)."""
+"""``qatysu-portal reconcile``: presence against confirmations (docs/reconciliation.md)."""
 
 from __future__ import annotations
 

@@ -64,7 +64,7 @@ devices = Table(
     Column("revoked_ms", BigInteger, nullable=True),
     Column("last_seen_ms", BigInteger, nullable=True),
     # The stored chain's head; after a declared hole, the hole's end and the
-    # ``prev`` the next record must carry (SPEC section 2).
+    # ``prev`` the next record must carry (docs/protocol.md, Receipts).
     Column("head_seq", BigInteger, nullable=False, default=0),
     Column("head_hash", String(64), nullable=False),
 )

@@ -1,4 +1,4 @@
-"""Reconciliation: presence records against parents' confirmations (SPEC sections 2, 6, 7).
+"""Reconciliation: presence records against parents' confirmations (docs/reconciliation.md).
 
 Sans-I/O core: :mod:`.imports` (CSV parsing), :mod:`.lessons` (schedule to
 lessons in the portal's zone), :mod:`.trusted_time`, :mod:`.engine` (the rules),

@@ -1,4 +1,4 @@
-"""The reconciliation rules of SPEC section 7, on plain data, one center at a time.
+"""The reconciliation rules of docs/reconciliation.md, on plain data, one center at a time.
 
 Each center's device logs are placed in trusted time once, reduced to badge
 reads, door timelines, boot door lists and a sorted list of record times, and

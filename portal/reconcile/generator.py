@@ -24,7 +24,7 @@ and upload them through an :class:`Uplink` every ``upload_s`` of simulated time,
 putting the newest receipt into ``anchor``: :class:`LocalPortal` stands in for
 the portal in memory; the database path feeds the real ingest instead.
 
-Labels: :func:`label` applies SPEC section 7 to the TRUE events the generator
+Labels: :func:`label` applies docs/reconciliation.md to the TRUE events the generator
 knows (each record's true time, whether its boot was a forged-clock boot, which
 records were deleted), written independently of :mod:`portal.reconcile.engine`
 and deliberately naive, so that agreement between the two means something.

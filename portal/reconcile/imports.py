@@ -1,4 +1,4 @@
-"""CSV imports of SPEC section 6, parsed and checked without touching the database.
+"""CSV imports (docs/reconciliation.md), parsed and checked without touching the database.
 
 Each parser takes the file's bytes and name plus what the portal already knows
 (centers, groups, children) and returns value objects, or raises

@@ -1,6 +1,6 @@
 """Renderers of a reconciliation: JSON (the API's shape), CSV, a rich table, XLSX and HTML.
 
-:func:`as_json` is the contract (SPEC section 7): ``{"from", "to", "rows",
+:func:`as_json` is the contract (docs/reconciliation.md): ``{"from", "to", "rows",
 "totals"}``, each row with its evidence. The other formats are views of it.
 """
 

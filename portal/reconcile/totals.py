@@ -1,4 +1,4 @@
-"""Totals of a reconciliation per center and per group (SPEC section 7).
+"""Totals of a reconciliation per center and per group (docs/reconciliation.md).
 
 ``lessons`` counts rows (child-lessons) by status; ``share_verified`` is the
 verified share of confirmed rows (what the city is asked to pay for); KZT at

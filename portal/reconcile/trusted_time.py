@@ -1,4 +1,4 @@
-"""Trusted time per record (SPEC section 2), for one device's log in seq order.
+"""Trusted time per record (docs/reconciliation.md), for one device's log in seq order.
 
 A record was made after its anchor receipt's ``server_ms`` and before the
 ``server_ms`` of the first receipt that covered it (each bound widened by the
@@ -13,7 +13,7 @@ reference at all is still trusted at its claimed ``wall_ms`` when both bounds
 exist, lie at most ``bracket_ms`` apart, and hold the claim (± tolerance).
 Both bounds are portal clock readings the device cannot move, so the claim is
 checked to within the bracket whatever the device's NTP flag says. A
-``bracket_ms`` of 0 turns the extension off (SPEC-literal).
+``bracket_ms`` of 0 turns the extension off (receipts-only).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def place(log: DeviceLog, tolerance_ms: int, bracket_ms: int = 0) -> tuple[list[
     if bracket_ms > 0 and unsynced:
         for i in unsynced:
             if candidate[i] != _NONE:
-                continue  # a synced reference exists: SPEC section 2 decides alone
+                continue  # a synced reference exists: docs/reconciliation.md decides alone
             lo, hi = lows[i], highs[i]
             if (
                 lo is not None

@@ -1,4 +1,4 @@
-"""Receipts: what they may delete, and what they must never delete (SPEC section 2)."""
+"""Receipts: what they may delete, and what they must never delete (docs/protocol.md, Receipts)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The daemon's side of the control socket for CLI tests: the real ControlServer with
-handlers that answer as the BRIEF's contract says, recording what they were asked."""
+handlers that answer as the docs/daemon.md says, recording what they were asked."""
 
 from __future__ import annotations
 

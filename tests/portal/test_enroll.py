@@ -1,4 +1,4 @@
-"""Enrollment over HTTP: single-use, expiring tokens bound to a center (SPEC section 3)."""
+"""Enrollment over HTTP: single-use, expiring tokens bound to a center (docs/portal.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Declared holes (SPEC section 1): bridged exactly, refused when not signed by the device."""
+"""Declared holes (docs/protocol.md): bridged exactly, refused when not signed by the device."""
 
 from __future__ import annotations
 

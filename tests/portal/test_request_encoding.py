@@ -1,4 +1,4 @@
-"""Gzip request bodies on every endpoint, not only uploads (SPEC section 3)."""
+"""Gzip request bodies on every endpoint, not only uploads (docs/portal.md, Device API)."""
 
 from __future__ import annotations
 

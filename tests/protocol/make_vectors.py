@@ -143,7 +143,7 @@ def _signed_chain(kinds: list[tuple[int, str, dict[str, Any]]], prev: str) -> li
 
 
 def _bridged() -> list[dict[str, Any]]:
-    """Chains with declared holes that a verifier must accept (SPEC section 1)."""
+    """Chains with declared holes that a verifier must accept (docs/protocol.md)."""
     badge = {"reader": "main", "driver": "rdm6300", "uid": "00A1B2C3D4", "uid_len": 5}
     full = _signed_chain([(seq, "badge", badge) for seq in range(1, 7)], ZERO_HASH)
     # Records 3 and 4 were quarantined; the device appended gap record 7.

@@ -1,4 +1,4 @@
-"""Canonical bytes are exactly SPEC section 1's Python expression; the strict
+"""Canonical bytes are exactly docs/protocol.md's Python expression; the strict
 parser refuses everything outside the value set with EncodingError."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Generated chains: untouched ones verify; every kind of tampering is caught
-at the right record with the right reason (SPEC section 1, check order)."""
+at the right record with the right reason (docs/protocol.md, check order)."""
 
 from __future__ import annotations
 

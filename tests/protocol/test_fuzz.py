@@ -1,4 +1,4 @@
-"""Nothing a verifier is given may make it raise (SPEC section 1): arbitrary
+"""Nothing a verifier is given may make it raise (docs/protocol.md): arbitrary
 JSON values, near-miss records and arbitrary bytes."""
 
 from __future__ import annotations

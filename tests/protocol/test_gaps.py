@@ -1,4 +1,4 @@
-"""Declared gaps (SPEC section 1): holes are bridged exactly where a signed gap
+"""Declared gaps (docs/protocol.md): holes are bridged exactly where a signed gap
 record declares them, and nowhere else."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Receipts (SPEC section 2): built and verified by the same code."""
+"""Receipts (docs/protocol.md, Receipts): built and verified by the same code."""
 
 from __future__ import annotations
 

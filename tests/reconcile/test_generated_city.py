@@ -126,10 +126,10 @@ def test_honest_devices_that_never_sync_are_verified_by_their_receipts() -> None
         shares[bracket_ms] = sum(got[k][0] in AT_RISK for k in honest) / len(honest)
     print(
         f"\nhonest rows of never-synced devices at risk: {shares[600_000]:.2%} with the "
-        f"bracket, {shares[0]:.2%} SPEC-literal ({len(honest)} rows)"
+        f"bracket, {shares[0]:.2%} receipts-only ({len(honest)} rows)"
     )
     assert shares[600_000] < 0.01
-    assert shares[0] > 0.9  # SPEC-literal: everything they record is time_untrusted
+    assert shares[0] > 0.9  # receipts-only: everything they record is time_untrusted
 
 
 def test_honest_behaviour_has_the_shape_the_issue_asks_for() -> None:

@@ -1,4 +1,4 @@
-"""CSV imports (SPEC section 6): encodings, delimiters, normalisation, one-line errors."""
+"""CSV imports (docs/reconciliation.md): encodings, delimiters, normalisation, one-line errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC section 7, rule by rule, on hand-made logs (one center, one group, one lesson)."""
+"""docs/reconciliation.md, rule by rule, on hand-made logs (one center, one group, one lesson)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Trusted time (SPEC section 2): bounds from receipts, bridging by mono_ns within a boot."""
+"""Trusted time (docs/reconciliation.md): receipt bounds, bridging by mono_ns in a boot."""
 
 from __future__ import annotations
 
