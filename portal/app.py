@@ -16,6 +16,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from portal import __version__
 from portal.api import admin, audit, devices, pages, reports
+from portal.api.browser_guards import BrowserGuards
 from portal.api.models import Health
 from portal.api.request_encoding import InflateRequestBodies
 from portal.audit import check_unchecked_signatures
@@ -65,6 +66,10 @@ def create_app(settings: Settings, *, portal: Portal | None = None) -> FastAPI:
         version=__version__,
         description="Enrollment, verified ingest of signed presence records, receipts.",
         lifespan=lifespan,
+        # Swagger UI and ReDoc load their scripts from a CDN: off, so no page of
+        # the portal pulls code from elsewhere. /openapi.json stays (it is data).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.portal = state
     app.add_middleware(InflateRequestBodies, limit=settings.max_body_bytes)
@@ -75,6 +80,8 @@ def create_app(settings: Settings, *, portal: Portal | None = None) -> FastAPI:
         max_age=settings.session_max_age_s,
         same_site="lax",
     )
+    # Outermost: its headers reach every answer, errors and the 413 included.
+    app.add_middleware(BrowserGuards)
     app.include_router(devices.router)
     app.include_router(admin.router)
     app.include_router(pages.router)
