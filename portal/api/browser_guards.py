@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BrowserGuards", "SECURITY_HEADERS"]
+__all__ = ["SECURITY_HEADERS", "BrowserGuards"]
 
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (
