@@ -41,6 +41,10 @@ class Settings:
     verify_threads: int = 2
     signature_pass_s: float = 5.0  # tail mode: pause of the background signature pass
     session_max_age_s: int = 12 * 3600
+    # uvicorn under `serve`: open connections (503 beyond) and the seconds a
+    # connection may take to send a request head (portal/http_server.py).
+    max_connections: int = 1000
+    head_timeout_s: float = 10.0
     language: str = "ru"  # auditor pages when neither the user nor the browser chooses
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -51,7 +55,13 @@ class Settings:
             raise PortalConfigError(
                 f"check_signatures must be 'all' or 'tail', not {self.check_signatures!r}"
             )
-        for name in ("max_batch_records", "max_body_bytes", "rate_burst", "verify_threads"):
+        for name in (
+            "max_batch_records",
+            "max_body_bytes",
+            "rate_burst",
+            "verify_threads",
+            "max_connections",
+        ):
             if getattr(self, name) < 1:
                 raise PortalConfigError(f"{name} must be at least 1")
         if self.language not in ("ru", "en", "kk"):
@@ -60,6 +70,8 @@ class Settings:
             raise PortalConfigError("time_bracket_s must not be negative (0 disables it)")
         if self.rate_per_s <= 0:
             raise PortalConfigError("rate_per_s must be positive")
+        if self.head_timeout_s <= 0:
+            raise PortalConfigError("head_timeout_s must be positive")
         try:
             from zoneinfo import ZoneInfo
 
@@ -125,6 +137,8 @@ _ENV_FIELDS: dict[str, type] = {
     "lesson_margin_min": int,
     "verify_threads": int,
     "signature_pass_s": float,
+    "max_connections": int,
+    "head_timeout_s": float,
 }
 
 

@@ -21,6 +21,7 @@ def serve_command(ctx: Context, host: str, port: int, access_log: bool) -> int:
     import uvicorn
 
     from portal.app import create_app
+    from portal.http_server import server_config
     from portal.reconcile.lessons import load_zone
 
     load_zone(ctx.settings().tz)  # stale zone data: refuse before touching the store
@@ -28,5 +29,8 @@ def serve_command(ctx: Context, host: str, port: int, access_log: bool) -> int:
     portal = ctx.portal()
     app = create_app(portal.settings, portal=portal)
     click.echo(f"portal key {portal.public_key}", err=True)
-    uvicorn.run(app, host=host, port=port, proxy_headers=False, access_log=access_log)
+    config = server_config(
+        app, host=host, port=port, settings=portal.settings, access_log=access_log
+    )
+    uvicorn.Server(config).run()
     return 0
