@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["Clock", "ClockReading", "ManualClock", "SystemClock", "kernel_clock_synced"]
+__all__ = [
+    "Clock",
+    "ClockReading",
+    "ManualClock",
+    "SystemClock",
+    "kernel_clock_synced",
+    "synced_from_adjtimex",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +89,12 @@ def kernel_clock_synced() -> bool | None:
         return None
     if state < 0:
         return None
-    return state != _TIME_ERROR and not (timex.status & _STA_UNSYNC)
+    return synced_from_adjtimex(state, timex.status)
+
+
+def synced_from_adjtimex(state: int, status: int) -> bool:
+    """What adjtimex's return value and ``status`` word say: synchronised or not."""
+    return state != _TIME_ERROR and not (status & _STA_UNSYNC)
 
 
 def _read_boot_id() -> str:

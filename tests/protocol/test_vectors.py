@@ -123,7 +123,32 @@ def test_negative_vector(vector: dict[str, Any]) -> None:
     assert (report.failure.reason, report.failure.seq) == (vector["reason"], vector["seq"])
 
 
-def test_vectors_are_valid_json_for_other_languages() -> None:
-    # Standard parsers elsewhere read the blocks as plain JSON.
-    for vector in VECTORS:
-        json.dumps(vector, ensure_ascii=True)
+def _numbers(value: Any) -> list[int | float]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int | float):
+        return [value]
+    if isinstance(value, dict):
+        return [n for item in value.values() for n in _numbers(item)]
+    if isinstance(value, list):
+        return [n for item in value for n in _numbers(item)]
+    return []
+
+
+def test_vectors_survive_a_plain_json_parser_as_other_languages_use() -> None:
+    """A JavaScript or Go verifier reads the blocks with its standard parser: every
+    number must be an integer that a double holds exactly, and each record's hash
+    must follow from the block by the published recipe (sorted keys, no spaces,
+    UTF-8), computed here without our canonical encoder."""
+    text = DOC.read_text(encoding="utf-8").split(BEGIN, 1)[1].split(END, 1)[0]
+    blocks = [json.loads(block) for block in BLOCK.findall(text)]
+    numbers = [n for block in blocks for n in _numbers(block)]
+    assert numbers and all(isinstance(n, int) and abs(n) <= 2**53 for n in numbers)
+    checked = 0
+    for block in blocks:
+        for record in block.get("records", []) if block["vector"] != "negative" else []:
+            body = {k: v for k, v in record.items() if k not in ("hash", "sig")}
+            plain = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            assert hashlib.sha256(plain.encode("utf-8")).hexdigest() == record["hash"]
+            checked += 1
+    assert checked >= 5
