@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.tools import missing
+
 # Variables that would make a test depend on the machine it runs on.
 _ISOLATED = ("QATYSU_CONFIG", "QATYSU_PORTAL_DB", "GPIOZERO_PIN_FACTORY")
 
@@ -23,5 +25,5 @@ def pg_dsn() -> str:
     """The PostgreSQL server CI provides (QATYSU_TEST_PG_DSN); skipped without one."""
     dsn = os.environ.get("QATYSU_TEST_PG_DSN")
     if not dsn:
-        pytest.skip("QATYSU_TEST_PG_DSN not set: no PostgreSQL server for this run")
+        missing("QATYSU_TEST_PG_DSN not set: no PostgreSQL server for this run")
     return dsn

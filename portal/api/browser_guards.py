@@ -36,7 +36,9 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     ),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    # same-origin, not no-referrer: under no-referrer a browser sends "Origin: null"
+    # on our own forms, and the Origin check below would refuse them.
+    (b"referrer-policy", b"same-origin"),
     (b"cache-control", b"no-store"),
 )
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,14 +16,10 @@ from pathlib import Path
 import pytest
 
 from agent.profiles import profile_names
+from tests.support.tools import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"
-ANALYZE = shutil.which("systemd-analyze")
-
-pytestmark = pytest.mark.skipif(
-    ANALYZE is None, reason="systemd-analyze is not installed on this machine"
-)
 
 
 def stand_in(unit_dir: Path, name: str, dropin: str = "") -> Path:
@@ -44,10 +39,10 @@ def stand_in(unit_dir: Path, name: str, dropin: str = "") -> Path:
 
 
 def analyze(unit_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    assert ANALYZE is not None
+    tool = require_tool("systemd-analyze")
     env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{unit_dir}:", "SYSTEMD_LOG_COLOR": "0"}
     return subprocess.run(
-        [ANALYZE, *args],
+        [tool, *args],
         capture_output=True,
         text=True,
         env=env,

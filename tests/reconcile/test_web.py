@@ -20,6 +20,7 @@ from portal.registry import create_admin_token
 from portal.settings import Settings
 from portal.state import Portal, open_portal
 from tests.portal.support import LiveServer
+from tests.support.tools import missing
 
 from .cdp import CHROMIUM, Browser
 
@@ -113,12 +114,9 @@ def test_language_by_header_and_switch(site: dict[str, Any]) -> None:
     assert "Attendance reconciliation" in en.text
 
 
-@pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="Debian's chromium is not installed at /usr/bin/chromium "
-    "(make test installs it when run as root)",
-)
 def test_auditor_pages_in_chromium(site: dict[str, Any]) -> None:
+    if not CHROMIUM.exists():
+        missing(f"Debian's chromium is not installed at {CHROMIUM} (make test installs it as root)")
     browser = Browser(lang="en-US")
     try:
         browser.goto(site["url"] + "/login")
