@@ -5,14 +5,13 @@ from __future__ import annotations
 import contextlib
 import socket
 
-import pytest
-
 from agent.config import load_config
 from agent.protocol import public_key_b64
 from portal.registry import create_enroll_token
 from portal.state import Portal
 from tests.cli.conftest import Run, Site
 from tests.daemon.support import LivePortal
+from tests.support.tools import missing
 
 
 def token(portal: Portal) -> str:
@@ -120,7 +119,7 @@ def test_enroll_https_with_an_untrusted_certificate_fails(site: Site, run: Run) 
         check=False,
     )
     if made.returncode != 0:
-        pytest.skip("openssl cannot make a test certificate here")
+        missing("openssl cannot make a test certificate here")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server = socket.socket()
