@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint typecheck install clean chromium
+.PHONY: test demo bench lint typecheck install clean chromium lock
 
 $(STAMP): pyproject.toml Makefile
 	@test -n "$(PYTHON)" || { echo "make: error: Python 3.11 or newer is required" >&2; exit 1; }
@@ -43,6 +43,17 @@ test: $(STAMP) lint typecheck chromium
 
 demo: $(STAMP)
 	$(BIN)/python -m demo
+
+# Pinned versions with hashes for installs (scripts/install.sh uses them).
+# uv resolves for every platform at once (--universal), so the Pi's wheels are in.
+lock: $(STAMP)
+	$(BIN)/python -m pip install -q uv
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes --universal \
+		--python-version 3.11 -o requirements/agent.lock
+	$(BIN)/uv pip compile pyproject.toml --extra pi --generate-hashes --universal \
+		--python-version 3.11 -o requirements/agent-pi.lock
+	$(BIN)/uv pip compile pyproject.toml --extra portal --generate-hashes --universal \
+		--python-version 3.11 -o requirements/portal.lock
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.all

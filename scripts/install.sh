@@ -135,13 +135,30 @@ if [ ! -x "$R$venv/bin/python" ]; then
     fi
 fi
 if [ "$no_pip" = 0 ]; then
+    # The pinned, hashed versions first (requirements/agent.lock, or agent-pi.lock
+    # with the pi extra), then the agent itself without resolving anything again.
+    case "$extras" in
+        pi) lock="$source_dir/requirements/agent-pi.lock" ;;
+        "") lock="$source_dir/requirements/agent.lock" ;;
+        *) lock="" ;;
+    esac
     spec="$source_dir"
     [ -n "$extras" ] && spec="$source_dir[$extras]"
-    # shellcheck disable=SC2086  # pip_args is a list of words on purpose
-    "$R$venv/bin/python" -m pip install -q $pip_args "$spec"
+    if [ -n "$lock" ]; then
+        [ -f "$lock" ] || die "$lock is missing: not a complete qatysu checkout"
+        # shellcheck disable=SC2086  # pip_args is a list of words on purpose
+        "$R$venv/bin/python" -m pip install -q $pip_args --require-hashes -r "$lock"
+        # shellcheck disable=SC2086
+        "$R$venv/bin/python" -m pip install -q $pip_args --no-deps "$spec"
+    else
+        say "warning: extras '$extras' have no lock file; pip resolves them unpinned"
+        # shellcheck disable=SC2086
+        "$R$venv/bin/python" -m pip install -q $pip_args "$spec"
+    fi
     # mfrc522 pins RPi.GPIO, which cannot coexist with rpi-lgpio: never its deps.
     # shellcheck disable=SC2086
-    "$R$venv/bin/python" -m pip install -q $pip_args --no-deps 'mfrc522==0.0.7'
+    "$R$venv/bin/python" -m pip install -q $pip_args --no-deps --require-hashes \
+        -r "$source_dir/requirements/mfrc522.lock"
 fi
 [ -n "$qatysu" ] || qatysu="$R$venv/bin/qatysu"
 
