@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.durable import replace_file
 from agent.exceptions import KeyFileError
 from agent.protocol.keys import private_key_from_raw, private_key_raw
 
@@ -17,28 +17,14 @@ __all__ = ["generate_key_file", "load_key_file"]
 def generate_key_file(path: Path, *, force: bool = False) -> Ed25519PrivateKey:
     """Create a new key at ``path`` (mode 0600, written then fsync'd); never overwrite
     an existing one unless ``force``."""
-    key = Ed25519PrivateKey.generate()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    # O_EXCL on the temporary name and mode 0600 from the first byte: the key is
-    # never on disk with wider permissions, not even for an instant.
-    if tmp.exists():
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, private_key_raw(key).hex().encode("ascii") + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
     if path.exists() and not force:
-        tmp.unlink()
         raise KeyFileError(f"{path}: a device key already exists (use --force to replace it)")
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    key = Ed25519PrivateKey.generate()
+    # A fresh temporary file created with mode 0600 (O_EXCL): the key is never on
+    # disk with wider permissions, not even for an instant.
+    data = private_key_raw(key).hex().encode("ascii") + b"\n"
+    replace_file(path, data, mode=0o600, tmp=path.with_name(path.name + ".tmp"))
     return key
 
 

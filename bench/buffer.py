@@ -36,7 +36,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tinydb import TinyDB
 
-from agent.buffer import RecordBuffer
+from agent.buffer.buffer import RecordBuffer
 from agent.buffer.files import Layout
 from agent.buffer.lines import header_line, record_line, seal_line
 from agent.buffer.state import State, write_state

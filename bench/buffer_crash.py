@@ -1,7 +1,7 @@
 """The buffer's crash harness: SIGKILL a writer at random moments, then check every record.
 
 A forked child opens the buffer, appends signed records through
-:class:`agent.chain.ChainWriter` as fast as it can, acknowledges now and then
+:class:`agent.records.chain.ChainWriter` as fast as it can, acknowledges now and then
 with a receipt it signs as a stand-in portal, and reports on a pipe each seq
 it saw returned durable (``D seq hash``) and each acknowledgement made
 durable (``A seq``). The parent kills it with SIGKILL after a random number
@@ -29,12 +29,12 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.buffer import RecordBuffer
-from agent.chain import ChainWriter
+from agent.buffer.buffer import RecordBuffer
 from agent.clock import SystemClock
 from agent.config import BufferConfig
 from agent.exceptions import BufferLockedError
 from agent.protocol import build_receipt, verify_chain
+from agent.records.chain import ChainWriter
 
 DEVICE = "crash-device"
 CONFIG = BufferConfig(segment_records=64, segment_age_s=3600)

@@ -2,7 +2,7 @@
 
 A device that was offline holds 100,000 pending records (10,000 with
 ``--quick``) in its :class:`RecordBuffer`. The :class:`Uploader` (through
-:class:`ChainStore` and :class:`PortalClient`, exactly as the daemon wires
+:class:`~agent.records.store.RecordStore` and :class:`PortalClient`, exactly as the daemon wires
 them) drains it to a portal on SQLite running as its own process (``python -m
 portal serve``, every signature checked), both on this machine. Measured for
 batches of 500, 1,000 and 2,000 records; each drain starts from a copy of the
@@ -35,14 +35,15 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
-from agent.buffer import RecordBuffer
-from agent.chain import ChainWriter
+from agent.buffer.buffer import RecordBuffer
 from agent.clock import SystemClock
 from agent.config import BufferConfig
 from agent.protocol import ZERO_HASH, build_record, public_key_b64
-from agent.uplink import ChainStore, PortalClient, Uploader
-from agent.uplink.client import encode_record, gzip_batch
+from agent.records.store import RecordStore
+from agent.uplink.client import PortalClient
+from agent.uplink.codec import encode_record, gzip_batch
 from agent.uplink.policy import UploadPolicy
+from agent.uplink.uploader import Uploader
 from bench.buffer import _SegmentWriter
 from bench.common import finish, parse_args, table
 from bench.daemon_figures import daemon_note, measure_daemon
@@ -152,7 +153,7 @@ def drain(
     buffer = RecordBuffer(state_dir, BufferConfig(quota_mb=4096), clock=clock).open()
     try:
         assert buffer.pending_count == n, (buffer.pending_count, n)
-        store = ChainStore(buffer, ChainWriter(buffer, key, device, clock))
+        store = RecordStore(buffer, key, device, clock)
         policy = UploadPolicy(batch_records=batch, batch_bytes=8_000_000)
         with portal_process(settings, "all") as (url, pid):
             client = PortalClient(url, insecure=True, timeout_s=120)

@@ -139,8 +139,8 @@ class DurableSink:
         self._buffer: Any = None
         self._chain: Any = None
         try:
-            from agent.buffer import RecordBuffer
-            from agent.chain import ChainWriter
+            from agent.buffer.buffer import RecordBuffer
+            from agent.records.chain import ChainWriter
         except ImportError:
             self.how = (
                 "agent.buffer/agent.chain not on main yet: the record is built and signed "

@@ -40,9 +40,10 @@ from agent.buffer.lines import (
 )
 from agent.buffer.recovery import CUT, DROP, REWRITE, Plan, merge_ranges, plan_recovery
 from agent.buffer.state import LostRange, State, read_state, write_state
-from agent.buffer.storage import TABLE, SegmentStorage, fsync_dir
+from agent.buffer.storage import TABLE, SegmentStorage
 from agent.clock import Clock, SystemClock
 from agent.config import BufferConfig
+from agent.durable import fsync_dir
 from agent.exceptions import BufferFullError, ReceiptError, RecordBufferError
 from agent.protocol.records import ZERO_HASH
 

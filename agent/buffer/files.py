@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.buffer.storage import fsync_dir
+from agent.durable import fsync_dir, write_synced
 from agent.exceptions import BufferFullError, BufferLockedError, RecordBufferError
 
 __all__ = ["Layout", "Lock", "write_file_durably"]
@@ -107,18 +106,11 @@ def _read_pid(fd: int) -> str:
 
 
 def write_file_durably(path: Path, data: bytes) -> None:
-    """Write a new file's bytes and fsync them (the caller renames and fsyncs the folder)."""
+    """Write a new file's bytes and fsync them (the caller renames and fsyncs the folder);
+    failures become the buffer's errors (:class:`BufferFullError` when the disk is full)."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            if os.write(fd, data) != len(data):
-                raise OSError(errno.ENOSPC, "short write")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_synced(path, data)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            path.unlink()
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise BufferFullError(exc.errno, f"{path}: disk full ({exc.strerror})") from exc
         raise RecordBufferError(f"{path}: cannot write: {exc}") from exc

@@ -8,15 +8,13 @@ format), replaced with temp file, fsync, ``os.replace``, fsync of the folder.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from agent.buffer.lines import decode_line, encode_line
-from agent.buffer.storage import fsync_dir
+from agent.durable import replace_file
 from agent.exceptions import BufferFullError, RecordBufferError
 
 __all__ = ["LostRange", "State", "read_state", "write_state"]
@@ -82,20 +80,9 @@ def write_state(path: Path, state: State) -> int:
             "lost": [r.as_json() for r in state.lost],
         }
     )
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            if os.write(fd, line) != len(line):
-                raise OSError(errno.ENOSPC, "short write")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        replace_file(path, line, mode=0o600, tmp=path.with_name(path.name + ".tmp"))
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise BufferFullError(exc.errno, f"{path}: disk full ({exc.strerror})") from exc
         raise RecordBufferError(f"{path}: cannot write: {exc}") from exc

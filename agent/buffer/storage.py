@@ -25,7 +25,7 @@ from tinydb.storages import Storage
 from agent.buffer.lines import parse_segment, record_line
 from agent.exceptions import BufferFullError, RecordBufferError
 
-__all__ = ["TABLE", "SegmentStorage", "fsync_dir"]
+__all__ = ["TABLE", "SegmentStorage"]
 
 TABLE = "_default"  # TinyDB's default table: one table per segment file
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -40,14 +40,6 @@ class _StoredDoc(dict[str, Any]):
 
     __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _refuse
     __ior__ = _refuse
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class SegmentStorage(Storage):

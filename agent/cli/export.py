@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ from agent.config import AgentConfig, load_config
 from agent.control import ControlClient, daemon_running
 from agent.daemon.commands import export_answer
 from agent.daemon.daemon import check_enrolled, outbox
+from agent.durable import replace_file
 
 
 def _daemon(config: AgentConfig) -> ControlClient | None:
@@ -35,7 +34,7 @@ def export_command(ctx: Context, directory: Path, as_json: bool) -> int:
     While 'qatysu run' runs, the daemon writes the file into its outbox and
     this command copies it to DIRECTORY.
     """
-    from agent.offline import export_bundle
+    from agent.uplink.offline import export_bundle
 
     config = load_config(ctx.config_path)
     check_enrolled(config)
@@ -49,14 +48,14 @@ def export_command(ctx: Context, directory: Path, as_json: bool) -> int:
         result = client.request("export", dir=str(outbox(config)))
         result["path"] = str(_move_out(Path(result["path"]), folder))
     else:
-        from agent.daemon.writer import open_writer
+        from agent.records.store import open_store
 
-        writer = open_writer(config)
+        store = open_store(config)
         try:
-            path = export_bundle(writer, folder)
-            count = writer.pending_count
+            path = export_bundle(store, folder)
+            count = store.pending_count
         finally:
-            writer.close()
+            store.close()
         result = export_answer(path, count)
     _report(
         result,
@@ -75,20 +74,10 @@ def _move_out(staged: Path, folder: Path) -> Path:
     """Copy ``staged`` into ``folder`` durably (temporary name, fsync, rename), then
     remove it; the bundle is in the outbox until the copy is whole."""
     target = folder / staged.name
-    tmp = folder / f".{staged.name}.tmp"
     try:
-        with open(staged, "rb") as source, open(tmp, "wb") as sink:
-            shutil.copyfileobj(source, sink, 1 << 20)
-            sink.flush()
-            os.fsync(sink.fileno())
-        os.replace(tmp, target)
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with open(staged, "rb") as source:
+            replace_file(target, iter(lambda: source.read(1 << 20), b""))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise Exit(f"{target}: cannot write the bundle: {exc.strerror or exc}") from exc
     try:
         staged.unlink()
@@ -108,7 +97,7 @@ def ack_command(ctx: Context, file: Path, as_json: bool) -> int:
     device holds; otherwise nothing is freed, an alarm record is written and
     the command fails.
     """
-    from agent.offline import apply_receipt_file, read_receipt_file
+    from agent.uplink.offline import apply_receipt_file, read_receipt_file
 
     config = load_config(ctx.config_path)
     check_enrolled(config)
@@ -117,14 +106,14 @@ def ack_command(ctx: Context, file: Path, as_json: bool) -> int:
     if client is not None:
         result = client.request("ack", receipt=read_receipt_file(file))
     else:
-        from agent.daemon.writer import open_writer
+        from agent.records.store import open_store
 
-        writer = open_writer(config)
+        store = open_store(config)
         try:
-            freed = apply_receipt_file(writer, file, config.portal.public_key)
-            result = {"freed": freed, "last_ack_seq": writer.last_ack[0]}
+            freed = apply_receipt_file(store, file, config.portal.public_key)
+            result = {"freed": freed, "last_ack_seq": store.last_ack[0]}
         finally:
-            writer.close()
+            store.close()
     _report(
         result,
         as_json,

@@ -44,16 +44,16 @@ def upload_command(ctx: Context, wait_s: float, as_json: bool) -> int:
         result = _with_progress(lambda: client.request("upload", wait_s=wait_s), pending, as_json)
     else:
         from agent.daemon.uplink_wiring import make_uploader
-        from agent.daemon.writer import open_writer
+        from agent.records.store import open_store
 
-        writer = open_writer(config)
-        uploader, portal = make_uploader(config, writer, writer.writer.clock)
+        store = open_store(config)
+        uploader, portal = make_uploader(config, store, store.clock)
         try:
             result = _direct_round(uploader, wait_s, as_json)
         finally:
             uploader.close()
             portal.close()
-            writer.close()
+            store.close()
     if as_json:
         click.echo(json.dumps(result))
     else:

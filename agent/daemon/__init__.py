@@ -1,9 +1,10 @@
 """The device daemon, ``qatysu run`` (docs/daemon.md).
 
-:mod:`writer` owns the chain and the buffer, :mod:`pump` turns events into
-records then feedback, :mod:`inputs` supervises readers and sensors,
-:mod:`uploads` runs the uploader's rounds, :mod:`commands` answers the
-control socket, :mod:`systemd` speaks sd_notify, :mod:`daemon` wires it all.
+:mod:`pump` turns events into records (through the one
+:class:`~agent.records.store.RecordStore`) then feedback, :mod:`inputs`
+supervises readers and sensors, :mod:`uploads` runs the uploader's rounds,
+:mod:`commands` answers the control socket, :mod:`systemd` speaks sd_notify,
+:mod:`daemon` wires it all.
 """
 
 from __future__ import annotations

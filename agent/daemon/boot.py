@@ -9,12 +9,12 @@ records the change on the next start instead of losing it.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
 from agent import __version__
 from agent.config import AgentConfig
+from agent.durable import replace_file
 
 __all__ = ["boot_data", "config_sha256", "read_last_config_hash", "remember_config_hash"]
 
@@ -48,9 +48,4 @@ def read_last_config_hash(state_dir: Path) -> str:
 
 def remember_config_hash(state_dir: Path, digest: str) -> None:
     path = state_dir / HASH_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="ascii") as handle:
-        handle.write(digest + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    replace_file(path, (digest + "\n").encode("ascii"), tmp=path.with_name(path.name + ".tmp"))

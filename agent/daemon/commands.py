@@ -82,7 +82,7 @@ def command_table(daemon: Daemon) -> dict[str, Handler]:
         return {"uploaded": result.uploaded, "pending": store.pending_count, "error": result.error}
 
     def export(fields: dict[str, Any]) -> dict[str, Any]:
-        from agent.offline import export_bundle
+        from agent.uplink.offline import export_bundle
 
         folder = fields.get("dir")
         if not isinstance(folder, str) or not os.path.isabs(folder):
@@ -96,13 +96,13 @@ def command_table(daemon: Daemon) -> dict[str, Handler]:
         return export_answer(path, count)
 
     def ack(fields: dict[str, Any]) -> dict[str, Any]:
-        from agent.offline import apply_receipt_file
+        from agent.uplink.offline import apply_receipt_file
 
         receipt = fields.get("receipt")
         if not isinstance(receipt, dict):
             raise ControlError("'receipt' must be a JSON object")
         store = writer()
-        # agent.offline checks receipt files; hand it this one as a file.
+        # agent.uplink.offline checks receipt files; hand it this one as a file.
         with tempfile.NamedTemporaryFile(
             "w", prefix="receipt-from-control-", suffix=".json", dir=daemon.config.device.state_dir
         ) as handle:

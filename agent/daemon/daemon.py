@@ -36,11 +36,11 @@ from agent.daemon.systemd import Notifier
 from agent.daemon.uplink_wiring import make_uploader
 from agent.daemon.uploads import UploadLoop
 from agent.daemon.watch import EventLog
-from agent.daemon.writer import RecordWriter, open_writer
 from agent.exceptions import BufferFullError, ConfigError, HardwareError
 from agent.feedback import Feedback
 from agent.gpio import make_pin_factory
 from agent.readers.registry import create_reader
+from agent.records.store import RecordStore, open_store
 from agent.sensors import Sensor, build_sensors
 from agent.uplink.uploader import Uploader, UploadResult
 
@@ -92,7 +92,7 @@ class Daemon:
         self.sensor_thread: SensorThread | None = None
         self.uploads: UploadLoop | None = None
         self.control: ControlServer | None = None
-        self.writer: RecordWriter | None = None
+        self.writer: RecordStore | None = None
         self.pump: EventPump | None = None
         self._client: Any = None
 
@@ -101,7 +101,7 @@ class Daemon:
     def open(self) -> None:
         """Everything up to the first record: key, buffer, boot and config records."""
         config = self.config
-        self.writer = open_writer(config, self.clock)
+        self.writer = open_store(config, self.clock)
         # Where `qatysu export` has the daemon write a bundle it then copies
         # out (the service may not write to a USB stick: docs/decisions/0633).
         outbox(config).mkdir(exist_ok=True)

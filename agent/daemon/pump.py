@@ -2,7 +2,7 @@
 
 Readers and sensors call :meth:`EventPump.submit` from their own threads and
 return at once; the pump's thread writes each event through the
-:class:`RecordWriter` and only then gives feedback: the green light means
+:class:`~agent.records.store.RecordStore` and only then gives feedback: the green light means
 the record is on disk. An event that cannot be stored gets the red pattern.
 """
 
@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 from agent.daemon.health import ReaderHealth
 from agent.daemon.watch import EventLog
-from agent.daemon.writer import RecordWriter
 from agent.events import BadgeRead, Event, ReaderStatus, SensorChange
 from agent.exceptions import QatysuError
+from agent.records.store import RecordStore
 
 __all__ = ["EventPump", "FeedbackSink"]
 
@@ -38,12 +38,12 @@ class FeedbackSink(Protocol):
 class EventPump:
     def __init__(
         self,
-        writer: RecordWriter,
+        store: RecordStore,
         watch: EventLog,
         health: ReaderHealth,
         feedback: FeedbackSink | None = None,
     ) -> None:
-        self.writer = writer
+        self.store = store
         self.watch = watch
         self.health = health
         self.feedback = feedback
@@ -142,7 +142,7 @@ class EventPump:
 
     def _write(self, type: str, data: dict[str, Any]) -> dict[str, Any] | None:
         try:
-            return self.writer.write(type, data)
+            return self.store.write(type, data)
         except QatysuError as exc:
             logger.error("%s event not stored: %s", type, exc)
             return None

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from agent.clock import Clock
 from agent.config import AgentConfig
+from agent.records.store import RecordStore
 from agent.uplink.client import PortalClient
 from agent.uplink.policy import UploadPolicy
-from agent.uplink.store import ChainStore
 from agent.uplink.uploader import Uploader
 
 __all__ = ["make_uploader"]
 
 
 def make_uploader(
-    config: AgentConfig, store: ChainStore, clock: Clock
+    config: AgentConfig, store: RecordStore, clock: Clock
 ) -> tuple[Uploader, PortalClient]:
     """The uploader over ``store``, and its client (the caller closes it)."""
     portal = config.portal

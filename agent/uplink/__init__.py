@@ -1,15 +1,10 @@
-"""Getting records to the portal: the httpx client, the sans-I/O policy, the uploader.
+"""Getting records to the portal: client, codec, policy, uploader, and the offline path.
 
-:class:`PortalClient` (client.py) is the only I/O; :mod:`agent.uplink.policy`
-decides batches, backoff and what each answer means; :class:`Uploader`
-(uploader.py) runs rounds against an :class:`UploadStore`. See docs/uplink.md.
+:mod:`~agent.uplink.client` (:class:`PortalClient`, httpx) is the only I/O;
+:mod:`~agent.uplink.codec` makes request bodies and reads answers and
+:mod:`~agent.uplink.policy` decides batches, backoff and what each answer means,
+both pure; :mod:`~agent.uplink.uploader` runs rounds against an
+:class:`~agent.records.interfaces.UploadStore`; :mod:`~agent.uplink.offline` writes
+bundles and applies receipt files. See docs/uplink.md. This file imports nothing,
+so the pure modules load without httpx.
 """
-
-from __future__ import annotations
-
-from agent.uplink.answer import PortalAnswer
-from agent.uplink.client import PortalClient
-from agent.uplink.store import ChainStore
-from agent.uplink.uploader import Uploader, UploadResult, UploadStore
-
-__all__ = ["ChainStore", "PortalAnswer", "PortalClient", "UploadResult", "UploadStore", "Uploader"]

@@ -3,15 +3,14 @@
 TLS is always verified (the system's and certifi's CAs, plus ``ca_file`` for a
 city PKI). Plain ``http://`` is refused unless ``insecure=True``, which allows
 plain http and nothing else: it never turns certificate checks off.
-Transport failures become :class:`~agent.exceptions.PortalUnreachable`.
+Transport failures become :class:`~agent.exceptions.PortalUnreachable`. Bodies are
+made and read by :mod:`agent.uplink.codec`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import ssl
-import zlib
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
@@ -22,30 +21,19 @@ import httpx
 
 from agent.config import PortalConfig
 from agent.exceptions import ConfigError, PortalRefused, PortalUnreachable
-from agent.uplink.answer import PortalAnswer
+from agent.uplink.codec import (
+    PortalAnswer,
+    decode_answer,
+    encode_record,
+    enrollment_problem,
+    gzip_batch,
+)
 
-__all__ = ["PortalClient", "encode_record", "gzip_batch"]
+__all__ = ["PortalClient"]
 
 logger = logging.getLogger(__name__)
 
 API = "/api/v1"
-GZIP_LEVEL = 3  # half the CPU of level 5 or 6 for bodies 5 % larger (docs/uplink.md)
-
-
-def encode_record(record: dict[str, Any]) -> bytes:
-    """One record as compact JSON; the uploader sizes batches with these bytes."""
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def gzip_batch(parts: Sequence[bytes], level: int = GZIP_LEVEL) -> bytes:
-    """The gzip body ``{"records": [...]}`` of ``POST .../records`` from encoded records."""
-    packer = zlib.compressobj(level, zlib.DEFLATED, 31)  # wbits 31: a gzip member
-    out = [packer.compress(b'{"records":[')]
-    for index, part in enumerate(parts):
-        out.append(packer.compress(b"," + part if index else part))
-    out.append(packer.compress(b"]}"))
-    out.append(packer.flush())
-    return b"".join(out)
 
 
 def _tls_context(ca_file: str) -> ssl.SSLContext:
@@ -113,15 +101,10 @@ class PortalClient:
                 "hardware": hardware,
             },
         )
-        body = answer.body
-        if answer.status != 201 or body is None:
-            raise PortalRefused(
-                f"{self.url}: enrollment refused: {answer.describe()}", answer.status
-            )
-        for name in ("device_id", "center_id", "portal_public_key"):
-            if not isinstance(body.get(name), str) or not body[name]:
-                raise PortalRefused(f"{self.url}: enrollment answer lacks {name!r}", answer.status)
-        return body
+        problem = enrollment_problem(answer)
+        if problem or answer.body is None:
+            raise PortalRefused(f"{self.url}: {problem}", answer.status)
+        return answer.body
 
     def post_records(self, device_id: str, records: Sequence[dict[str, Any]]) -> PortalAnswer:
         """``POST /devices/{id}/records`` with a gzip body; any status is returned."""
@@ -171,20 +154,4 @@ class PortalClient:
             response = self._http.request(method, path, **kwargs)
         except httpx.RequestError as exc:  # connect, read, write, timeouts, protocol, decoding
             raise PortalUnreachable(f"{self.url}: {type(exc).__name__}: {exc}") from exc
-        body: dict[str, Any] | None = None
-        detail = ""
-        try:
-            parsed = response.json()
-        except (ValueError, UnicodeDecodeError) as exc:
-            detail = f"answer is not JSON ({exc})"
-        else:
-            if isinstance(parsed, dict):
-                body = parsed
-            else:
-                detail = "answer is not a JSON object"
-        return PortalAnswer(
-            status=response.status_code,
-            body=body,
-            retry_after=response.headers.get("retry-after"),
-            detail=detail,
-        )
+        return decode_answer(response.status_code, response.content, response.headers)

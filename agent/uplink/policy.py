@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from agent.config import PortalConfig
 from agent.exceptions import ReceiptError
 from agent.protocol import verify_receipt
-from agent.uplink.answer import PortalAnswer
+from agent.uplink.codec import PortalAnswer
 
 __all__ = [
     "QUARANTINE_REASONS",

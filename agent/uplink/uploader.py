@@ -1,7 +1,8 @@
 """The thin shell that runs upload rounds: read pending, send, then acknowledge.
 
-Decisions come from :mod:`agent.uplink.policy`; the only I/O is the
-:class:`~agent.uplink.client.PortalClient` and the :class:`UploadStore`. Each
+Decisions come from :mod:`agent.uplink.policy`, bodies from :mod:`agent.uplink.codec`;
+the only I/O is the :class:`~agent.uplink.client.PortalClient` and the
+:class:`~agent.records.interfaces.UploadStore`. Each
 store call takes the store's lock for its own duration only, so no network
 call ever runs under it (the daemon's writer keeps appending meanwhile).
 """
@@ -10,10 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from agent.clock import Clock
 from agent.exceptions import (
@@ -24,8 +25,9 @@ from agent.exceptions import (
 )
 from agent.protocol import ChainVerifier, Failure, parse_gap_data, public_key_from_b64
 from agent.protocol.records import check_record_shape, seal_digest
-from agent.uplink.answer import PortalAnswer
-from agent.uplink.client import PortalClient, encode_record, gzip_batch
+from agent.records.interfaces import UploadStore
+from agent.uplink.client import PortalClient
+from agent.uplink.codec import PortalAnswer, encode_record, gzip_batch
 from agent.uplink.policy import (
     Action,
     Decision,
@@ -35,40 +37,11 @@ from agent.uplink.policy import (
     contiguous_run,
 )
 
-__all__ = ["UploadResult", "UploadStore", "Uploader"]
+__all__ = ["UploadResult", "Uploader"]
 
 logger = logging.getLogger(__name__)
 
 _GAP_SCAN_PAGE = 2000
-
-
-class UploadStore(Protocol):
-    """What the uploader needs from the daemon's writer (which holds the lock).
-
-    Must provide all of these; :class:`agent.uplink.store.ChainStore` is the
-    implementation over a RecordBuffer and a ChainWriter.
-    """
-
-    def pending(self, limit: int | None = None, after_seq: int = 0) -> list[dict[str, Any]]: ...
-
-    def knows(self, seq: int, record_hash: str) -> bool: ...
-
-    def acknowledge(self, receipt: dict[str, Any]) -> int: ...
-
-    @property
-    def last_ack(self) -> tuple[int, str]: ...
-
-    @property
-    def head(self) -> tuple[int, str]: ...
-
-    @property
-    def pending_count(self) -> int: ...
-
-    def quarantine_record(self, seq: int, reason: str) -> object: ...
-
-    def write(self, type: str, data: Mapping[str, Any]) -> dict[str, Any]: ...
-
-    def declare_losses(self) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)

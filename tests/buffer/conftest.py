@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.buffer import RecordBuffer
-from agent.chain import ChainWriter
+from agent.buffer.buffer import RecordBuffer
 from agent.clock import ManualClock
 from agent.config import BufferConfig
 from agent.protocol import build_receipt, verify_chain
+from agent.records.chain import ChainWriter
 
 DEVICE = "dev-test"
 SMALL = BufferConfig(segment_records=64)

@@ -8,7 +8,8 @@ import pytest
 from tinydb import TinyDB
 from tinydb.table import Document
 
-from agent.buffer import RecordBuffer, SegmentStorage
+from agent.buffer.buffer import RecordBuffer
+from agent.buffer.storage import SegmentStorage
 from agent.config import BufferConfig
 from agent.exceptions import RecordBufferError
 from agent.protocol import ZERO_HASH

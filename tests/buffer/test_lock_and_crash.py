@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.buffer import RecordBuffer, read_status
+from agent.buffer.buffer import RecordBuffer
+from agent.buffer.status import read_status
 from agent.exceptions import BufferLockedError
 from bench.buffer_crash import run_harness
 from tests.buffer.conftest import Device
@@ -21,7 +22,8 @@ def _other_process(state_dir: Path, code: str) -> subprocess.CompletedProcess[st
     script = textwrap.dedent(
         f"""
         from pathlib import Path
-        from agent.buffer import RecordBuffer, read_status
+        from agent.buffer.buffer import RecordBuffer
+        from agent.buffer.status import read_status
         from agent.exceptions import BufferLockedError
         state_dir = Path({str(state_dir)!r})
         try:

@@ -80,8 +80,7 @@ def test_skip_to_never_reuses_what_the_portal_holds(device: Device) -> None:
 
 
 def test_a_quarantine_interrupted_by_a_crash_is_finished(device: Device) -> None:
-    from agent.buffer import LostRange
-    from agent.buffer.state import read_state, write_state
+    from agent.buffer.state import LostRange, read_state, write_state
 
     written = device.write(10)
     device.close()

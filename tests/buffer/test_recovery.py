@@ -183,7 +183,7 @@ def test_leftover_temporary_files_are_resolved(device: Device) -> None:
 
 
 def test_status_reads_without_changing_anything(device: Device, tmp_path: Path) -> None:
-    from agent.buffer import read_status
+    from agent.buffer.status import read_status
 
     written = device.write(100)
     device.close()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.buffer import read_status
 from agent.buffer.buffer import scan_segments
 from agent.buffer.files import Layout
 from agent.buffer.lines import parse_segment
 from agent.buffer.recovery import plan_recovery
 from agent.buffer.state import read_state
+from agent.buffer.status import read_status
 from tests.buffer.conftest import SMALL, Device
 
 

@@ -6,9 +6,9 @@ import re
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.buffer import RecordBuffer
-from agent.chain import ChainWriter
+from agent.buffer.buffer import RecordBuffer
 from agent.clock import ManualClock
+from agent.records.chain import ChainWriter
 from tests.cli.conftest import Run, Site
 from tests.cli.daemon_stub import daemon_side
 

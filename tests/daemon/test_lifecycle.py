@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.buffer import RecordBuffer
+from agent.buffer.buffer import RecordBuffer
 from agent.config import load_config
 from agent.control import daemon_running
-from agent.daemon.writer import open_writer
 from agent.exceptions import BufferFullError, ControlError
 from agent.protocol import verify_chain
 from agent.protocol.keys import public_key_from_b64
 from agent.readers.framing import em4100_frame
+from agent.records.store import open_store
 from tests.daemon.scenarios import Tapper, drain, next_uid
 from tests.daemon.support import REPO, DaemonProcess, Device, LivePortal, make_device, wait_until
 from tests.hardware.helpers import Pty
@@ -285,7 +285,7 @@ def test_a_full_buffer_still_starts_and_uploading_frees_it(
     tmp_path: Path, portal: LivePortal
 ) -> None:
     device = make_device(tmp_path, portal, extra="[buffer]\nsegment_records = 64\nquota_mb = 1\n")
-    writer = open_writer(load_config(device.config_path))
+    writer = open_store(load_config(device.config_path))
     stored = 0
     try:
         for pad in (4000, 200, 0):  # a long outage filled the buffer to its last byte

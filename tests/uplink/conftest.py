@@ -1,5 +1,5 @@
 """Uplink fixtures: a real portal under uvicorn, a device enrolled through its HTTP API,
-and the device's real buffer and chain writer behind a ChainStore."""
+and the device's real buffer and chain behind a RecordStore."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.buffer import RecordBuffer
-from agent.chain import ChainWriter
+from agent.buffer.buffer import RecordBuffer
 from agent.clock import Clock, ManualClock
 from agent.config import BufferConfig
 from agent.protocol import public_key_b64
-from agent.uplink import ChainStore, PortalClient, Uploader
+from agent.records.store import RecordStore
+from agent.uplink.client import PortalClient
 from agent.uplink.policy import UploadPolicy
+from agent.uplink.uploader import Uploader
 from portal.app import create_app
 from portal.registry import add_center, create_admin_token, create_enroll_token
 from portal.settings import Settings
@@ -27,27 +28,21 @@ from portal.state import Portal, open_portal
 from tests.portal.support import LiveServer
 
 
-class RecordingStore(ChainStore):
-    """A ChainStore that also remembers every record it wrote (the test's witness)."""
+class RecordingStore(RecordStore):
+    """A RecordStore that also remembers every record it wrote (the test's witness)."""
 
-    def __init__(self, buffer: RecordBuffer, writer: ChainWriter) -> None:
-        super().__init__(buffer, writer)
+    def __init__(
+        self, buffer: RecordBuffer, key: Ed25519PrivateKey, device_id: str, clock: Clock
+    ) -> None:
+        super().__init__(buffer, key, device_id, clock)
         self.written: dict[int, dict[str, Any]] = {}
+        self.add_listener(lambda record: self.written.__setitem__(record["seq"], record))
 
     def write(self, type: str, data: Mapping[str, Any]) -> dict[str, Any]:
         with self.lock:
-            gaps = self.writer.declare_losses() if self.buffer.lost_ranges else []
-            record = super().write(type, data)
-            for written in [*gaps, record]:
-                self.written[written["seq"]] = written
-            return record
-
-    def declare_losses(self) -> list[dict[str, Any]]:
-        with self.lock:
-            gaps = super().declare_losses()
-            for gap in gaps:
-                self.written[gap["seq"]] = gap
-            return gaps
+            if self.buffer.lost_ranges:
+                self.declare_losses()  # here, so that the listener sees the gap records
+            return super().write(type, data)
 
     def alarms(self) -> list[dict[str, Any]]:
         return [r for r in self.written.values() if r["type"] == "alarm"]
@@ -73,8 +68,7 @@ class Rig:
 
     def open_store(self, config: BufferConfig | None = None) -> RecordingStore:
         self.buffer = RecordBuffer(self.state_dir, config, clock=self.clock).open()
-        writer = ChainWriter(self.buffer, self.key, self.device_id, self.clock)
-        self.store = RecordingStore(self.buffer, writer)
+        self.store = RecordingStore(self.buffer, self.key, self.device_id, self.clock)
         return self.store
 
     def uploader(

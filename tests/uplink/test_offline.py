@@ -12,8 +12,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.exceptions import OfflineError
-from agent.offline import apply_receipt_file, export_bundle
 from agent.protocol import build_receipt, verify_bundle
+from agent.uplink.offline import apply_receipt_file, export_bundle
 from tests.uplink.conftest import Rig
 
 

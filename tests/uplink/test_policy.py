@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.config import PortalConfig
 from agent.protocol import build_receipt
-from agent.uplink.answer import PortalAnswer
+from agent.uplink.codec import PortalAnswer
 from agent.uplink.policy import (
     Action,
     Backoff,

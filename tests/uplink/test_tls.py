@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 
 from agent.exceptions import ConfigError, PortalUnreachable
 from agent.protocol import public_key_b64
-from agent.uplink import PortalClient
+from agent.uplink.client import PortalClient
 from portal.app import create_app
 from portal.registry import create_enroll_token
 from tests.uplink.conftest import Rig

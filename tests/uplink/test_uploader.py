@@ -15,15 +15,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import delete, update
 
-from agent.buffer import RecordBuffer
-from agent.chain import ChainWriter
+from agent.buffer.buffer import RecordBuffer
 from agent.clock import ManualClock
 from agent.config import BufferConfig
 from agent.exceptions import ConfigError, PortalRefused
 from agent.protocol import build_receipt, build_record, public_key_b64, verify_chain
-from agent.uplink import PortalClient, Uploader
-from agent.uplink.client import encode_record
+from agent.uplink.client import PortalClient
+from agent.uplink.codec import encode_record
 from agent.uplink.policy import UploadPolicy
+from agent.uplink.uploader import Uploader
 from portal.db.schema import devices, records
 from portal.registry import revoke_device
 from tests.support.chaos_proxy import ChaosProxy
@@ -118,9 +118,7 @@ def test_clone_under_the_same_id_never_frees_records(rig: Rig, tmp_path: Path) -
     clock = ManualClock(wall_ms=1_750_000_000_000)
     clone_buffer = RecordBuffer(tmp_path / "clone", clock=clock).open()
     try:
-        clone = RecordingStore(
-            clone_buffer, ChainWriter(clone_buffer, rig.key, rig.device_id, clock)
-        )
+        clone = RecordingStore(clone_buffer, rig.key, rig.device_id, clock)
         for uid in range(15):
             clone.write(
                 "badge", {"reader": "r", "driver": "simulated", "uid": f"{uid:08X}", "uid_len": 4}

@@ -1,33 +1,56 @@
-"""Builds, signs and durably appends the device's hash-chained records.
+"""Builds and signs the device's next hash-chained record and hands it to the buffer.
 
 The one place that turns an event into the next record: seq from the
 buffer, ``prev`` from its head (64 zeros after the newest records were lost,
 docs/protocol.md), ``anchor`` from the newest accepted receipt, time from the
-injected clock.
+injected clock. The buffer is whatever meets :class:`ChainBuffer` (in the
+device, :class:`agent.buffer.buffer.RecordBuffer`, whose ``append`` is durable),
+so this module loads neither TinyDB nor any other I/O library.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.buffer import LostRange, RecordBuffer
+from agent.buffer.state import LostRange
 from agent.clock import Clock
 from agent.protocol.records import ZERO_HASH, build_record
 
-__all__ = ["ChainWriter"]
+__all__ = ["ChainBuffer", "ChainWriter"]
 
 logger = logging.getLogger(__name__)
 
 
+class ChainBuffer(Protocol):
+    """What the chain needs from the buffer that stores it."""
+
+    @property
+    def head(self) -> tuple[int, str]: ...
+
+    @property
+    def next_seq(self) -> int: ...
+
+    @property
+    def anchor(self) -> str: ...
+
+    @property
+    def lost_ranges(self) -> list[LostRange]: ...
+
+    def append(self, record: dict[str, Any]) -> None: ...
+
+    def mark_declared(self, lost: LostRange) -> None: ...
+
+
 class ChainWriter:
-    """Single-threaded, like the buffer it writes."""
+    """Single-threaded, like the buffer it writes; the daemon shares it through
+    :class:`agent.records.store.RecordStore`."""
 
     def __init__(
-        self, buffer: RecordBuffer, key: Ed25519PrivateKey, device_id: str, clock: Clock
+        self, buffer: ChainBuffer, key: Ed25519PrivateKey, device_id: str, clock: Clock
     ) -> None:
         self.buffer = buffer
         self.key = key

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from agent.buffer.files import write_file_durably
-from agent.buffer.storage import fsync_dir
+from agent.durable import replace_file
 from agent.exceptions import OfflineError, ProtocolError, ReceiptError
 from agent.protocol import (
     RECEIPT_FIELDS,
@@ -25,25 +23,14 @@ from agent.protocol import (
     parse_json,
     public_key_from_b64,
 )
+from agent.records.interfaces import BundleStore, UploadStore
 from agent.uplink.policy import check_receipt
-from agent.uplink.uploader import UploadStore
 
-__all__ = ["BundleStore", "apply_receipt_file", "export_bundle"]
+__all__ = ["apply_receipt_file", "export_bundle", "read_receipt_file"]
 
 logger = logging.getLogger(__name__)
 
 MAX_RECEIPT_FILE = 64 * 1024
-
-
-class BundleStore(UploadStore, Protocol):
-    """An :class:`UploadStore` that also names its device and public key
-    (:class:`agent.uplink.store.ChainStore` does)."""
-
-    @property
-    def device_id(self) -> str: ...
-
-    @property
-    def public_key(self) -> str: ...
 
 
 def export_bundle(store: BundleStore, dir: Path) -> Path:
@@ -62,13 +49,9 @@ def export_bundle(store: BundleStore, dir: Path) -> Path:
     bundle = make_bundle(store.device_id, store.public_key, records)
     target = dir / bundle_filename(bundle)
     data = json.dumps(bundle, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
-    tmp = target.with_name(f".{target.name}.tmp")
     try:
-        write_file_durably(tmp, data)
-        os.replace(tmp, target)
-        fsync_dir(dir)
+        replace_file(target, data)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise OfflineError(f"{target}: cannot write the bundle: {exc.strerror or exc}") from exc
     logger.info(
         "exported records %d..%d (%d) to %s",

@@ -1,0 +1,74 @@
+"""Small files written so that a power cut leaves the old bytes or the new, never a mix.
+
+The one home for "write a file durably" and "fsync a folder" on the device:
+the buffer's segments and ``state.json``, the device key, the config hash,
+bundles and their copy to a USB stick all go through here. Only the standard
+library; errors are plain :class:`OSError` (callers say what the file was).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = ["fsync_dir", "replace_file", "write_synced"]
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the folder's entries (a new, renamed or removed file) survive a power cut."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_synced(
+    path: Path, data: bytes | Iterable[bytes], *, mode: int = 0o644, exclusive: bool = False
+) -> None:
+    """Write ``data`` (bytes, or chunks of it) to ``path`` and fsync it.
+
+    ``exclusive`` refuses an existing file (``O_EXCL``): the mode then holds
+    from the first byte. On any failure the file is removed and OSError raised;
+    a short write counts as a full disk. The caller renames and fsyncs the folder.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, mode)  # a refused O_EXCL leaves the other file alone
+    try:
+        try:
+            for chunk in [data] if isinstance(data, bytes) else data:
+                if os.write(fd, chunk) != len(chunk):
+                    raise OSError(errno.ENOSPC, "short write")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
+
+
+def replace_file(
+    path: Path, data: bytes | Iterable[bytes], *, mode: int = 0o644, tmp: Path | None = None
+) -> None:
+    """Give ``path`` the content ``data``, whole or not at all.
+
+    Temporary file (default ``.<name>.tmp`` beside it, created afresh so a stale
+    one's wider mode never carries over), fsync, ``os.replace``, fsync of the
+    folder. On failure the temporary file is gone, ``path`` is as it was, and
+    OSError is raised.
+    """
+    tmp = tmp or path.with_name(f".{path.name}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    write_synced(tmp, data, mode=mode, exclusive=True)
+    try:
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
