@@ -25,12 +25,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from agent.exceptions import ProtocolError
 from agent.protocol import (
     ZERO_HASH,
     ChainVerifier,
     DeclaredGap,
     Failure,
+    ProtocolError,
     bad_signature,
     build_receipt,
     collect_declared_gaps,

@@ -13,8 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from agent.exceptions import ProtocolError
-from agent.protocol import ZERO_HASH, public_key_from_b64
+from agent.protocol import ZERO_HASH, ProtocolError, public_key_from_b64
 from portal.db.engine import write_transaction
 from portal.db.schema import admin_tokens, centers, devices, enroll_tokens, integrity_events
 from portal.exceptions import EnrollmentRefused, MalformedRequest, NotFoundError, PortalConfigError

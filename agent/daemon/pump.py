@@ -18,7 +18,7 @@ from agent.daemon.health import ReaderHealth
 from agent.daemon.watch import EventLog
 from agent.daemon.writer import RecordWriter
 from agent.events import BadgeRead, Event, ReaderStatus, SensorChange
-from agent.exceptions import QatysuError
+from agent.exceptions import ProtocolError, QatysuError
 
 __all__ = ["EventPump", "FeedbackSink"]
 
@@ -143,6 +143,6 @@ class EventPump:
     def _write(self, type: str, data: dict[str, Any]) -> dict[str, Any] | None:
         try:
             return self.writer.write(type, data)
-        except QatysuError as exc:
+        except (QatysuError, ProtocolError) as exc:
             logger.error("%s event not stored: %s", type, exc)
             return None
