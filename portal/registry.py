@@ -60,11 +60,14 @@ def create_enroll_token(engine: Engine, center_id: str, ttl_ms: int, *, now: int
     if ttl_ms <= 0:
         raise PortalConfigError("the token's time to live must be positive")
     token = "qen_" + secrets.token_urlsafe(24)
+    missing = NotFoundError(f"center {center_id!r} does not exist (add it with 'center add')")
+    if "\x00" in center_id:  # never a center's id, and PostgreSQL refuses it in a query
+        raise missing
     with write_transaction(engine) as conn:
         if not conn.execute(
             select(centers.c.center_id).where(centers.c.center_id == center_id)
         ).first():
-            raise NotFoundError(f"center {center_id!r} does not exist (add it with 'center add')")
+            raise missing
         conn.execute(
             insert(enroll_tokens).values(
                 token_hash=token_hash(token),
