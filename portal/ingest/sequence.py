@@ -1,6 +1,6 @@
 """The sequence phase: each checked record against the device's stored head.
 
-Pure: the caller holds the device row and passes the hashes stored at the
+No SQL: the caller holds the device row and passes the hashes stored at the
 batch's seqs. Duplicates are skipped, a held seq with another hash is a
 ``fork``, holes are bridged only where the batch's own signed ``gap`` records
 declare them (:meth:`agent.protocol.ChainVerifier.check_sequence`).
