@@ -1,11 +1,16 @@
 """Every exception the agent raises on purpose.
 
-The tree::
+Two roots. The protocol's errors are defined in :mod:`agent.protocol.errors`
+(shared with the portal, which imports nothing else of the agent) and
+re-exported here; they are ``ValueError``s, not ``QatysuError``s, so a site
+that catches all of the agent's own errors catches ``(QatysuError, ProtocolError)``::
+
+    ProtocolError (ValueError)      agent.protocol.errors
+    ├── EncodingError           a value outside the canonical value set
+    ├── ReceiptError            a portal receipt that must not be acted on
+    └── UidError                text that is not a badge UID
 
     QatysuError
-    ├── ProtocolError (ValueError)
-    │   ├── EncodingError       a value outside the canonical value set
-    │   └── ReceiptError        a portal receipt that must not be acted on
     ├── KeyFileError (OSError)  a device key file missing, unreadable or too open
     ├── ConfigError (ValueError) a config file or key that cannot be used
     ├── RecordBufferError       the local record buffer
@@ -22,21 +27,31 @@ The tree::
 
 from __future__ import annotations
 
+from agent.protocol.errors import EncodingError, ProtocolError, ReceiptError, UidError
+
+__all__ = [
+    "BufferFullError",
+    "BufferLockedError",
+    "ConfigError",
+    "ControlError",
+    "EncodingError",
+    "HardwareError",
+    "KeyFileError",
+    "OfflineError",
+    "PortalRefused",
+    "PortalUnreachable",
+    "ProtocolError",
+    "QatysuError",
+    "ReaderError",
+    "ReceiptError",
+    "RecordBufferError",
+    "UidError",
+    "UploadError",
+]
+
 
 class QatysuError(Exception):
-    """Root of every error raised by the agent."""
-
-
-class ProtocolError(QatysuError, ValueError):
-    """A record, receipt or bundle that does not follow the wire format."""
-
-
-class EncodingError(ProtocolError):
-    """A value that has no canonical encoding (docs/protocol.md)."""
-
-
-class ReceiptError(ProtocolError):
-    """A receipt that fails verification and must not delete anything."""
+    """Root of every error raised by the agent outside the protocol (see ProtocolError)."""
 
 
 class KeyFileError(QatysuError, OSError):

@@ -4,7 +4,7 @@ The city: 150 centers with one device each, 600 groups, about 8,500 children,
 heartbeats every 300 s, a month (about 1.6-1.7 million records). How records
 get in: the city is generated against the in-memory stand-in portal (records
 hashed, not signed) and bulk-inserted with the columns the ingest writes
-(:func:`portal.reconcile.feed.bulk_load`); in the same run a smaller signed city
+(:func:`portal.synthetic.feed.bulk_load`); in the same run a smaller signed city
 goes through the real ingest (signatures, chain, receipts) and must reconcile
 to its labels as well. Reconciliation always reads from the database.
 
@@ -29,13 +29,13 @@ import sqlalchemy
 
 from bench.common import finish, load_note, median, parse_args, table
 from portal.reconcile.engine import AT_RISK, Result
-from portal.reconcile.feed import IngestUplink, bulk_load
 from portal.reconcile.generator import City, CityConfig, LocalPortal, generate, label
 from portal.reconcile.lessons import load_zone
 from portal.reconcile.model import ReconcileSettings
 from portal.reconcile.store import apply_import, run_reconciliation
 from portal.settings import Settings
 from portal.state import Portal, open_portal
+from portal.synthetic.feed import IngestUplink, bulk_load
 
 T0 = 1_700_000_000_000
 

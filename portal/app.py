@@ -19,7 +19,6 @@ from portal.api import admin, audit, devices, pages, reports
 from portal.api.browser_guards import BrowserGuards
 from portal.api.models import Health
 from portal.api.request_encoding import InflateRequestBodies
-from portal.audit import check_unchecked_signatures
 from portal.exceptions import (
     ClientGone,
     EnrollmentRefused,
@@ -29,6 +28,7 @@ from portal.exceptions import (
     RequestTooLarge,
     RevokedDeviceError,
 )
+from portal.ingest.reverify import check_unchecked_signatures
 from portal.keys import load_or_create_secret
 from portal.reconcile.lessons import load_zone
 from portal.settings import Settings

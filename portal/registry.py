@@ -13,8 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from agent.exceptions import ProtocolError
-from agent.protocol import ZERO_HASH, public_key_from_b64
+from agent.protocol import ZERO_HASH, ProtocolError, public_key_from_b64
 from portal.db.engine import write_transaction
 from portal.db.schema import admin_tokens, centers, devices, enroll_tokens, integrity_events
 from portal.exceptions import EnrollmentRefused, MalformedRequest, NotFoundError, PortalConfigError
@@ -61,11 +60,14 @@ def create_enroll_token(engine: Engine, center_id: str, ttl_ms: int, *, now: int
     if ttl_ms <= 0:
         raise PortalConfigError("the token's time to live must be positive")
     token = "qen_" + secrets.token_urlsafe(24)
+    missing = NotFoundError(f"center {center_id!r} does not exist (add it with 'center add')")
+    if "\x00" in center_id:  # never a center's id, and PostgreSQL refuses it in a query
+        raise missing
     with write_transaction(engine) as conn:
         if not conn.execute(
             select(centers.c.center_id).where(centers.c.center_id == center_id)
         ).first():
-            raise NotFoundError(f"center {center_id!r} does not exist (add it with 'center add')")
+            raise missing
         conn.execute(
             insert(enroll_tokens).values(
                 token_hash=token_hash(token),

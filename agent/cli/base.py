@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from agent import __version__
-from agent.exceptions import ConfigError, QatysuError
+from agent.exceptions import ConfigError, ProtocolError, QatysuError
 
 DEFAULT_CONFIG = Path("/etc/qatysu/agent.toml")
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.code if isinstance(exc, Exit) else exc.exit_code
-    except QatysuError as exc:
+    except (QatysuError, ProtocolError) as exc:
         if "--debug" in args:
             raise
         click.echo(f"qatysu: error: {exc}", err=True)

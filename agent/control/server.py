@@ -2,7 +2,7 @@
 
 Each connection gets a thread (``upload`` and ``watch`` wait), reads request
 lines and answers each with one line. A handler raising a :class:`QatysuError`
-answers ``{"error": ...}``; anything else is logged and answered as an
+(or a protocol error) answers ``{"error": ...}``; anything else is logged and answered as an
 internal error, never taking the daemon down.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from agent.control.client import daemon_running
 from agent.control.protocol import LineDecoder, decode_request, encode, error_answer
-from agent.exceptions import ControlError, QatysuError
+from agent.exceptions import ControlError, ProtocolError, QatysuError
 
 __all__ = ["ControlServer", "Handler"]
 
@@ -78,7 +78,7 @@ class ControlServer:
             return error_answer(f"unknown command {cmd!r} (known: {known})")
         try:
             answer = handler(fields)
-        except QatysuError as exc:
+        except (QatysuError, ProtocolError) as exc:
             return error_answer(str(exc))
         except Exception as exc:
             logger.exception("control command %r failed", cmd)

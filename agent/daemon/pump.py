@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from agent.daemon.health import ReaderHealth
 from agent.daemon.watch import EventLog
 from agent.events import BadgeRead, Event, ReaderStatus, SensorChange
-from agent.exceptions import QatysuError
+from agent.exceptions import ProtocolError, QatysuError
 from agent.records.store import RecordStore
 
 __all__ = ["EventPump", "FeedbackSink"]
@@ -143,6 +143,6 @@ class EventPump:
     def _write(self, type: str, data: dict[str, Any]) -> dict[str, Any] | None:
         try:
             return self.store.write(type, data)
-        except QatysuError as exc:
+        except (QatysuError, ProtocolError) as exc:
             logger.error("%s event not stored: %s", type, exc)
             return None

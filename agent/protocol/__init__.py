@@ -1,4 +1,4 @@
-"""The wire format: canonical encoding, records, chains, receipts and bundles.
+"""The wire format: canonical encoding, records, chains, receipts, bundles and badge UIDs.
 
 Imports only the standard library and ``cryptography`` (docs/architecture.md), so
 the portal and third parties can verify records without hardware libraries.
@@ -10,12 +10,14 @@ from agent.protocol.bundle import BundleReport, bundle_filename, make_bundle, ve
 from agent.protocol.canonical import (
     MAX_DEPTH,
     MAX_SAFE_INT,
+    DuplicateKeys,
     canonical_bytes,
     canonical_bytes_checked,
     check_value,
     parse_json,
     parse_json_lenient,
 )
+from agent.protocol.errors import EncodingError, ProtocolError, ReceiptError, UidError
 from agent.protocol.keys import (
     b64decode_strict,
     private_key_from_raw,
@@ -35,6 +37,7 @@ from agent.protocol.records import (
     seal_digest,
     signature_valid,
 )
+from agent.protocol.uids import CARD_UID_BYTES, normalise_uid
 from agent.protocol.verify import (
     REASONS,
     ChainReport,
@@ -49,6 +52,7 @@ from agent.protocol.verify import (
 )
 
 __all__ = [
+    "CARD_UID_BYTES",
     "MAX_DEPTH",
     "MAX_SAFE_INT",
     "REASONS",
@@ -61,7 +65,12 @@ __all__ = [
     "ChainReport",
     "ChainVerifier",
     "DeclaredGap",
+    "DuplicateKeys",
+    "EncodingError",
     "Failure",
+    "ProtocolError",
+    "ReceiptError",
+    "UidError",
     "b64decode_strict",
     "bad_signature",
     "build_receipt",
@@ -74,6 +83,7 @@ __all__ = [
     "collect_declared_gaps",
     "content_bytes",
     "make_bundle",
+    "normalise_uid",
     "parse_gap_data",
     "parse_json",
     "parse_json_lenient",

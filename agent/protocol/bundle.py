@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent.exceptions import EncodingError, ProtocolError
 from agent.protocol.canonical import DuplicateKeys, check_value
+from agent.protocol.errors import EncodingError, ProtocolError
 from agent.protocol.keys import public_key_b64, public_key_from_b64
-from agent.protocol.records import _is_int
+from agent.protocol.values import is_int
 from agent.protocol.verify import ChainReport, DeclaredGap, Failure, verify_chain
 
 __all__ = ["BundleReport", "bundle_filename", "make_bundle", "verify_bundle"]
@@ -65,7 +65,7 @@ def verify_bundle(bundle: object, public_key: str | None = None) -> BundleReport
             raise EncodingError(f"duplicate key {bundle.duplicate!r}")
     except EncodingError as exc:
         return broken("encoding", f"bundle: {exc}")
-    if not (_is_int(bundle["v"]) and bundle["v"] == 1):
+    if not (is_int(bundle["v"]) and bundle["v"] == 1):
         return broken("encoding", "bundle 'v' must be 1")
     if not isinstance(device, str) or not device or not isinstance(records, list):
         return broken("encoding", "bundle 'device' must be a string and 'records' an array")
@@ -89,6 +89,6 @@ def verify_bundle(bundle: object, public_key: str | None = None) -> BundleReport
         len(records),
         report.failure,
         report.declared if report.ok else report.gaps,
-        first if _is_int(first) else None,
+        first if is_int(first) else None,
         report.head_seq if report.ok else None,
     )

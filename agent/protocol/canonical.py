@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from agent.exceptions import EncodingError
+from agent.protocol.errors import EncodingError
 
 MAX_SAFE_INT = 2**53 - 1
 # Arrays and objects nest at most this deep (a record is depth 1, its data 2).
@@ -23,6 +23,7 @@ MAX_DEPTH = 32
 __all__ = [
     "MAX_DEPTH",
     "MAX_SAFE_INT",
+    "DuplicateKeys",
     "Invalid",
     "canonical_bytes",
     "canonical_bytes_checked",

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from agent.exceptions import ProtocolError
+from agent.protocol.errors import ProtocolError
 
 __all__ = [
     "b64decode_strict",

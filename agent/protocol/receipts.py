@@ -9,9 +9,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from agent.exceptions import EncodingError, ReceiptError
 from agent.protocol.canonical import check_value
-from agent.protocol.records import _is_hex64, _is_int, seal, seal_digest, signature_valid
+from agent.protocol.errors import EncodingError, ReceiptError
+from agent.protocol.records import seal, seal_digest, signature_valid
+from agent.protocol.values import is_hex64, is_int
 
 __all__ = ["RECEIPT_FIELDS", "build_receipt", "verify_receipt"]
 
@@ -49,15 +50,15 @@ def _receipt_problem(receipt: object) -> str | None:
         check_value(receipt)
     except EncodingError as exc:
         return f"receipt encoding: {exc}"
-    if not (_is_int(receipt["v"]) and receipt["v"] == 1):
+    if not (is_int(receipt["v"]) and receipt["v"] == 1):
         return "receipt 'v' must be 1"
     if not isinstance(receipt["device"], str) or not receipt["device"]:
         return "receipt 'device' must be a non-empty string"
-    if not _is_int(receipt["seq"]) or receipt["seq"] < 0:
+    if not is_int(receipt["seq"]) or receipt["seq"] < 0:
         return "receipt 'seq' must be an integer >= 0"
-    if not _is_int(receipt["server_ms"]):
+    if not is_int(receipt["server_ms"]):
         return "receipt 'server_ms' must be an integer"
-    if not (_is_hex64(receipt["record_hash"]) and _is_hex64(receipt["hash"])):
+    if not (is_hex64(receipt["record_hash"]) and is_hex64(receipt["hash"])):
         return "receipt hashes must be 64 lowercase hex characters"
     if not isinstance(receipt["sig"], str):
         return "receipt 'sig' must be a string"

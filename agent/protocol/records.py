@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +13,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from agent.exceptions import EncodingError, ProtocolError
 from agent.protocol.canonical import (
     MAX_SAFE_INT,
     canonical_bytes,
@@ -22,7 +20,9 @@ from agent.protocol.canonical import (
     check_value,
     value_problem,
 )
+from agent.protocol.errors import EncodingError, ProtocolError
 from agent.protocol.keys import b64decode_strict
+from agent.protocol.values import is_hex64, is_int
 
 __all__ = [
     "RECORD_FIELDS",
@@ -41,21 +41,12 @@ ZERO_HASH = "0" * 64
 RECORD_TYPES = frozenset(
     {"boot", "badge", "door", "tamper", "heartbeat", "reader", "gap", "config", "alarm"}
 )
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 RECORD_FIELDS: tuple[str, ...] = (
     "v", "device", "seq", "prev", "type", "wall_ms", "synced",
     "boot", "mono_ns", "anchor", "data", "hash", "sig",
 )  # fmt: skip
 _FIELD_SET = frozenset(RECORD_FIELDS)
-
-
-def _is_int(value: object) -> bool:
-    return type(value) is int
-
-
-def _is_hex64(value: object) -> bool:
-    return isinstance(value, str) and _HEX64.fullmatch(value) is not None
 
 
 def seal_digest(body: Mapping[str, Any], *, checked: bool = False) -> tuple[bytes, str]:
@@ -133,9 +124,9 @@ def _plainly_valid(r: object) -> bool:
         and kind != ""
         and type(boot) is str
         and boot.isascii()
-        and _is_hex64(r["prev"])
-        and _is_hex64(r["hash"])
-        and (anchor == "" or _is_hex64(anchor))
+        and is_hex64(r["prev"])
+        and is_hex64(r["hash"])
+        and (anchor == "" or is_hex64(anchor))
         and type(r["data"]) is dict
         and value_problem(r["data"], 1) is None
         and type(sig) is str
@@ -181,29 +172,29 @@ def _shape_problem(record: object, *, walk: bool) -> str | None:
 
 
 def _field_problem(r: dict[str, Any]) -> str | None:
-    if not _is_int(r["v"]) or r["v"] != RECORD_VERSION:
+    if not is_int(r["v"]) or r["v"] != RECORD_VERSION:
         return f"field 'v' must be {RECORD_VERSION}"
     if not isinstance(r["device"], str) or not r["device"]:
         return "field 'device' must be a non-empty string"
-    if not _is_int(r["seq"]) or r["seq"] < 1:
+    if not is_int(r["seq"]) or r["seq"] < 1:
         return "field 'seq' must be an integer >= 1"
-    if not _is_hex64(r["prev"]):
+    if not is_hex64(r["prev"]):
         return "field 'prev' must be 64 lowercase hex characters"
     if not isinstance(r["type"], str) or not r["type"]:
         return "field 'type' must be a non-empty string"
-    if not _is_int(r["wall_ms"]):
+    if not is_int(r["wall_ms"]):
         return "field 'wall_ms' must be an integer"
     if not isinstance(r["synced"], bool):
         return "field 'synced' must be true or false"
     if not isinstance(r["boot"], str):
         return "field 'boot' must be a string"
-    if not _is_int(r["mono_ns"]) or r["mono_ns"] < 0:
+    if not is_int(r["mono_ns"]) or r["mono_ns"] < 0:
         return "field 'mono_ns' must be an integer >= 0"
-    if not (r["anchor"] == "" or _is_hex64(r["anchor"])):
+    if not (r["anchor"] == "" or is_hex64(r["anchor"])):
         return "field 'anchor' must be \"\" or 64 lowercase hex characters"
     if not isinstance(r["data"], dict):
         return "field 'data' must be an object"
-    if not _is_hex64(r["hash"]):
+    if not is_hex64(r["hash"]):
         return "field 'hash' must be 64 lowercase hex characters"
     return None
 

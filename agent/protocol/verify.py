@@ -13,14 +13,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from agent.protocol.records import (
-    ZERO_HASH,
-    _is_hex64,
-    _is_int,
-    check_record_shape,
-    seal_digest,
-    signature_valid,
-)
+from agent.protocol.records import ZERO_HASH, check_record_shape, seal_digest, signature_valid
+from agent.protocol.values import is_hex64, is_int
 
 __all__ = [
     "REASONS",
@@ -76,9 +70,9 @@ def parse_gap_data(record: dict[str, Any]) -> DeclaredGap | str:
     data = record["data"]
     first, last = data.get("first_seq"), data.get("last_seq")
     last_hash, reason = data.get("last_hash"), data.get("reason", "")
-    if not (_is_int(first) and _is_int(last) and 1 <= first <= last):
+    if not (is_int(first) and is_int(last) and 1 <= first <= last):
         return "gap data needs integers 1 <= first_seq <= last_seq"
-    if not (last_hash == "" or _is_hex64(last_hash)):
+    if not (last_hash == "" or is_hex64(last_hash)):
         return "gap data 'last_hash' must be \"\" or 64 lowercase hex characters"
     if last >= record["seq"]:
         return "gap record must come after the hole it declares"
@@ -202,7 +196,7 @@ class ChainVerifier:
 def _seq_of(record: object) -> int | None:
     if isinstance(record, dict):
         seq = record.get("seq")
-        if isinstance(seq, int) and _is_int(seq):
+        if isinstance(seq, int) and is_int(seq):
             return seq
     return None
 
@@ -259,7 +253,7 @@ def verify_chain(
     if start is None:
         start = (0, ZERO_HASH)
         first = records[0] if records else None
-        if isinstance(first, dict) and _is_int(first.get("seq")) and first["seq"] > 1:
+        if isinstance(first, dict) and is_int(first.get("seq")) and first["seq"] > 1:
             prev = first.get("prev")
             start = (first["seq"] - 1, prev if isinstance(prev, str) else "")
     gaps = collect_declared_gaps(records, public_key, device)

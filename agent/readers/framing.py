@@ -18,6 +18,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from agent.protocol.errors import UidError
+from agent.protocol.uids import normalise_uid as _normalise_uid
+
 __all__ = [
     "Card",
     "Em4100Framer",
@@ -31,7 +34,6 @@ STX = 0x02
 ETX = 0x03
 EM4100_FRAME_LEN = 14  # STX + 10 hex + 2 hex checksum + ETX
 _HEX = frozenset(b"0123456789ABCDEFabcdef")
-_UID_SEPARATORS = re.compile(r"[\s:\-]")
 _LINE_END = re.compile(rb"[\r\n]")
 
 
@@ -59,10 +61,10 @@ Result = Card | Rejected
 
 def normalise_uid(text: str) -> str | None:
     """Uppercase hex without separators, or None when it is not whole bytes of hex."""
-    uid = _UID_SEPARATORS.sub("", text).upper()
-    if not uid or len(uid) % 2 or any(c not in "0123456789ABCDEF" for c in uid):
+    try:
+        return _normalise_uid(text, lengths=None)  # a reader's UID may have any length
+    except UidError:
         return None
-    return uid
 
 
 class Em4100Framer:

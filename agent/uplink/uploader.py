@@ -268,7 +268,7 @@ class Uploader:
             freed = self.store.acknowledge(checked)
         except ReceiptError as exc:  # the store changed between the check and now
             return 0, "receipt_unknown_hash", str(exc)
-        except (QatysuError, OSError) as exc:  # the state file could not be written
+        except (QatysuError, ProtocolError, OSError) as exc:  # the state file could not be written
             return 0, "acknowledge_failed", f"acknowledging seq {checked['seq']} failed: {exc}"
         self._received(checked)
         self._alarmed.clear()  # a good receipt ends an episode: alarm again next time
@@ -376,7 +376,8 @@ class Uploader:
         try:
             self.store.quarantine_record(seq, decision.reason)
             self.store.declare_losses()
-        except (QatysuError, OSError) as exc:  # nothing was lost: the record stays pending
+        except (QatysuError, ProtocolError, OSError) as exc:
+            # Nothing was lost: the record stays pending.
             self._fail(f"record {seq} refused ({decision.reason}) but not quarantined: {exc}")
         self._alarm(
             f"record_refused_{decision.reason}",
@@ -449,7 +450,7 @@ class Uploader:
         self._alarmed.add(kind)
         try:
             self.store.write("alarm", {"kind": kind, "detail": detail[:300]})
-        except (QatysuError, OSError) as exc:
+        except (QatysuError, ProtocolError, OSError) as exc:
             logger.error("cannot write alarm %s (%s): %s", kind, detail, exc)
             return
         self.alarms_written += 1

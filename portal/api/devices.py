@@ -23,16 +23,14 @@ from portal.api.models import (
 )
 from portal.api.request_encoding import read_body
 from portal.exceptions import MalformedRequest, RequestTooLarge
-from portal.ingest import (
-    IngestOutcome,
-    cursor_receipt,
-    declare_gap,
-    ingest_batch,
-    record_abuse,
-)
+from portal.ingest.abuse import record_abuse
+from portal.ingest.batch import ingest_batch
+from portal.ingest.body import parse_envelope
+from portal.ingest.gaps import declare_gap
+from portal.ingest.outcome import IngestOutcome
+from portal.ingest.receipts import cursor_receipt
 from portal.registry import enroll_device
 from portal.state import Portal
-from portal.wire import parse_envelope
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portal.exceptions import ClientGone, MalformedRequest, RequestTooLarge
-from portal.wire import inflate
+from portal.ingest.body import inflate
 
 __all__ = ["InflateRequestBodies", "read_body"]
 

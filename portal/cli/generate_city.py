@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from portal.cli.base import Context, cli
-from portal.reconcile.feed import IngestUplink
 from portal.reconcile.generator import CityConfig, generate
 from portal.reconcile.store import apply_import
+from portal.synthetic.feed import IngestUplink
 
 
 @cli.command("generate-city")

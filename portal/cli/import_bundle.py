@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from portal.bundles import ingest_bundle
 from portal.cli.base import Context, Exit, cli
 from portal.exceptions import MalformedRequest
-from portal.wire import parse_lenient
+from portal.ingest.body import parse_lenient
+from portal.ingest.bundles import ingest_bundle
 
 
 @cli.command("import-bundle")

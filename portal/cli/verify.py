@@ -6,8 +6,8 @@ import json
 
 import click
 
-from portal.audit import verify_stored
 from portal.cli.base import Context, cli
+from portal.ingest.reverify import verify_stored
 
 
 @cli.command("verify")

@@ -1,7 +1,10 @@
-"""The portal's core tables (SQLAlchemy Core). Times are Unix milliseconds (UTC).
+"""The portal's one :data:`metadata` and its core tables (SQLAlchemy Core).
 
-Other areas import these tables by name; the reconciliation tables live in
-``portal/reconcile/schema.py`` on the same :data:`metadata`-compatible naming.
+Times are Unix milliseconds (UTC). Other areas import these tables by name.
+The reconciliation tables (``portal/reconcile/schema.py``) register on the same
+:data:`metadata`; the migrations' environment imports both modules, so the
+Alembic revisions in ``portal/migrations`` describe exactly these tables
+(checked by ``tests/portal/test_schema.py``).
 """
 
 from __future__ import annotations

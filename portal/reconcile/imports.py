@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import TypeVar
 
+from agent.protocol import normalise_uid
 from portal.exceptions import ImportFileError
 from portal.reconcile.lessons import ScheduleEntry
 from portal.reconcile.model import Confirmation
@@ -29,10 +30,6 @@ ROSTER_OPTIONAL = ("child_name",)
 SCHEDULE = ("group_id", "center_id", "weekday", "start", "end", "price_kzt")
 SCHEDULE_OPTIONAL = ("valid_from", "valid_to")
 CONFIRMATIONS = ("child_id", "group_id", "date", "confirmed_at", "signer")
-
-_SEPARATORS = re.compile(r"[:\-\s]+")
-_HEX = re.compile(r"[0-9A-F]+")
-_UID_BYTES = frozenset({4, 5, 7, 10})
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,16 +43,6 @@ class RosterRow:
 
 class _Bad(Exception):
     """A field that cannot be read; the caller adds file, line and column."""
-
-
-def normalize_uid(text: str) -> str:
-    """``04:a1-b2 c3d4`` -> ``04A1B2C3D4``; raises ``ValueError`` if not a card UID."""
-    uid = _SEPARATORS.sub("", text).upper()
-    if not uid or not _HEX.fullmatch(uid):
-        raise ValueError(f"badge_uid {text!r} is not hexadecimal")
-    if len(uid) % 2 or len(uid) // 2 not in _UID_BYTES:
-        raise ValueError(f"badge_uid {text!r} is {len(uid) / 2:g} bytes, not 4, 5, 7 or 10")
-    return uid
 
 
 def _decode(data: bytes, name: str) -> str:
@@ -195,7 +182,7 @@ def _price(text: str) -> int:
 
 
 def _uid(text: str) -> str:
-    return normalize_uid(_required(text))
+    return normalise_uid(_required(text), what="badge_uid")
 
 
 K = TypeVar("K")

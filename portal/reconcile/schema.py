@@ -1,6 +1,7 @@
-"""Reconciliation tables (SQLAlchemy Core), in their own :data:`metadata`.
+"""Reconciliation tables (SQLAlchemy Core), on the portal's one :data:`metadata`.
 
-Created by Alembic revision ``0002_reconciliation``. Dates are ISO strings
+Created by Alembic revision ``0002_reconciliation``, with the covering index on
+``records`` that the reconciliation reads from. Dates are ISO strings
 (``YYYY-MM-DD``, local to the portal's zone), times of day ``HH:MM``; an open
 validity bound is ``""`` so that it can be part of a key.
 """
@@ -12,22 +13,23 @@ from sqlalchemy import (
     Column,
     Index,
     Integer,
-    MetaData,
     PrimaryKeyConstraint,
     String,
     Table,
     Text,
 )
 
-__all__ = ["badges", "confirmations", "metadata", "roster", "schedule"]
+from portal.db.schema import metadata, records
 
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+__all__ = ["RECONCILE_COLUMNS", "badges", "confirmations", "roster", "schedule"]
+
+# What the reconciliation reads of every record, so that a city-month is read from
+# this index alone and not from the wide rows (docs/decisions/0801).
+RECONCILE_COLUMNS = (
+    "device_id", "seq", "type", "wall_ms", "synced", "boot", "mono_ns", "anchor",
+    "covered_ms", "received_ms",
+)  # fmt: skip
+Index("ix_records_reconcile", *(records.c[name] for name in RECONCILE_COLUMNS))
 
 # A child's membership of a group (a child may attend several groups).
 roster = Table(

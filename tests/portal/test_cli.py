@@ -13,7 +13,7 @@ from sqlalchemy import delete, select, update
 from agent.protocol import make_bundle, verify_receipt
 from portal.cli import main
 from portal.db.schema import integrity_events, records
-from portal.ingest import ingest_batch
+from portal.ingest.batch import ingest_batch
 from portal.keys import load_or_create_key
 from portal.registry import enroll_device
 from portal.settings import Settings

@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 
-from portal.ingest import IngestOutcome, ingest_batch
+from portal.ingest.batch import ingest_batch
+from portal.ingest.outcome import IngestOutcome
 from portal.state import Portal
 from tests.portal.support import SimDevice
 from tests.portal.test_ingest_http import stored

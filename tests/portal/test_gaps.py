@@ -9,8 +9,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
 from agent.protocol import ZERO_HASH, make_bundle, seal, verify_receipt
-from portal.bundles import ingest_bundle
 from portal.db.schema import abuse_log, declared_gaps, integrity_events
+from portal.ingest.bundles import ingest_bundle
 from portal.state import Portal
 from tests.portal.support import SimDevice
 from tests.portal.test_ingest_http import count, post, stored

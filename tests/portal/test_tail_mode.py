@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from portal.app import create_app
-from portal.audit import check_unchecked_signatures, verify_stored
 from portal.db.schema import integrity_events, records
-from portal.ingest import ingest_batch
+from portal.ingest.batch import ingest_batch
+from portal.ingest.reverify import check_unchecked_signatures, verify_stored
 from portal.registry import add_center
 from portal.settings import Settings
 from portal.state import Portal, open_portal

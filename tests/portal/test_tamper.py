@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 from agent.protocol import Failure, verify_receipt
 from portal.app import create_app
 from portal.db.schema import abuse_log, integrity_events, records
-from portal.ingest import IngestOutcome, ingest_batch
+from portal.ingest.batch import ingest_batch
+from portal.ingest.outcome import IngestOutcome
 from portal.state import Portal
 from tests.portal.conftest import enroll
 from tests.portal.support import LiveServer, SimDevice

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.exceptions import EncodingError
 from agent.protocol import (
     MAX_SAFE_INT,
     ZERO_HASH,
@@ -21,6 +20,7 @@ from agent.protocol import (
     parse_json,
 )
 from agent.protocol.canonical import MAX_DEPTH
+from agent.protocol.errors import EncodingError
 from tests.protocol.chains import DEVICE, KEY, json_values, make_chain
 
 fast = settings(max_examples=100, deadline=None)

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from agent.exceptions import EncodingError
 from agent.protocol import (
     ZERO_HASH,
     ChainVerifier,
@@ -19,6 +18,7 @@ from agent.protocol import (
     parse_json,
     verify_chain,
 )
+from agent.protocol.errors import EncodingError
 from tests.protocol.chains import (
     DEVICE,
     KEY,

@@ -11,7 +11,6 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.exceptions import EncodingError, ReceiptError
 from agent.protocol import (
     REASONS,
     ChainVerifier,
@@ -24,6 +23,7 @@ from agent.protocol import (
     verify_chain,
     verify_receipt,
 )
+from agent.protocol.errors import EncodingError, ReceiptError
 from tests.protocol.chains import DEVICE, KEY, make_chain
 
 PUB = KEY.public_key()

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from agent.exceptions import EncodingError, ReceiptError
 from agent.protocol import ZERO_HASH, build_receipt, seal, verify_receipt
+from agent.protocol.errors import EncodingError, ReceiptError
 from tests.protocol.chains import DEVICE, KEY, OTHER_KEY
 
 PORTAL = KEY  # the portal's key in these tests

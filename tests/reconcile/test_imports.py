@@ -6,7 +6,6 @@ import pytest
 
 from portal.exceptions import ImportFileError
 from portal.reconcile.imports import (
-    normalize_uid,
     parse_confirmations,
     parse_roster,
     parse_schedule,
@@ -34,14 +33,6 @@ def test_roster_with_bom_semicolons_cyrillic_and_separators() -> None:
         ("K1", "04A1B2C4D5E6F7", "Айгерим Ахметова"),
         ("K2", "04A1B2C5", "Әлия Төлеуова"),
     ]
-
-
-def test_uid_normalisation() -> None:
-    assert normalize_uid(" 04:a1-B2 c3 ") == "04A1B2C3"
-    with pytest.raises(ValueError, match="not hexadecimal"):
-        normalize_uid("04:ZZ:00:00")
-    with pytest.raises(ValueError, match="3 bytes"):
-        normalize_uid("04a1b2")
 
 
 def test_exact_repeats_are_taken_once() -> None:

@@ -11,9 +11,7 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from agent.exceptions import EncodingError
-from agent.protocol import parse_json_lenient
-from agent.protocol.canonical import DuplicateKeys
+from agent.protocol import DuplicateKeys, EncodingError, parse_json_lenient
 from portal.exceptions import MalformedRequest, RequestTooLarge
 
 __all__ = ["inflate", "parse_envelope", "parse_lenient"]

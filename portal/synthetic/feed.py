@@ -2,19 +2,19 @@
 
 :class:`IngestUplink` is the honest path: centers are registered, devices
 enrolled with single-use tokens, every batch goes through
-:func:`portal.ingest.ingest_batch` (signatures, chain, receipts, ``covered_ms``)
-and every hole through :func:`portal.ingest.declare_gap`, at the simulated time.
+:func:`portal.ingest.batch.ingest_batch` (signatures, chain, receipts, ``covered_ms``)
+and every hole through :func:`portal.ingest.gaps.declare_gap`, at the simulated time.
 
 :func:`bulk_load` is the benchmark's shortcut for millions of records: the city
 is generated against :class:`~portal.reconcile.generator.LocalPortal` and its
-records, receipts and declared holes are inserted directly, with the same
-columns the ingest would write. It checks nothing; the benchmark runs a sample
-through :class:`IngestUplink` to show that both paths store the same thing.
+records, receipts and declared holes are inserted directly, the records through
+the ingest's own :func:`portal.ingest.storage.insert_records`. It checks nothing;
+the benchmark runs a sample through :class:`IngestUplink` to show that both
+paths store the same thing.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -26,7 +26,9 @@ from agent.protocol import ZERO_HASH, public_key_b64
 from portal.db.engine import write_transaction
 from portal.db.schema import centers, devices, integrity_events, receipts
 from portal.exceptions import PortalError
-from portal.ingest import declare_gap, ingest_batch
+from portal.ingest.batch import ingest_batch
+from portal.ingest.gaps import declare_gap
+from portal.ingest.storage import insert_records, record_row
 from portal.reconcile.generator import City, Device, LocalPortal
 from portal.registry import add_center, create_enroll_token, enroll_device
 
@@ -76,66 +78,12 @@ class IngestUplink:
         return str(outcome.receipt["hash"])
 
 
-_COLUMNS = (
-    "device_id",
-    "seq",
-    "hash",
-    "prev",
-    "type",
-    "wall_ms",
-    "synced",
-    "boot",
-    "mono_ns",
-    "anchor",
-    "data",
-    "body",
-    "received_ms",
-    "covered_ms",
-    "sig_checked",
-)
-
-
 def _rows(device: Device, covered: dict[int, int]) -> Iterable[tuple[Any, ...]]:
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     for r in device.records:
         at = covered[r["seq"]]
-        yield (
-            device.device_id,
-            r["seq"],
-            r["hash"],
-            r["prev"],
-            r["type"],
-            r["wall_ms"],
-            r["synced"],
-            r["boot"],
-            r["mono_ns"],
-            r["anchor"],
-            dumps(r["data"]),
-            dumps(r),
-            at,
-            at,
-            bool(r["sig"]),
+        yield record_row(
+            device.device_id, r, received_ms=at, covered_ms=at, sig_checked=bool(r["sig"])
         )
-
-
-def _insert_records(engine: Engine, rows: list[tuple[Any, ...]]) -> None:
-    """Straight to the driver: SQLite executemany, PostgreSQL COPY (the ORM-free fast path)."""
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        if engine.dialect.name == "postgresql":
-            with cursor.copy(f"COPY records ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            marks = ", ".join("?" * len(_COLUMNS))
-            cursor.execute("BEGIN")  # the engine's connections run in autocommit mode
-            cursor.executemany(
-                f"INSERT INTO records ({', '.join(_COLUMNS)}) VALUES ({marks})", rows
-            )
-        raw.commit()
-    finally:
-        raw.close()
 
 
 def bulk_load(
@@ -199,6 +147,7 @@ def bulk_load(
     for d in city.devices:
         rows = list(_rows(d, portal.covered[d.device_id]))
         for i in range(0, len(rows), chunk):
-            _insert_records(engine, rows[i : i + chunk])
+            with engine.begin() as conn:
+                insert_records(conn, rows[i : i + chunk])
         count += len(rows)
     return count

@@ -12,7 +12,10 @@ from sqlalchemy import Engine, select
 from agent.protocol import DeclaredGap, parse_gap_data
 from portal.db.schema import devices
 from portal.exceptions import MalformedRequest, UnknownDeviceError
-from portal.ingest import IngestOutcome, declare_gap, ingest_batch, load_device
+from portal.ingest.batch import ingest_batch
+from portal.ingest.gaps import declare_gap
+from portal.ingest.heads import load_device
+from portal.ingest.outcome import IngestOutcome
 
 __all__ = ["BundleResult", "ingest_bundle"]
 
