@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.control.server import Handler
 from agent.exceptions import ControlError
-from agent.feedback import PATTERNS
+from agent.hardware.feedback import PATTERNS
 
 if TYPE_CHECKING:
     from agent.daemon.daemon import Daemon

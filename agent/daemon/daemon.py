@@ -38,10 +38,10 @@ from agent.daemon.uploads import UploadLoop
 from agent.daemon.watch import EventLog
 from agent.daemon.writer import RecordWriter, open_writer
 from agent.exceptions import BufferFullError, ConfigError, HardwareError
-from agent.feedback import Feedback
-from agent.gpio import make_pin_factory
+from agent.hardware.feedback import Feedback
+from agent.hardware.gpio import make_pin_factory
+from agent.hardware.sensors import Sensor, build_sensors
 from agent.readers.registry import create_reader
-from agent.sensors import Sensor, build_sensors
 from agent.uplink.uploader import Uploader, UploadResult
 
 __all__ = ["Daemon", "check_enrolled", "outbox"]

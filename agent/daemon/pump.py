@@ -17,8 +17,8 @@ from typing import Any, Protocol
 from agent.daemon.health import ReaderHealth
 from agent.daemon.watch import EventLog
 from agent.daemon.writer import RecordWriter
-from agent.events import BadgeRead, Event, ReaderStatus, SensorChange
 from agent.exceptions import QatysuError
+from agent.hardware.events import BadgeRead, Event, ReaderStatus, SensorChange
 
 __all__ = ["EventPump", "FeedbackSink"]
 

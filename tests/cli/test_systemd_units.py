@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.profiles import profile_names
+from agent.config.profiles import profile_names
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "systemd"

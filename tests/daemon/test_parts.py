@@ -22,8 +22,8 @@ from agent.daemon.health import Interval, ReaderHealth, UploadState, status_line
 from agent.daemon.systemd import Notifier
 from agent.daemon.watch import EventLog
 from agent.daemon.writer import RecordWriter
-from agent.events import ReaderStatus
 from agent.exceptions import BufferFullError, RecordBufferError
+from agent.hardware.events import ReaderStatus
 from tests.daemon.support import Device, LivePortal
 
 

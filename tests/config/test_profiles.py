@@ -10,11 +10,11 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from agent.config import config_from_dict
+from agent.config.profiles import ENV_VAR, list_profiles, load_profile, profile_names, profiles_dir
 from agent.exceptions import ConfigError
-from agent.feedback import Feedback
-from agent.profiles import ENV_VAR, list_profiles, load_profile, profile_names, profiles_dir
+from agent.hardware.feedback import Feedback
+from agent.hardware.sensors import build_sensors
 from agent.readers.registry import create_reader
-from agent.sensors import build_sensors
 
 REPO = Path(__file__).resolve().parents[2]
 
