@@ -19,10 +19,11 @@ from urllib.parse import urlsplit
 
 from agent.buffer.status import BufferStatus
 from agent.config import AgentConfig
-from agent.config_check import serial_port_is_path
-from agent.exceptions import KeyFileError, ProtocolError
+from agent.exceptions import KeyFileError, ProtocolError, QatysuError
 from agent.identity import load_key_file
 from agent.protocol import public_key_from_b64
+from agent.readers import registry
+from agent.readers.base import Device, ReaderConfig, Requirements
 
 __all__ = [
     "BOOT_CONFIGS",
@@ -131,41 +132,30 @@ def _under(root: Path, path: str | Path) -> Path:
 # --- what the config needs ----------------------------------------------------
 
 
+def _needs(config: AgentConfig) -> list[tuple[ReaderConfig, Requirements]]:
+    """Each reader with what its driver says it needs (an unknown driver needs nothing here)."""
+    needs = []
+    for reader in config.readers:
+        try:
+            needs.append((reader, registry.requirements(reader)))
+        except QatysuError:
+            continue  # 'config validate' names the unknown driver
+    return needs
+
+
 def needed_boot_lines(config: AgentConfig) -> list[tuple[str, tuple[str, ...]]]:
     """(what for, accepted lines): any one of the accepted lines satisfies the need."""
-    needs: list[tuple[str, tuple[str, ...]]] = []
-    buses = {r.spi_bus for r in config.readers if r.driver == "mfrc522"}
-    if 0 in buses:
-        needs.append(("SPI0 for the MFRC522", ("dtparam=spi=on",)))
-    if 1 in buses:
-        needs.append(
-            (
-                "SPI1 for the MFRC522",
-                ("dtoverlay=spi1-1cs", "dtoverlay=spi1-2cs", "dtoverlay=spi1-3cs"),
-            )
-        )
-    uart = [
-        r
-        for r in config.readers
-        if r.driver in ("rdm6300", "serial-line")
-        and r.port.split("/")[-1] in ("serial0", "ttyAMA0", "ttyS0")
-    ]
-    if uart:
-        needs.append(
-            ("the GPIO 14/15 UART", ("enable_uart=1", "dtparam=uart0=on", "dtparam=uart0"))
-        )
-    return needs
+    lines = [line for _, needs in _needs(config) for line in needs.boot_config]
+    return [(line.why, line.accepted) for line in dict.fromkeys(lines)]
+
+
+def _reader_devices(config: AgentConfig) -> list[tuple[Device, str]]:
+    return [(d, f"reader {r.name}") for r, needs in _needs(config) for d in needs.devices]
 
 
 def needed_devices(config: AgentConfig) -> list[tuple[str, str, str]]:
     """(device path, group that grants it, what for)."""
-    needs: list[tuple[str, str, str]] = []
-    for r in config.readers:
-        if r.driver == "mfrc522":
-            needs.append((f"/dev/spidev{r.spi_bus}.{r.spi_device}", "spi", f"reader {r.name}"))
-        elif r.driver in ("rdm6300", "serial-line") and r.port and serial_port_is_path(r.port):
-            needs.append((r.port, "dialout", f"reader {r.name}"))
-    return needs
+    return [(device.path, device.group, why) for device, why in _reader_devices(config)]
 
 
 def _uses_gpio(config: AgentConfig) -> bool:
@@ -173,7 +163,7 @@ def _uses_gpio(config: AgentConfig) -> bool:
     return bool(
         config.doors
         or config.tamper
-        or any(r.driver == "mfrc522" and r.reset_pin is not None for r in config.readers)
+        or any(needs.pins for _, needs in _needs(config))
         or fb.green_pin is not None
         or fb.red_pin is not None
         or fb.buzzer_pin is not None
@@ -237,22 +227,18 @@ def _access(users: Users, user: str, st: os.stat_result) -> bool:
 
 def check_devices(root: Path, config: AgentConfig, users: Users, user: str) -> list[Check]:
     checks: list[Check] = []
-    nodes = [(path, group, why) for path, group, why in needed_devices(config)]
+    nodes = [(d.path, why, d.fix) for d, why in _reader_devices(config)]
     if _uses_gpio(config):
         chips = sorted((root / "dev").glob("gpiochip*"))
         if not chips:
             checks.append(
                 Check("device", "fail", "no /dev/gpiochip*", "GPIO needs a Raspberry Pi kernel")
             )
-        nodes += [("/" + str(c.relative_to(root)), "gpio", "doors, LEDs, reset") for c in chips]
-    for path, group, why in nodes:
+        nodes += [("/" + str(c.relative_to(root)), "doors, LEDs, reset", "") for c in chips]
+    for path, why, missing_fix in nodes:
         node = _under(root, path)
         if not node.exists():
-            fix = {
-                "spi": "enable SPI in the boot config and reboot",
-                "dialout": "plug the reader in, or enable the UART in the boot config",
-            }.get(group, "check the wiring and the boot config")
-            checks.append(Check("device", "fail", f"{path} missing ({why})", fix))
+            checks.append(Check("device", "fail", f"{path} missing ({why})", missing_fix))
             continue
         st = node.stat()
         owner = users.group_name(st.st_gid)

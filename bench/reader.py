@@ -38,18 +38,18 @@ from tests.hardware.fakes import install
 install()  # before anything imports mfrc522
 
 from agent.clock import SystemClock  # noqa: E402
-from agent.events import BadgeRead, ReaderStatus  # noqa: E402
+from agent.hardware.events import BadgeRead, ReaderStatus  # noqa: E402
 from agent.readers.mfrc522 import Mfrc522Reader  # noqa: E402
 from tests.hardware.fakes.RPi import GPIO  # noqa: E402
 from tests.hardware.mfrc522_emu import EmulatedBoard  # noqa: E402
 
-POLL_MS = 100  # ReaderConfig's default
+POLL_MS = 100  # Mfrc522Config's default
 
 
 @contextlib.contextmanager
 def _board() -> Iterator[EmulatedBoard]:
     GPIO.reset()
-    board = EmulatedBoard(now=time.monotonic, reset_pin=25)
+    board = EmulatedBoard(now=time.monotonic, reset_pin=25).plug_into_fakes()
     try:
         yield board
     finally:

@@ -12,8 +12,8 @@ import tomlkit
 from agent.cli.base import Context, Exit, cli
 from agent.cli.output import busy, echo_json
 from agent.config import AgentConfig, load_config
-from agent.config_check import check_config
-from agent.config_edit import set_values, write_preserving_mode
+from agent.config.check import check_config
+from agent.config.edit import set_values, write_preserving_mode
 from agent.exceptions import ConfigError
 
 

@@ -14,7 +14,7 @@ from agent import __version__
 from agent.cli.base import Context, Exit, cli
 from agent.cli.output import busy, echo_json
 from agent.config import load_config
-from agent.config_edit import set_values, write_preserving_mode
+from agent.config.edit import set_values, write_preserving_mode
 from agent.exceptions import ConfigError, PortalRefused, PortalUnreachable, ProtocolError
 from agent.identity import load_key_file
 from agent.protocol import public_key_b64, public_key_from_b64

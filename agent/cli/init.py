@@ -10,11 +10,11 @@ import click
 from agent.cli.base import Context, Exit, cli
 from agent.cli.output import echo_json
 from agent.config import load_config
-from agent.config_edit import write_preserving_mode
-from agent.config_template import render_config
+from agent.config.edit import write_preserving_mode
+from agent.config.profiles import load_profile, profile_names
+from agent.config.template import render_config
 from agent.exceptions import QatysuError
 from agent.identity import generate_key_file, load_key_file
-from agent.profiles import load_profile, profile_names
 from agent.protocol import public_key_b64
 
 

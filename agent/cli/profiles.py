@@ -6,7 +6,7 @@ import click
 
 from agent.cli.base import cli
 from agent.cli.output import echo_json, table
-from agent.profiles import list_profiles
+from agent.config.profiles import list_profiles
 
 
 @cli.command("profiles")

@@ -21,9 +21,9 @@ from agent.cli.base import Context, Exit, cli
 from agent.cli.output import echo_json
 from agent.config import AgentConfig, load_config
 from agent.control.client import ControlClient, daemon_running
-from agent.events import BadgeRead, ReaderStatus, SensorChange
 from agent.exceptions import ControlError, QatysuError
-from agent.feedback import PATTERNS
+from agent.hardware.events import BadgeRead, ReaderStatus, SensorChange
+from agent.hardware.feedback import PATTERNS
 
 __all__ = ["local_door_events", "local_reader_events", "play_local"]
 
@@ -90,7 +90,7 @@ def local_door_events(
 
     ``on_start`` gets (kind, name, state) of every sensor once they are read.
     """
-    from agent.sensors import build_sensors, poll_sensors
+    from agent.hardware.sensors import build_sensors, poll_sensors
 
     picked = replace(
         config,
@@ -116,7 +116,7 @@ def local_door_events(
 
 def play_local(config: AgentConfig, patterns: list[str], *, pin_factory: Any) -> None:
     """Play ``patterns`` one after the other on the configured LEDs and buzzer."""
-    from agent.feedback import Feedback
+    from agent.hardware.feedback import Feedback
 
     feedback = Feedback(config.feedback, pin_factory=pin_factory)
     try:
@@ -149,7 +149,7 @@ def _watch_daemon(
 def _factory() -> Any:
     from gpiozero.exc import PinFactoryFallback
 
-    from agent.gpio import make_pin_factory
+    from agent.hardware.gpio import make_pin_factory
 
     # gpiozero warns once per backend it skips; the error that follows says enough.
     with warnings.catch_warnings():

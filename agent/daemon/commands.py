@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.control.server import Handler
 from agent.exceptions import ControlError
-from agent.feedback import PATTERNS
+from agent.hardware.feedback import PATTERNS
 
 if TYPE_CHECKING:
     from agent.daemon.daemon import Daemon
@@ -41,9 +41,9 @@ def command_table(daemon: Daemon) -> dict[str, Handler]:
     """Command name → handler; ``mock-pin`` exists only with gpiozero's MockFactory."""
 
     def writer() -> Any:
-        if daemon.writer is None or daemon.writer.closed:
+        if daemon.store is None or daemon.store.closed:
             raise ControlError("the daemon is stopping")
-        return daemon.writer
+        return daemon.store
 
     def status(fields: dict[str, Any]) -> dict[str, Any]:
         store = writer()

@@ -37,11 +37,11 @@ from agent.daemon.uplink_wiring import make_uploader
 from agent.daemon.uploads import UploadLoop
 from agent.daemon.watch import EventLog
 from agent.exceptions import BufferFullError, ConfigError, HardwareError
-from agent.feedback import Feedback
-from agent.gpio import make_pin_factory
+from agent.hardware.feedback import Feedback
+from agent.hardware.gpio import make_pin_factory
+from agent.hardware.sensors import Sensor, build_sensors
 from agent.readers.registry import create_reader
 from agent.records.store import RecordStore, open_store
-from agent.sensors import Sensor, build_sensors
 from agent.uplink.uploader import Uploader, UploadResult
 
 __all__ = ["Daemon", "check_enrolled", "outbox"]
@@ -92,7 +92,7 @@ class Daemon:
         self.sensor_thread: SensorThread | None = None
         self.uploads: UploadLoop | None = None
         self.control: ControlServer | None = None
-        self.writer: RecordStore | None = None
+        self.store: RecordStore | None = None
         self.pump: EventPump | None = None
         self._client: Any = None
 
@@ -101,16 +101,16 @@ class Daemon:
     def open(self) -> None:
         """Everything up to the first record: key, buffer, boot and config records."""
         config = self.config
-        self.writer = open_store(config, self.clock)
+        self.store = open_store(config, self.clock)
         # Where `qatysu export` has the daemon write a bundle it then copies
         # out (the service may not write to a USB stick: docs/decisions/0633).
         outbox(config).mkdir(exist_ok=True)
         digest = config_sha256(config)
         try:
-            self.writer.write("boot", boot_data(config, digest))
+            self.store.write("boot", boot_data(config, digest))
             previous = read_last_config_hash(config.device.state_dir)
             if previous and previous != digest:
-                self.writer.write("config", {"config_sha256": digest, "previous_sha256": previous})
+                self.store.write("config", {"config_sha256": digest, "previous_sha256": previous})
                 logger.info("config changed since the last run (%s...)", digest[:12])
             if previous != digest:
                 remember_config_hash(config.device.state_dir, digest)
@@ -121,7 +121,7 @@ class Daemon:
             logger.error("boot record not stored: %s", exc)
 
     def start(self) -> None:
-        assert self.writer is not None
+        assert self.store is not None
         config = self.config
         self.pin_factory = self._pin_factory()
         self.feedback = (
@@ -129,7 +129,7 @@ class Daemon:
             if (self.pin_factory is not None)
             else None
         )
-        self.pump = EventPump(self.writer, self.watch, self.health, self.feedback)
+        self.pump = EventPump(self.store, self.watch, self.health, self.feedback)
         if config.doors or config.tamper:
             self.sensors = build_sensors(
                 config, pin_factory=self.pin_factory, on_change=self.pump.submit
@@ -141,7 +141,7 @@ class Daemon:
             delay_s=config.portal.upload_delay_ms / 1000,
             on_round=self._after_round,
         )
-        self.writer.add_listener(self.uploads.notify_new_record)
+        self.store.add_listener(self.uploads.notify_new_record)
         self.control = ControlServer(config.device.control_socket, command_table(self))
         self.control.start()
         self.pump.start()
@@ -172,13 +172,13 @@ class Daemon:
             return None
 
     def _make_uploader(self) -> Uploader:
-        assert self.writer is not None
-        uploader, self._client = make_uploader(self.config, self.writer, self.clock)
+        assert self.store is not None
+        uploader, self._client = make_uploader(self.config, self.store, self.clock)
         return uploader
 
     def _after_round(self, result: UploadResult) -> None:
-        if self.feedback is not None and self.writer is not None and not self.writer.closed:
-            self.feedback.set_backlog(self.writer.pending_count, offline=result.error is not None)
+        if self.feedback is not None and self.store is not None and not self.store.closed:
+            self.feedback.set_backlog(self.store.pending_count, offline=result.error is not None)
 
     # --- run --------------------------------------------------------------------
 
@@ -210,7 +210,7 @@ class Daemon:
         self.stop_event.set()
 
     def _loop(self) -> None:
-        assert self.writer is not None
+        assert self.store is not None
         now = time.monotonic()
         heartbeat = Interval(float(self.config.heartbeat.interval_s), now)
         status = Interval(STATUS_EVERY_S, now)
@@ -230,12 +230,12 @@ class Daemon:
                     last_status = text
 
     def write_heartbeat(self) -> None:
-        assert self.writer is not None
+        assert self.store is not None
         try:
-            self.writer.write(
+            self.store.write(
                 "heartbeat",
                 {
-                    "pending": self.writer.pending_count,
+                    "pending": self.store.pending_count,
                     "readers": self.health.snapshot(),
                     "uptime_s": int(time.monotonic() - self.started_mono),
                 },
@@ -245,7 +245,7 @@ class Daemon:
 
     def healthy(self) -> bool:
         """The writer works and every thread that should run does (the watchdog's test)."""
-        if self.writer is None or self.writer.closed or self.pump is None:
+        if self.store is None or self.store.closed or self.pump is None:
             return False
         if not self.pump.healthy:
             return False
@@ -256,7 +256,7 @@ class Daemon:
         return all(t.alive for t in self.reader_threads)
 
     def status_text(self) -> str:
-        pending = self.writer.pending_count if self.writer is not None else 0
+        pending = self.store.pending_count if self.store is not None else 0
         return status_line(pending, self.upload_state)
 
     # --- stop -------------------------------------------------------------------
@@ -276,8 +276,8 @@ class Daemon:
             self.sensor_thread.join(max(0.0, min(0.5, deadline - time.monotonic())))
         if self.pump is not None:
             self.pump.stop(max(0.1, deadline - time.monotonic() - 0.5))
-        if self.writer is not None:
-            self.writer.close()
+        if self.store is not None:
+            self.store.close()
         if self.feedback is not None:
             self.feedback.close()
         if self.pin_factory is not None:

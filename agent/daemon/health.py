@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from agent.events import ReaderStatus
+from agent.hardware.events import ReaderStatus
 
 __all__ = ["Interval", "ReaderHealth", "UploadState", "status_line"]
 

@@ -10,20 +10,22 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from typing import Any
 
-from agent.events import ReaderStatus
+from agent.backoff import Backoff
+from agent.hardware.events import ReaderStatus
+from agent.hardware.sensors import Sensor, poll_sensors
 from agent.readers.base import Emit, Reader
-from agent.sensors import Sensor, poll_sensors
 
 __all__ = ["ReaderThread", "SensorThread"]
 
 logger = logging.getLogger(__name__)
 
-RESTART_S = (1.0, 30.0)
+RESTART_S = (1.0, 30.0)  # first and longest wait before a crashed driver is restarted
 
 
 class ReaderThread:
-    def __init__(self, reader: Reader, emit: Emit, stop: threading.Event) -> None:
+    def __init__(self, reader: Reader[Any], emit: Emit, stop: threading.Event) -> None:
         self.reader = reader
         self.emit = emit
         self.stop = stop
@@ -35,7 +37,7 @@ class ReaderThread:
         self.thread.start()
 
     def _supervise(self) -> None:
-        delay, cap = RESTART_S
+        backoff = Backoff(*RESTART_S)
         while not self.stop.is_set():
             try:
                 self.reader.run(self.emit, self.stop)
@@ -46,9 +48,8 @@ class ReaderThread:
                 logger.exception("reader %s crashed", self.reader.name)
                 detail = f"driver crashed: {type(exc).__name__}: {exc}"
             self.emit(ReaderStatus(self.reader.name, "fault", detail))
-            if self.stop.wait(delay):
+            if self.stop.wait(backoff.failure()):
                 break
-            delay = min(delay * 2, cap)
             self.emit(ReaderStatus(self.reader.name, "recovered", "driver restarted"))
         try:
             self.reader.close()

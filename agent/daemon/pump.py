@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 from agent.daemon.health import ReaderHealth
 from agent.daemon.watch import EventLog
-from agent.events import BadgeRead, Event, ReaderStatus, SensorChange
 from agent.exceptions import ProtocolError, QatysuError
+from agent.hardware.events import BadgeRead, Event, ReaderStatus, SensorChange
 from agent.records.store import RecordStore
 
 __all__ = ["EventPump", "FeedbackSink"]

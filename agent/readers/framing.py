@@ -9,8 +9,8 @@ the tests feed the same objects directly, fuzzed (a sans-I/O core, like pyserial
 - :class:`Em4100Framer`: RDM6300-style frames ``STX, 10 ASCII hex, 2 ASCII hex
   XOR checksum, ETX``; resynchronises on garbage, split and merged frames.
 - :class:`LineFramer`: one UID per text line, found with a configurable pattern.
-- :class:`PresenceFilter`: one read per presentation of a card, for readers
-  that repeat the id while the card stays in the field.
+
+One read per presentation is :mod:`agent.readers.presence`, shared with the MFRC522.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ __all__ = [
     "Card",
     "Em4100Framer",
     "LineFramer",
-    "PresenceFilter",
     "Rejected",
     "normalise_uid",
 ]
@@ -173,25 +172,3 @@ class LineFramer:
         if uid is None:
             return Rejected("UID is not hex bytes", line)
         return Card(uid)
-
-
-class PresenceFilter:
-    """Suppresses a card's repeats until it has been away ``away_s`` seconds.
-
-    Feed every read with the monotonic time it arrived; :meth:`new_presentation`
-    says whether it starts a new presentation. Time comes from the caller
-    (the clock is injected), so tests move it by hand.
-    """
-
-    def __init__(self, away_s: float = 0.5) -> None:
-        self.away_s = away_s
-        self._last_seen: dict[str, float] = {}
-
-    def new_presentation(self, uid: str, now: float) -> bool:
-        # Forget cards long gone so a day of taps does not grow the table.
-        stale = [u for u, t in self._last_seen.items() if now - t > self.away_s]
-        for u in stale:
-            del self._last_seen[u]
-        is_new = uid not in self._last_seen
-        self._last_seen[uid] = now
-        return is_new

@@ -1,10 +1,13 @@
-"""MFRC522 (RC522 boards) over SPI: a thin shell around the ``mfrc522`` package.
+"""MFRC522 (RC522 boards) over SPI, driven register by register through a :class:`RegisterBus`.
 
-The package gives us the bus: its ``MFRC522`` class opens ``/dev/spidevB.D``
-and sets up the reset GPIO, and ``Read_MFRC522``/``Write_MFRC522`` are the
-only methods we call on it. Its own exchange (``MFRC522_ToCard``) ignores the
-chip's timer and spins through ~2,000 register reads per empty poll, and its
-anticollision stops at cascade level 1, so both are replaced here:
+The bus is an argument: ``open_bus(spi_bus, spi_device, reset_pin)`` returns
+something that reads and writes chip registers and drives the reset line.
+The real one (:func:`agent.readers.mfrc522_spi.open_spi_bus`, the default) is
+the ``mfrc522`` package's wiring of spidev and RPi.GPIO; the tests pass the
+register-level emulator's. The package's own exchange (``MFRC522_ToCard``)
+ignores the chip's timer and spins through ~2,000 register reads per empty
+poll, and its anticollision stops at cascade level 1, so both are replaced
+here:
 
 * :meth:`Mfrc522Reader._transceive` programs the chip's timer once (TAuto,
   1 ms after the end of transmission), sleeps for the frame plus that timeout
@@ -12,11 +15,12 @@ anticollision stops at cascade level 1, so both are replaced here:
   ``IRQ_READS`` times: an idle poll is 8 SPI transfers, REQA included.
 * The protocol (anticollision, select, cascade levels, BCC, HLTA) is the
   sans-I/O :func:`agent.readers.iso14443.activate`; one read per presentation
-  is :class:`~agent.readers.card_presence.PresenceTracker`; when the chip is at
+  is :class:`~agent.readers.presence.PresenceTracker`; when the chip is at
   fault is :class:`~agent.readers.mfrc522_health.ChipHealth`.
 
-Every spidev/RPi.GPIO error is translated into :class:`ReaderError` at the
-register access below; ``run`` never raises for hardware trouble.
+Every bus error (spidev, RPi.GPIO, an emulator's) is translated into
+:class:`ReaderError` at the register access below; ``run`` never raises for
+hardware trouble.
 """
 
 from __future__ import annotations
@@ -25,18 +29,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from agent.clock import Clock
-from agent.config import ReaderConfig
-from agent.events import BadgeRead, ReaderStatus
 from agent.exceptions import ReaderError
-from agent.readers.base import Emit, Reader
-from agent.readers.card_presence import PresenceTracker
+from agent.hardware.events import BadgeRead, ReaderStatus
+from agent.readers.base import BootLine, Device, Emit, Problem, Reader, ReaderConfig, Requirements
 from agent.readers.iso14443 import Activated, Frame, NotActivated, Reply, activate
 from agent.readers.mfrc522_health import DEAD_VERSIONS, ChipHealth, describe_version
+from agent.readers.mfrc522_spi import open_spi_bus
+from agent.readers.presence import PresenceTracker
 
-__all__ = ["Mfrc522Reader"]
+__all__ = ["BusOpener", "Mfrc522Config", "Mfrc522Reader", "RegisterBus"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,15 +72,50 @@ TIMER_RELOAD = 39
 TIMER_S = (2 * TIMER_PRESCALER + 1) * (TIMER_RELOAD + 1) / FC_HZ
 IRQ_READS = 8  # ComIrqReg reads before the chip counts as not answering
 IRQ_RETRY_S = 0.0005
-SPI_SPEED_HZ = 1_000_000
 RESET_PULSE_S = 0.001
 OSCILLATOR_START_S = 0.05
 
 _FOREIGN = (OSError, RuntimeError, ValueError, OverflowError)
+# SPI0 uses these for the bus itself; a door or LED on them breaks the reader.
+_SPI0_PINS = {7: "SPI0 CE1", 8: "SPI0 CE0", 9: "SPI0 MISO", 10: "SPI0 MOSI", 11: "SPI0 SCLK"}
+_SPI_FIX = "enable SPI in the boot config and reboot"
+_SPI_BOOT = {
+    0: BootLine("SPI0 for the MFRC522", ("dtparam=spi=on",)),
+    1: BootLine(
+        "SPI1 for the MFRC522", ("dtoverlay=spi1-1cs", "dtoverlay=spi1-2cs", "dtoverlay=spi1-3cs")
+    ),
+}
 
 
-class Mfrc522Reader(Reader):
+class RegisterBus(Protocol):
+    """The chip as the driver sees it: registers, and the reset line if one is wired."""
+
+    def read(self, register: int) -> int: ...
+    def write(self, register: int, value: int) -> None: ...
+    def set_reset(self, level: int) -> None: ...
+    def close(self) -> None: ...
+
+
+# (spi_bus, spi_device, reset_pin) -> an open bus; raises when the bus is not there.
+BusOpener = Callable[[int, int, int | None], RegisterBus]
+
+
+@dataclass(frozen=True)
+class Mfrc522Config(ReaderConfig):
+    driver: str = field(default="mfrc522", init=False)
+    spi_bus: int = field(default=0, metadata={"comment": "SPI bus (0 = pins 19/21/23)"})
+    spi_device: int = field(default=0, metadata={"comment": "chip select (0 = CE0, GPIO 8)"})
+    reset_pin: int | None = field(default=25, metadata={"comment": "BCM number of the RST line"})
+    poll_ms: int = field(default=100, metadata={"comment": "how often the reader looks for a card"})
+    # a card must be absent this many polls before it counts again
+    absent_polls: int = 3
+    # a card read again within this window after leaving still counts once
+    repeat_window_ms: int = 2000
+
+
+class Mfrc522Reader(Reader[Mfrc522Config]):
     driver = "mfrc522"
+    config_class = Mfrc522Config
 
     def __init__(
         self,
@@ -90,6 +130,7 @@ class Mfrc522Reader(Reader):
         clock: Clock | None = None,
         sleep: Callable[[float], None] | None = None,
         health: ChipHealth | None = None,
+        open_bus: BusOpener = open_spi_bus,
     ) -> None:
         super().__init__(name)
         if poll_ms <= 0:
@@ -103,28 +144,48 @@ class Mfrc522Reader(Reader):
         self._monotonic = clock.monotonic if clock is not None else time.monotonic
         self._injected_sleep = sleep
         self._sleep = sleep or time.sleep
-        self._device: Any = None  # mfrc522.MFRC522
-        self._gpio: Any = None  # RPi.GPIO
+        self._open_bus = open_bus
+        self._bus: RegisterBus | None = None
 
     @classmethod
     def from_config(
-        cls,
-        cfg: ReaderConfig,
-        *,
-        clock: Clock | None = None,
-        sleep: Callable[[float], None] | None = None,
+        cls, config: Mfrc522Config, *, clock: Clock | None = None, **inject: Any
     ) -> Mfrc522Reader:
         return cls(
-            cfg.name,
-            spi_bus=cfg.spi_bus,
-            spi_device=cfg.spi_device,
-            reset_pin=cfg.reset_pin,
-            poll_ms=cfg.poll_ms,
-            absent_polls=cfg.absent_polls,
-            repeat_window_ms=cfg.repeat_window_ms,
+            config.name,
+            spi_bus=config.spi_bus,
+            spi_device=config.spi_device,
+            reset_pin=config.reset_pin,
+            poll_ms=config.poll_ms,
+            absent_polls=config.absent_polls,
+            repeat_window_ms=config.repeat_window_ms,
             clock=clock,
-            sleep=sleep,
+            **inject,
         )
+
+    @classmethod
+    def requirements(cls, config: Mfrc522Config) -> Requirements:
+        node = f"/dev/spidev{config.spi_bus}.{config.spi_device}"
+        boot = _SPI_BOOT.get(config.spi_bus)
+        return Requirements(
+            pins=(("reset_pin", config.reset_pin),) if config.reset_pin is not None else (),
+            bus_pins=_SPI0_PINS if config.spi_bus == 0 else {},
+            devices=(
+                Device(node, "spi", "spi_bus", fix="enable SPI in the boot config and reboot"),
+            ),
+            boot_config=(boot,) if boot is not None else (),
+        )
+
+    @classmethod
+    def check(cls, config: Mfrc522Config) -> list[Problem]:
+        problems = []
+        if config.poll_ms <= 0:
+            problems.append(Problem("error", "poll_ms", "must be above 0"))
+        if config.spi_bus not in (0, 1) or config.spi_device not in (0, 1, 2):
+            problems.append(
+                Problem("error", "spi_bus", f"no SPI{config.spi_bus}.{config.spi_device} on a Pi")
+            )
+        return problems
 
     @property
     def where(self) -> str:
@@ -191,7 +252,7 @@ class Mfrc522Reader(Reader):
             return result
 
     def probe(self) -> str:
-        if self._device is None:
+        if self._bus is None:
             self._open()
             self._init_chip()
         version = self._read(VERSION_REG)
@@ -203,13 +264,11 @@ class Mfrc522Reader(Reader):
         return f"reader {self.name}: MFRC522 on {self.where}, {describe_version(version)}"
 
     def close(self) -> None:
-        device, self._device = self._device, None
-        if device is None:
+        bus, self._bus = self._bus, None
+        if bus is None:
             return
         try:
-            device.spi.close()
-            if self.reset_pin is not None and self._gpio is not None:
-                self._gpio.cleanup(self.reset_pin)  # only our pin, not the whole header
+            bus.close()
         except _FOREIGN as exc:
             logger.warning("reader %s: closing %s: %s", self.name, self.where, exc)
 
@@ -220,7 +279,7 @@ class Mfrc522Reader(Reader):
             return  # a fault already reported; the loop keeps trying to recover
         now = self._monotonic()
         try:
-            if self._device is None:
+            if self._bus is None:
                 self._open()
             self._init_chip()
             version = self._read(VERSION_REG)
@@ -240,7 +299,7 @@ class Mfrc522Reader(Reader):
     def _recover(self, now: float) -> str | None:
         """Soft reset and re-initialise; pulse the reset pin if the chip is silent."""
         try:
-            if self._device is None:
+            if self._bus is None:
                 self._open()
             self._init_chip()
             version = self._read(VERSION_REG)
@@ -260,40 +319,11 @@ class Mfrc522Reader(Reader):
 
     def _open(self) -> None:
         try:
-            import RPi.GPIO as GPIO
-            from mfrc522 import MFRC522
-        except ImportError as exc:
-            raise ReaderError(
-                f"reader {self.name}: cannot import {exc.name or exc}: install the 'pi' "
-                "extra and mfrc522 with --no-deps"
-            ) from exc
-        try:
-            mode = GPIO.getmode()
-            if mode not in (None, GPIO.BCM):
-                raise ReaderError(
-                    f"reader {self.name}: GPIO numbering is already BOARD; "
-                    "Qatysu uses BCM numbers (reset_pin)"
-                )
-            if self.reset_pin is None:
-                device = MFRC522.__new__(MFRC522)  # the constructor insists on a reset pin
-                import spidev
-
-                device.spi = spidev.SpiDev()
-                device.spi.open(self.spi_bus, self.spi_device)
-                device.spi.max_speed_hz = SPI_SPEED_HZ
-            else:
-                # BCM numbering: the package's default would be BOARD pin 22.
-                device = MFRC522(
-                    bus=self.spi_bus,
-                    device=self.spi_device,
-                    spd=SPI_SPEED_HZ,
-                    pin_mode=GPIO.BCM,
-                    pin_rst=self.reset_pin,
-                )
+            self._bus = self._open_bus(self.spi_bus, self.spi_device, self.reset_pin)
+        except ReaderError as exc:
+            raise ReaderError(f"reader {self.name}: {exc}") from exc
         except _FOREIGN as exc:
             raise ReaderError(f"reader {self.name}: cannot open {self.where}: {exc}") from exc
-        self._gpio = GPIO
-        self._device = device
 
     def _init_chip(self) -> None:
         self._write(COMMAND_REG, CMD_SOFT_RESET)
@@ -313,11 +343,11 @@ class Mfrc522Reader(Reader):
             self._write(TX_CONTROL_REG, control | 0x03)  # antenna on
 
     def _pulse_reset(self) -> None:
-        assert self.reset_pin is not None
+        assert self.reset_pin is not None and self._bus is not None
         try:
-            self._gpio.output(self.reset_pin, 0)
+            self._bus.set_reset(0)
             self._sleep(RESET_PULSE_S)
-            self._gpio.output(self.reset_pin, 1)
+            self._bus.set_reset(1)
         except _FOREIGN as exc:
             raise ReaderError(f"reader {self.name}: reset pin GPIO{self.reset_pin}: {exc}") from exc
         self._sleep(OSCILLATOR_START_S)
@@ -367,20 +397,20 @@ class Mfrc522Reader(Reader):
         )
 
     def _read(self, register: int) -> int:
-        if self._device is None:
+        if self._bus is None:
             raise ReaderError(f"reader {self.name}: {self.where} is not open")
         try:
-            return int(self._device.Read_MFRC522(register)) & 0xFF
+            return int(self._bus.read(register)) & 0xFF
         except _FOREIGN as exc:
             raise ReaderError(
                 f"reader {self.name}: reading register 0x{register:02X} on {self.where}: {exc}"
             ) from exc
 
     def _write(self, register: int, value: int) -> None:
-        if self._device is None:
+        if self._bus is None:
             raise ReaderError(f"reader {self.name}: {self.where} is not open")
         try:
-            self._device.Write_MFRC522(register, value)
+            self._bus.write(register, value)
         except _FOREIGN as exc:
             raise ReaderError(
                 f"reader {self.name}: writing register 0x{register:02X} on {self.where}: {exc}"

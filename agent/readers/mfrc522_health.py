@@ -10,12 +10,15 @@ or the chip flagged a FIFO overflow, temperature or write error). Radio
 trouble (collisions, CRC, parity and start-of-frame errors of a card at the
 edge of the field) is not a chip fault and is not counted here.
 
-Recovery attempts back off from ``retry_initial_s`` to ``retry_max_s``; the
-back-off is kept across a recovery that does not last ``stable_s``, so a
-flapping chip cannot flood the chain with fault/recovered records.
+Recovery attempts back off (:class:`~agent.backoff.Backoff`) from
+``retry_initial_s`` to ``retry_max_s``; the back-off is kept across a
+recovery that does not last ``stable_s``, so a flapping chip cannot flood the
+chain with fault/recovered records. Pure: the shell passes the time.
 """
 
 from __future__ import annotations
+
+from agent.backoff import Backoff
 
 __all__ = ["DEAD_VERSIONS", "KNOWN_VERSIONS", "ChipHealth", "describe_version"]
 
@@ -59,7 +62,7 @@ class ChipHealth:
         self.fault: str | None = None  # the detail of the fault in force
         self._errors = 0
         self._next_check = 0.0
-        self._retry_s = retry_initial_s
+        self._backoff = Backoff(retry_initial_s, retry_max_s)
         self._next_retry = 0.0
         self._recovered_at: float | None = None
 
@@ -97,8 +100,7 @@ class ChipHealth:
         return self.fault is not None and now >= self._next_retry
 
     def on_retry_failed(self, now: float) -> None:
-        self._next_retry = now + self._retry_s
-        self._retry_s = min(self._retry_s * 2, self.retry_max_s)
+        self._next_retry = now + self._backoff.failure()
 
     def on_recovered(self, version: int, now: float) -> str:
         """The chip answers again with ``version``; returns the recovery's detail."""
@@ -118,11 +120,10 @@ class ChipHealth:
 
     def _enter_fault(self, detail: str, now: float) -> str:
         if self._recovered_at is None or now - self._recovered_at >= self.stable_s:
-            self._retry_s = self.retry_initial_s
+            self._backoff.success()
             self._next_retry = now  # a first fault: try right away
         else:
-            self._next_retry = now + self._retry_s  # flapping: keep backing off
-            self._retry_s = min(self._retry_s * 2, self.retry_max_s)
+            self._next_retry = now + self._backoff.failure()  # flapping: keep backing off
         self.fault = detail
         self._errors = 0
         return detail

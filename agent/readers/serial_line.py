@@ -11,19 +11,29 @@ read per presentation, like the RDM6300.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from agent.clock import Clock
-from agent.config import ReaderConfig
 from agent.exceptions import ConfigError
 from agent.readers.framing import LineFramer
-from agent.readers.serial_port import Framer, SerialPortReader
+from agent.readers.serial_port import Framer, SerialConfig, SerialPortReader
 
-__all__ = ["SerialLineReader"]
+__all__ = ["SerialLineConfig", "SerialLineReader"]
 
 
-class SerialLineReader(SerialPortReader):
+@dataclass(frozen=True)
+class SerialLineConfig(SerialConfig):
+    driver: str = field(default="serial-line", init=False)
+    pattern: str = field(
+        default=r"([0-9A-Fa-f]{8,20})",
+        metadata={"comment": "regular expression; its first group is the UID in hex"},
+    )
+
+
+class SerialLineReader(SerialPortReader[SerialLineConfig]):
     driver = "serial-line"
+    config_class = SerialLineConfig
 
     def __init__(self, name: str, port: str, *, pattern: str, **kwargs: Any) -> None:
         try:
@@ -37,10 +47,15 @@ class SerialLineReader(SerialPortReader):
 
     @classmethod
     def from_config(
-        cls, cfg: ReaderConfig, *, clock: Clock | None = None, **kwargs: Any
+        cls, config: SerialLineConfig, *, clock: Clock | None = None, **inject: Any
     ) -> SerialLineReader:
         return cls(
-            cfg.name, cfg.port, pattern=cfg.pattern, baudrate=cfg.baudrate, clock=clock, **kwargs
+            config.name,
+            config.port,
+            pattern=config.pattern,
+            baudrate=config.baudrate,
+            clock=clock,
+            **inject,
         )
 
     def make_framer(self) -> Framer:

@@ -1,14 +1,21 @@
 """The thin I/O shell shared by the serial drivers (``rdm6300``, ``serial-line``).
 
-It opens ``port`` through :func:`serial.serial_for_url` (so ``loop://`` and
-``spy://...`` work as well as ``/dev/ttyUSB0``), hands every byte it reads
-to a sans-I/O framer (:mod:`agent.readers.framing`), and turns cards into
-:class:`~agent.events.BadgeRead`, one per presentation. A port that
-disappears (USB unplugged, UART gone) becomes one ``fault``; the shell
-retries opening it with exponential backoff and says ``recovered`` once the
-port has stayed open for ``settle_s`` or delivered data.
-``serial.SerialException`` never leaves this module: it is translated to
-:class:`~agent.exceptions.ReaderError` here, at the boundary.
+It opens ``port`` through its port opener, by default
+:func:`serial.serial_for_url` (so ``loop://`` and ``spy://...`` work as well
+as ``/dev/ttyUSB0``), hands every byte it reads to a sans-I/O framer
+(:mod:`agent.readers.framing`), and turns cards into
+:class:`~agent.hardware.events.BadgeRead`, one per presentation
+(:class:`~agent.readers.presence.PresenceTracker`). A port that disappears
+(USB unplugged, UART gone) becomes one ``fault``; the shell retries opening it
+with exponential backoff and says ``recovered`` once the port has stayed open
+for ``settle_s`` or delivered data. pyserial's exceptions (``SerialException``
+is an ``OSError``) never leave this module: they are translated to
+:class:`~agent.exceptions.ReaderError` here, at the boundary. pyserial itself
+is imported only when the default opener runs.
+
+:class:`SerialConfig` holds the keys both drivers share, and what a port asks
+of the board: the dialout group for a device path, and the GPIO 14/15 UART
+(its boot-config line, its two header pins) for ``serial0``/``ttyAMA0``/``ttyS0``.
 """
 
 from __future__ import annotations
@@ -18,21 +25,33 @@ import threading
 import time
 from abc import abstractmethod
 from collections.abc import Callable
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
-import serial
-
+from agent.backoff import Backoff
 from agent.clock import Clock, SystemClock
-from agent.events import BadgeRead, ReaderStatus
 from agent.exceptions import ReaderError
-from agent.readers.base import Emit, Reader
-from agent.readers.framing import Card, PresenceFilter, Rejected
+from agent.hardware.events import BadgeRead, ReaderStatus
+from agent.readers.base import BootLine, Device, Emit, Problem, Reader, ReaderConfig, Requirements
+from agent.readers.framing import Card, Rejected
+from agent.readers.presence import PresenceTracker
 
-__all__ = ["Backoff", "Framer", "SerialPortReader", "open_port"]
+__all__ = [
+    "Framer",
+    "PortOpener",
+    "SerialConfig",
+    "SerialPortReader",
+    "open_port",
+    "serial_for_url",
+    "serial_port_is_path",
+]
 
 logger = logging.getLogger(__name__)
 
 READ_TIMEOUT_S = 0.2  # how often the loop looks at ``stop`` while the line is idle
+UART_NAMES = ("serial0", "ttyAMA0", "ttyS0")  # the GPIO 14/15 UART under its names
+_UART_PINS = {14: "UART TXD", 15: "UART RXD"}
+_UART_BOOT = BootLine("the GPIO 14/15 UART", ("enable_uart=1", "dtparam=uart0=on", "dtparam=uart0"))
 
 
 class Framer(Protocol):
@@ -42,24 +61,19 @@ class Framer(Protocol):
 PortOpener = Callable[..., Any]
 
 
-class Backoff:
-    """Delays for successive retries: initial, doubled each time, capped (sans-I/O)."""
+def serial_for_url(url: str, **kwargs: Any) -> Any:
+    """The real opener: :func:`serial.serial_for_url`, pyserial imported on first use."""
+    import serial
 
-    def __init__(self, initial_s: float = 0.5, max_s: float = 30.0) -> None:
-        self.initial_s = initial_s
-        self.max_s = max_s
-        self._next = initial_s
-
-    def next_delay(self) -> float:
-        delay = self._next
-        self._next = min(self._next * 2, self.max_s)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.initial_s
+    return serial.serial_for_url(url, **kwargs)
 
 
-def open_port(url: str, baudrate: int, opener: PortOpener = serial.serial_for_url) -> Any:
+def serial_port_is_path(port: str) -> bool:
+    """A device path (checked on disk) rather than a pyserial URL such as ``loop://``."""
+    return "://" not in port
+
+
+def open_port(url: str, baudrate: int, opener: PortOpener = serial_for_url) -> Any:
     """Open ``url`` (a device path or a pyserial URL); raises :class:`ReaderError`."""
     if not url:
         raise ReaderError("no port configured")
@@ -67,12 +81,26 @@ def open_port(url: str, baudrate: int, opener: PortOpener = serial.serial_for_ur
         # exclusive: a second process on the same port (a stray agent, a
         # terminal left open) would steal bytes and split frames between them.
         return opener(url, baudrate=baudrate, timeout=READ_TIMEOUT_S, exclusive=True)
-    except (serial.SerialException, OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # serial.SerialException is an OSError
         raise ReaderError(f"port {url}: {exc}") from exc
 
 
-class SerialPortReader(Reader):
-    """Descendants set ``driver`` and *must* override :meth:`make_framer`."""
+@dataclass(frozen=True)
+class SerialConfig(ReaderConfig):
+    """The keys of a serial reader's ``[[readers]]`` entry."""
+
+    port: str = field(
+        default="",  # a device path or a pyserial URL (loop://, spy://...)
+        metadata={"comment": "serial device, or a pyserial URL such as loop://"},
+    )
+    baudrate: int = field(default=9600, metadata={"comment": "serial speed"})
+
+
+SerialConfigT = TypeVar("SerialConfigT", bound=SerialConfig)
+
+
+class SerialPortReader(Reader[SerialConfigT]):
+    """Descendants set ``driver`` and ``config_class`` and *must* override :meth:`make_framer`."""
 
     def __init__(
         self,
@@ -85,7 +113,7 @@ class SerialPortReader(Reader):
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
         settle_s: float = 1.0,
-        opener: PortOpener = serial.serial_for_url,
+        opener: PortOpener = serial_for_url,
     ) -> None:
         super().__init__(name)
         self.port = port
@@ -104,6 +132,30 @@ class SerialPortReader(Reader):
         self._lock = threading.Lock()
         self._serial: Any = None
 
+    @classmethod
+    def requirements(cls, config: SerialConfigT) -> Requirements:
+        port = config.port
+        on_uart = port.split("/")[-1] in UART_NAMES
+        devices: tuple[Device, ...] = ()
+        if port and serial_port_is_path(port):
+            fix = "plug the reader in, or enable the UART in the boot config"
+            devices = (Device(port, "dialout", "port", fix=fix, hotplug=True),)
+        return Requirements(
+            bus_pins=_UART_PINS if on_uart else {},
+            devices=devices,
+            boot_config=(_UART_BOOT,) if on_uart else (),
+            exclusive=(("port", port),) if port else (),
+        )
+
+    @classmethod
+    def check(cls, config: SerialConfigT) -> list[Problem]:
+        problems = []
+        if not config.port:
+            problems.append(Problem("error", "port", f"driver {cls.driver} needs a serial port"))
+        if config.baudrate <= 0:
+            problems.append(Problem("error", "baudrate", "must be above 0"))
+        return problems
+
     @abstractmethod
     def make_framer(self) -> Framer:
         """A fresh framer; a new one is made each time the port is (re)opened."""
@@ -119,7 +171,7 @@ class SerialPortReader(Reader):
         if port is not None:
             try:
                 port.close()
-            except (serial.SerialException, OSError):
+            except OSError:
                 logger.debug("reader %s: error closing %s", self.name, self.port, exc_info=True)
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
@@ -129,7 +181,7 @@ class SerialPortReader(Reader):
                 port = open_port(self.port, self.baudrate, self.opener)
             except ReaderError as exc:
                 self._fault(emit, exc)
-                stop.wait(self.backoff.next_delay())
+                stop.wait(self.backoff.failure())
                 continue
             with self._lock:
                 self._serial = port
@@ -145,7 +197,7 @@ class SerialPortReader(Reader):
                 self.close()
             if failure is not None:
                 self._fault(emit, failure)
-                stop.wait(self.backoff.next_delay())
+                stop.wait(self.backoff.failure())
 
     def _fault(self, emit: Emit, exc: ReaderError) -> None:
         # One fault per outage: a port that keeps failing while it is down
@@ -159,7 +211,7 @@ class SerialPortReader(Reader):
 
     def _read_until_failure(self, port: Any, emit: Emit, stop: threading.Event) -> None:
         framer = self.make_framer()
-        presence = PresenceFilter(self.away_s)
+        presence = PresenceTracker.for_repeats(self.away_s)
         opened_at = time.monotonic()
         stable = False
         while not stop.is_set():
@@ -167,7 +219,7 @@ class SerialPortReader(Reader):
             if not stable and (data or time.monotonic() - opened_at >= self.settle_s):
                 # The port works: data arrived, or it stayed open a while.
                 stable = True
-                self.backoff.reset()
+                self.backoff.success()
                 if self._faulted:
                     self._faulted = False
                     emit(ReaderStatus(self.name, "recovered", f"port {self.port} open"))
@@ -194,5 +246,5 @@ class SerialPortReader(Reader):
                 if waiting:
                     data += port.read(waiting)
             return data
-        except (serial.SerialException, OSError) as exc:
+        except OSError as exc:  # serial.SerialException is an OSError
             raise ReaderError(f"port {self.port}: {exc}") from exc

@@ -15,18 +15,18 @@ import selectors
 import socket
 import stat
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.backoff import Backoff
 from agent.clock import Clock
-from agent.config import ReaderConfig
-from agent.events import BadgeRead, ReaderStatus
 from agent.exceptions import ConfigError, ReaderError
-from agent.readers.base import Emit, Reader
+from agent.hardware.events import BadgeRead, ReaderStatus
+from agent.readers.base import Emit, Problem, Reader, ReaderConfig
 from agent.readers.framing import Card, LineFramer
-from agent.readers.serial_port import Backoff
 
-__all__ = ["SimulatedReader", "tap"]
+__all__ = ["SimulatedConfig", "SimulatedReader", "tap"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,28 +34,63 @@ _ANY_HEX = r"^\s*([0-9A-Fa-f:\- ]+?)\s*$"
 _TICK_S = 0.2
 
 
-class SimulatedReader(Reader):
-    driver = "simulated"
+@dataclass(frozen=True)
+class SimulatedConfig(ReaderConfig):
+    driver: str = field(default="simulated", init=False)
+    socket: str = field(
+        default="",  # a Unix socket path that accepts "UID\n" lines
+        metadata={"comment": "Unix socket that takes 'UID' lines"},
+    )
 
-    def __init__(self, name: str, socket_path: str | Path, *, clock: Clock | None = None) -> None:
+
+class SimulatedReader(Reader[SimulatedConfig]):
+    """Its bus is the socket at ``socket_path``: tests tap it with :func:`tap`."""
+
+    driver = "simulated"
+    config_class = SimulatedConfig
+
+    def __init__(
+        self,
+        name: str,
+        socket_path: str | Path,
+        *,
+        clock: Clock | None = None,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 30.0,
+    ) -> None:
         super().__init__(name)
         self.socket_path = Path(socket_path)
         self.clock = clock  # unused: taps carry no timing of their own
+        self.retry = (retry_initial_s, retry_max_s)
         self.listening = threading.Event()  # for tests and `qatysu test reader`
 
     @classmethod
     def from_config(
-        cls, cfg: ReaderConfig, *, clock: Clock | None = None, **kwargs: Any
+        cls, config: SimulatedConfig, *, clock: Clock | None = None, **inject: Any
     ) -> SimulatedReader:
-        if not cfg.socket:
-            raise ConfigError(f"reader {cfg.name!r}: driver simulated needs 'socket'")
-        return cls(cfg.name, cfg.socket, clock=clock, **kwargs)
+        if not config.socket:
+            raise ConfigError(f"reader {config.name!r}: driver simulated needs 'socket'")
+        return cls(config.name, config.socket, clock=clock, **inject)
+
+    @classmethod
+    def check(cls, config: SimulatedConfig) -> list[Problem]:
+        problems = []
+        if not config.socket:
+            problems.append(Problem("error", "socket", "driver simulated needs a socket path"))
+        problems.append(
+            Problem(
+                "warning",
+                "driver",
+                "simulated reader: the portal flags every read simulated_reader",
+            )
+        )
+        return problems
 
     def probe(self) -> str:
         return f"simulated reader {self.name}: taps go to {self.socket_path}"
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
-        backoff = Backoff()
+        backoff = Backoff(*self.retry)
         faulted = False
         while not stop.is_set():
             try:
@@ -65,7 +100,7 @@ class SimulatedReader(Reader):
                     faulted = True
                     emit(ReaderStatus(self.name, "fault", str(exc)))
                     logger.warning("reader %s: %s", self.name, exc)
-                stop.wait(backoff.next_delay())
+                stop.wait(backoff.failure())
                 continue
             if faulted:
                 faulted = False

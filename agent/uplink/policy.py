@@ -17,6 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from agent.backoff import Backoff
 from agent.config import PortalConfig
 from agent.exceptions import ReceiptError
 from agent.protocol import verify_receipt
@@ -179,37 +180,6 @@ def contiguous_run(seqs: Sequence[int], first: int) -> int:
         if seq != first + index:
             return index
     return len(seqs)
-
-
-# --- backoff ----------------------------------------------------------------------
-
-
-class Backoff:
-    """Exponential backoff with full jitter: uniform in [0, min(cap, initial * 2**n))."""
-
-    def __init__(
-        self, initial_s: float, max_s: float, rand: Callable[[], float] = random.random
-    ) -> None:
-        if initial_s <= 0 or max_s < initial_s:
-            raise ValueError(f"backoff needs 0 < initial ({initial_s}) <= max ({max_s})")
-        self.initial_s = initial_s
-        self.max_s = max_s
-        self.rand = rand
-        self.failures = 0
-
-    def ceiling(self) -> float:
-        """The upper bound of the next delay."""
-        exponent = min(self.failures, 62)  # 2**62 * anything is past any cap
-        return min(self.max_s, self.initial_s * 2.0**exponent)
-
-    def failure(self) -> float:
-        """Count a failure; the delay before the next attempt."""
-        delay = self.rand() * self.ceiling()
-        self.failures += 1
-        return delay
-
-    def success(self) -> None:
-        self.failures = 0
 
 
 class UploadPolicy:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from agent.config import load_config
+from agent.config.profiles import profile_names
 from agent.identity import load_key_file
-from agent.profiles import profile_names
 from agent.protocol import public_key_b64
 from tests.cli.conftest import Run, Site
 

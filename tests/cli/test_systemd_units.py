@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.profiles import profile_names
+from agent.config.profiles import profile_names
 from tests.support.tools import require_tool
 
 REPO = Path(__file__).resolve().parents[2]

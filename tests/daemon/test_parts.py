@@ -17,7 +17,7 @@ from agent.daemon import Daemon
 from agent.daemon.health import Interval, ReaderHealth, UploadState, status_line
 from agent.daemon.systemd import Notifier
 from agent.daemon.watch import EventLog
-from agent.events import ReaderStatus
+from agent.hardware.events import ReaderStatus
 from tests.daemon.support import Device, LivePortal
 
 

@@ -432,8 +432,53 @@ class Mfrc522Chip:
             self._field(False)
 
 
+SPI_SPEED_HZ = 1_000_000  # what the driver's real bus (and the mfrc522 package) set
+
+
+class EmulatedBus:
+    """The driver's register bus on an emulated board, transfer for transfer the package's.
+
+    A register read is one ``[addr<<1 | 0x80, 0]`` transfer and a write one
+    ``[addr<<1, value]`` transfer at 1 MHz, as ``Read_MFRC522``/``Write_MFRC522``
+    do over spidev, so chip time and transfer counts are the same either way.
+    """
+
+    def __init__(self, board: EmulatedBoard, reset_pin: int | None) -> None:
+        self.board = board
+        self.reset_pin = reset_pin
+        self.closed = False
+
+    def read(self, register: int) -> int:
+        return self._transfer([((register << 1) & 0x7E) | 0x80, 0])[1]
+
+    def write(self, register: int, value: int) -> None:
+        self._transfer([(register << 1) & 0x7E, value])
+
+    def set_reset(self, level: int) -> None:
+        if self.reset_pin is not None and self.reset_pin == self.board.reset_pin:
+            self.board.reset_levels.append(level)
+            self.board.chip.set_reset_line(level)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def _transfer(self, data: list[int]) -> list[int]:
+        if self.closed:
+            raise OSError(9, "Bad file descriptor")
+        if any(not 0 <= v <= 0xFF for v in data):
+            raise OverflowError("Byte value out of range")
+        return self.board.chip.transfer(data, SPI_SPEED_HZ)
+
+
 class EmulatedBoard:
-    """An RC522 module wired to ``/dev/spidev{bus}.{device}`` and a reset GPIO."""
+    """An RC522 module on ``/dev/spidev{bus}.{device}`` with its reset line on a GPIO.
+
+    The driver reaches it through :meth:`open_bus`, its ``open_bus`` argument;
+    :meth:`plug_into_fakes` wires it to the fake spidev and RPi.GPIO modules
+    instead, for the tests of the real ``mfrc522`` package
+    (tests/readers/test_mfrc522_package.py). ``reset_levels`` lists the levels
+    the driver put on the reset line through the bus.
+    """
 
     def __init__(
         self,
@@ -444,22 +489,44 @@ class EmulatedBoard:
         reset_pin: int | None = 25,
         version: int = 0x92,
     ) -> None:
+        self.chip = Mfrc522Chip(version=version, now=now)
+        self.bus, self.device, self.reset_pin = bus, device, reset_pin
+        self.reset_levels: list[int] = []
+        self.opened: list[EmulatedBus] = []
+        self.present = True  # False: /dev/spidevB.D is not there (SPI off, board unplugged)
+        self._plugged = False
+
+    def open_bus(self, spi_bus: int, spi_device: int, reset_pin: int | None) -> EmulatedBus:
+        """What the driver's ``open_bus`` does; fails like a missing ``/dev/spidevB.D``."""
+        if not self.present or (spi_bus, spi_device) != (self.bus, self.device):
+            raise FileNotFoundError(
+                2, f"No such file or directory: '/dev/spidev{spi_bus}.{spi_device}'"
+            )
+        bus = EmulatedBus(self, reset_pin)
+        self.opened.append(bus)
+        return bus
+
+    def plug_into_fakes(self) -> EmulatedBoard:
+        """Attach the chip to the fake spidev and its reset line to the fake RPi.GPIO."""
         from tests.hardware.fakes import spidev
         from tests.hardware.fakes.RPi import GPIO
 
-        self.chip = Mfrc522Chip(version=version, now=now)
-        self.bus, self.device, self.reset_pin = bus, device, reset_pin
-        spidev.attach(bus, device, self.chip)
-        if reset_pin is not None:
-            GPIO.attach(reset_pin, self.chip.set_reset_line)
+        spidev.attach(self.bus, self.device, self.chip)
+        if self.reset_pin is not None:
+            GPIO.attach(self.reset_pin, self.chip.set_reset_line)
+        self._plugged = True
+        return self
 
     def close(self) -> None:
+        if not self._plugged:
+            return
         from tests.hardware.fakes import spidev
         from tests.hardware.fakes.RPi import GPIO
 
         spidev.detach(self.bus, self.device)
         if self.reset_pin is not None:
             GPIO.detach(self.reset_pin)
+        self._plugged = False
 
 
-__all__ = ["CASCADE_TAG", "EmulatedBoard", "EmulatedCard", "Mfrc522Chip"]
+__all__ = ["CASCADE_TAG", "EmulatedBoard", "EmulatedBus", "EmulatedCard", "Mfrc522Chip"]

@@ -10,7 +10,7 @@ from gpiozero.pins.mock import MockFactory
 
 from agent.config import FeedbackConfig
 from agent.exceptions import HardwareError
-from agent.feedback import (
+from agent.hardware.feedback import (
     ACCEPTED,
     BACKLOG,
     CANNOT_PERSIST,

@@ -12,10 +12,10 @@ from gpiozero.pins.mock import MockFactory
 
 from agent.clock import ManualClock, SystemClock
 from agent.config import SensorConfig, config_from_dict
-from agent.debounce import Debouncer
-from agent.events import SensorChange
 from agent.exceptions import ConfigError
-from agent.sensors import Sensor, build_sensors, poll_sensors
+from agent.hardware.debounce import Debouncer
+from agent.hardware.events import SensorChange
+from agent.hardware.sensors import Sensor, build_sensors, poll_sensors
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_door_held_open_is_logged_once(
 ) -> None:
     clock, changes = ManualClock(), []
     sensor = door(factory, clock, changes, held_open_s=300)
-    caplog.set_level(logging.WARNING, logger="agent.sensors")
+    caplog.set_level(logging.WARNING, logger="agent.hardware.sensors")
     clock.advance(299)
     sensor.check()
     assert not caplog.records
@@ -157,7 +157,7 @@ def test_bad_pull_is_a_config_error(factory: MockFactory) -> None:
 
 def test_make_pin_factory() -> None:
     from agent.exceptions import HardwareError
-    from agent.gpio import make_pin_factory
+    from agent.hardware.gpio import make_pin_factory
 
     assert isinstance(make_pin_factory("mock"), MockFactory)
     assert type(make_pin_factory("Mock")).__name__ == "MockFactory"  # by entry point

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.clock import ManualClock
-from agent.events import BadgeRead, ReaderStatus
+from agent.hardware.events import BadgeRead, ReaderStatus
 from agent.readers.framing import em4100_frame
 from agent.readers.rdm6300 import Rdm6300Reader
 from tests.hardware.helpers import WAIT_S, Pty, Running

@@ -2,8 +2,8 @@
 
 Each :class:`Sensor` wraps one ``DigitalInputDevice``. Edges and a periodic
 read of ``.value`` (every ``poll_ms``, so a missed interrupt is caught) both
-feed the sans-I/O :class:`~agent.debounce.Debouncer`; every settled change
-calls ``on_change`` with a :class:`~agent.events.SensorChange`. A door held
+feed the sans-I/O :class:`~agent.hardware.debounce.Debouncer`; every settled change
+calls ``on_change`` with a :class:`~agent.hardware.events.SensorChange`. A door held
 open past ``held_open_s`` is logged once per opening. The level found at
 start is :attr:`Sensor.state` and makes no change of its own (the daemon can
 put it in the ``boot`` record).
@@ -27,9 +27,9 @@ from gpiozero.exc import GPIOZeroError
 
 from agent.clock import Clock, SystemClock
 from agent.config import AgentConfig, SensorConfig
-from agent.debounce import Debouncer
-from agent.events import SensorChange
 from agent.exceptions import ConfigError, HardwareError
+from agent.hardware.debounce import Debouncer
+from agent.hardware.events import SensorChange
 
 __all__ = ["Sensor", "build_sensors", "poll_sensors"]
 

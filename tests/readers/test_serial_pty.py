@@ -12,7 +12,7 @@ import pytest
 import serial
 
 from agent.clock import ManualClock
-from agent.events import BadgeRead, ReaderStatus
+from agent.hardware.events import BadgeRead, ReaderStatus
 from agent.readers.framing import em4100_frame
 from agent.readers.rdm6300 import Rdm6300Reader
 from agent.readers.serial_line import SerialLineReader

@@ -1,4 +1,4 @@
-"""The mfrc522 driver against the register-level emulator, through the real package."""
+"""The mfrc522 driver against the register-level emulator, through its register bus."""
 
 from __future__ import annotations
 
@@ -6,15 +6,13 @@ from collections.abc import Callable
 
 import pytest
 
-from agent.config import ReaderConfig
-from agent.events import BadgeRead, ReaderStatus
 from agent.exceptions import ReaderError
+from agent.hardware.events import BadgeRead, ReaderStatus
 from agent.readers.iso14443 import Activated, NotActivated
-from agent.readers.mfrc522 import Mfrc522Reader
+from agent.readers.mfrc522 import Mfrc522Config, Mfrc522Reader
 from agent.readers.mfrc522_health import ChipHealth
-from tests.hardware.conftest import Scenario
-from tests.hardware.fakes.RPi import GPIO
 from tests.hardware.mfrc522_emu import EmulatedBoard, EmulatedCard
+from tests.readers.conftest import Scenario
 
 MakeReader = Callable[..., Mfrc522Reader]
 
@@ -34,19 +32,6 @@ def test_cards_read_with_their_true_uid(
     assert scenario.events[0][1] == BadgeRead("entrance", "mfrc522", UIDS[size], size)
     assert scenario.reads() == [UIDS[size]]
     assert card.selected >= 5  # seen at every poll, reported once
-
-
-def test_the_package_alone_reads_the_cascade_tag_and_check_byte(board: EmulatedBoard) -> None:
-    # What the issue describes, reproduced on the emulator: level 1 only.
-    from mfrc522 import MFRC522
-
-    board.chip.add_card(UIDS[7])
-    device = MFRC522(pin_mode=GPIO.BCM, pin_rst=25)
-    status, _ = device.MFRC522_Request(device.PICC_REQIDL)
-    assert status == device.MI_OK
-    status, uid = device.MFRC522_Anticoll()
-    assert status == device.MI_OK
-    assert uid == [0x88, 0x04, 0xA2, 0x24, 0x88 ^ 0x04 ^ 0xA2 ^ 0x24]
 
 
 def test_two_seven_byte_cards_sharing_three_bytes_are_told_apart(
@@ -118,19 +103,6 @@ def test_an_idle_poll_takes_at_most_twenty_spi_transfers(
     assert (chip.transfers - before) / polls <= 20
 
 
-def test_the_packages_own_empty_request_spins_through_two_thousand_reads(
-    board: EmulatedBoard,
-) -> None:
-    # The baseline the benchmark compares with; a count, the same on any machine.
-    from mfrc522 import MFRC522
-
-    device = MFRC522(pin_mode=GPIO.BCM, pin_rst=25)
-    before = board.chip.transfers
-    status, _ = device.MFRC522_Request(device.PICC_REQIDL)
-    assert status == device.MI_ERR
-    assert board.chip.transfers - before > 2000
-
-
 @pytest.mark.parametrize("silent", [0x00, 0xFF])
 def test_a_chip_that_stops_answering_is_faulted_and_recovered(
     silent: int, board: EmulatedBoard, scenario: Scenario, make_reader: MakeReader
@@ -156,7 +128,13 @@ def test_radio_errors_cost_reads_but_are_not_chip_faults(
 ) -> None:
     # max_errors=1: a single exchange counted as a chip error would be a fault
     health = ChipHealth(max_errors=1)
-    reader = Mfrc522Reader("entrance", clock=scenario.clock, sleep=scenario.sleep, health=health)
+    reader = Mfrc522Reader(
+        "entrance",
+        clock=scenario.clock,
+        sleep=scenario.sleep,
+        health=health,
+        open_bus=board.open_bus,
+    )
     chip = board.chip
     chip.radio_errors = errors  # a card at the edge of the field
     chip.add_card(UIDS[7])
@@ -171,18 +149,6 @@ def test_radio_errors_cost_reads_but_are_not_chip_faults(
     assert scenario.reads() == [UIDS[7]] and times[0] >= 3.0
 
 
-def test_a_latched_chip_gets_a_pulse_on_the_reset_pin(
-    board: EmulatedBoard, scenario: Scenario, make_reader: MakeReader
-) -> None:
-    chip = board.chip
-    scenario.at(1.0, lambda: chip.stop_answering(0xFF, until_reset=True))
-    scenario.run(make_reader(reset_pin=25), until=5.0)
-    assert [s.state for _, s in scenario.statuses()] == ["fault", "recovered"]
-    assert chip.resets == 1
-    pulse = [level for pin, level in GPIO.history if pin == 25]
-    assert pulse[-2:] == [0, 1]
-
-
 def test_a_version_change_is_a_fault_found_by_the_periodic_check(
     board: EmulatedBoard, scenario: Scenario
 ) -> None:
@@ -191,6 +157,7 @@ def test_a_version_change_is_a_fault_found_by_the_periodic_check(
         clock=scenario.clock,
         sleep=scenario.sleep,
         health=ChipHealth(check_interval_s=5.0),
+        open_bus=board.open_bus,
     )
     chip = board.chip
 
@@ -241,23 +208,6 @@ def test_bus_errors_become_reader_errors_and_never_leave_run(
     assert isinstance(caught.value.__cause__, OSError)
 
 
-def test_a_missing_spi_device_is_a_fault_until_it_appears(scenario: Scenario) -> None:
-    GPIO.reset()
-    reader = Mfrc522Reader("side", spi_bus=1, clock=scenario.clock, sleep=scenario.sleep)
-    boards: list[EmulatedBoard] = []
-    scenario.at(3.0, lambda: boards.append(EmulatedBoard(now=scenario.clock.monotonic, bus=1)))
-    try:
-        scenario.run(reader, until=20.0)
-    finally:
-        for b in boards:
-            b.close()
-        GPIO.reset()
-    statuses = scenario.statuses()
-    assert [s.state for _, s in statuses] == ["fault", "recovered"]
-    assert "/dev/spidev1.0" in statuses[0][1].detail
-    assert statuses[1][0] >= 3.0
-
-
 def test_probe_names_the_version(board: EmulatedBoard, make_reader: MakeReader) -> None:
     reader = make_reader()
     assert reader.probe() == (
@@ -268,36 +218,9 @@ def test_probe_names_the_version(board: EmulatedBoard, make_reader: MakeReader) 
         reader.probe()
 
 
-def test_the_package_is_built_with_bcm_numbering_and_the_configured_reset_pin(
-    board: EmulatedBoard, make_reader: MakeReader
-) -> None:
-    make_reader(reset_pin=25).probe()
-    assert GPIO.getmode() == GPIO.BCM
-    assert (25, 1) in GPIO.history and all(pin == 25 for pin, _ in GPIO.history)
-
-
-def test_board_numbering_set_elsewhere_is_refused(
-    board: EmulatedBoard, make_reader: MakeReader
-) -> None:
-    GPIO.setmode(GPIO.BOARD)
-    with pytest.raises(ReaderError, match="BOARD"):
-        make_reader().probe()
-
-
-def test_without_a_reset_pin_no_gpio_is_touched(
-    board: EmulatedBoard, scenario: Scenario, make_reader: MakeReader
-) -> None:
-    board.chip.add_card(UIDS[4])
-    reader = make_reader(reset_pin=None)
-    scenario.run(reader, until=0.5)
-    reader.close()
-    assert scenario.reads() == [UIDS[4]]
-    assert GPIO.history == [] and GPIO.getmode() is None
-
-
 def test_from_config_takes_the_driver_settings() -> None:
-    cfg = ReaderConfig(
-        name="gate", driver="mfrc522", spi_bus=1, spi_device=1, reset_pin=24,
+    cfg = Mfrc522Config(
+        name="gate", spi_bus=1, spi_device=1, reset_pin=24,
         poll_ms=250, absent_polls=5, repeat_window_ms=3000,
     )  # fmt: skip
     reader = Mfrc522Reader.from_config(cfg)
@@ -325,37 +248,3 @@ def test_statuses_are_reader_status_events(
     assert isinstance(status, ReaderStatus)
     assert status.record_data()["state"] == "fault"
     assert status.reader == "entrance"
-
-
-def test_the_registry_builds_it_and_it_reads_in_real_time_in_its_own_thread() -> None:
-    # Real clock, real sleeps, the daemon's way of running a reader: a thread.
-    import threading
-    import time
-
-    from agent.readers.registry import create_reader
-
-    GPIO.reset()
-    board = EmulatedBoard(now=time.monotonic)
-    try:
-        reader = create_reader(ReaderConfig(name="gate", driver="mfrc522", poll_ms=20))
-        assert isinstance(reader, Mfrc522Reader)
-        seen: list[BadgeRead | ReaderStatus] = []
-        got = threading.Event()
-
-        def emit(event: BadgeRead | ReaderStatus) -> None:
-            seen.append(event)
-            got.set()
-
-        stop = threading.Event()
-        thread = threading.Thread(target=reader.run, args=(emit, stop), daemon=True)
-        thread.start()
-        board.chip.add_card(UIDS[7])
-        assert got.wait(timeout=10)
-        stop.set()
-        thread.join(timeout=10)
-        assert not thread.is_alive()
-        reader.close()
-        assert seen == [BadgeRead("gate", "mfrc522", UIDS[7], 7)]
-    finally:
-        board.close()
-        GPIO.reset()

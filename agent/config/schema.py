@@ -1,8 +1,10 @@
-"""The agent's configuration as validated value objects (docs/technician.md).
+"""The agent's configuration as validated value objects, and loading it (docs/technician.md).
 
-This module holds the shapes and their defaults. Loading TOML, validating
-(with one-line errors naming file and key, and the nearest valid key for a
-typo), ``config set`` and writing commented files belong here too.
+This module holds the shapes and their defaults, and turns TOML into them
+with one-line errors naming file and key (and the nearest valid key for a
+typo). A ``[[readers]]`` entry's keys belong to its driver: the entry loads
+into that driver's :class:`~agent.readers.base.ReaderConfig` subclass, found
+through :mod:`agent.readers.registry`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from agent.exceptions import ConfigError
+from agent.readers.base import ReaderConfig
+from agent.readers.registry import DRIVERS, config_class, reader_keys
 
 __all__ = [
     "AgentConfig",
@@ -51,30 +55,6 @@ class PortalConfig:
     timeout_s: float = 10.0
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 300.0
-
-
-@dataclass(frozen=True)
-class ReaderConfig:
-    """One ``[[readers]]`` entry; each driver reads only the fields it needs."""
-
-    name: str
-    driver: str  # mfrc522 | rdm6300 | serial-line | simulated
-    # mfrc522
-    spi_bus: int = 0
-    spi_device: int = 0
-    reset_pin: int | None = 25  # BCM
-    poll_ms: int = 100
-    # a card must be absent this many polls before it counts again
-    absent_polls: int = 3
-    # a card read again within this window after leaving still counts once
-    repeat_window_ms: int = 2000
-    # rdm6300, serial-line: a device path or a pyserial URL (loop://, spy://...)
-    port: str = ""
-    baudrate: int = 9600
-    # serial-line: a regular expression whose first group is the UID in hex
-    pattern: str = r"([0-9A-Fa-f]{8,20})"
-    # simulated: a Unix socket path that accepts "UID\n" lines
-    socket: str = ""
 
 
 @dataclass(frozen=True)
@@ -139,7 +119,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "buffer": BufferConfig,
 }
 _LISTS: dict[str, type[Any]] = {
-    "readers": ReaderConfig,
+    "readers": ReaderConfig,  # the base; each entry loads as its driver's subclass
     "doors": SensorConfig,
     "tamper": SensorConfig,
 }
@@ -171,9 +151,9 @@ def config_from_dict(raw: Mapping[str, Any], path: Path | None = None) -> AgentC
         elif key in _LISTS:
             if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
                 raise ConfigError(f"{where}: {key} must be written as [[{key}]] tables")
+            build = _build_reader if key == "readers" else _build_entry(_LISTS[key])
             values[key] = tuple(
-                _build(_LISTS[key], item, where, f"{key}.{index}")
-                for index, item in enumerate(value)
+                build(item, where, f"{key}.{index}") for index, item in enumerate(value)
             )
         else:
             raise ConfigError(f"{where}: unknown section {key!r}{_did_you_mean(key, _ALL_TOP)}")
@@ -188,6 +168,34 @@ def _did_you_mean(key: str, choices: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _build_entry(cls: type[Any]) -> Any:
+    def build(table: Mapping[str, Any], where: str, prefix: str) -> Any:
+        return _build(cls, table, where, prefix)
+
+    return build
+
+
+def _build_reader(table: Mapping[str, Any], where: str, prefix: str) -> ReaderConfig:
+    """An entry of ``[[readers]]``, as the config class of its ``driver``."""
+    driver = table.get("driver")
+    if "driver" not in table:
+        # No driver to ask: a key no driver knows is a typo, anything else waits for a driver.
+        known = list(reader_keys())
+        for key in table:
+            if key not in known:
+                raise ConfigError(f"{where}: unknown key {prefix}.{key}{_did_you_mean(key, known)}")
+        raise ConfigError(f"{where}: {prefix}.driver is required")
+    if not isinstance(driver, str):
+        raise ConfigError(f"{where}: {prefix}.driver must be str, not {driver!r}")
+    if driver not in DRIVERS:
+        raise ConfigError(
+            f"{where}: {prefix}.driver: unknown driver {driver!r} "
+            f"(known: {', '.join(sorted(DRIVERS))})"
+        )
+    built: ReaderConfig = _build(config_class(driver), table, where, prefix)
+    return built
+
+
 def _build(cls: type[Any], table: Mapping[str, Any], where: str, prefix: str) -> Any:
     known = {f.name: f for f in fields(cls)}
     hints = get_type_hints(cls)
@@ -197,11 +205,13 @@ def _build(cls: type[Any], table: Mapping[str, Any], where: str, prefix: str) ->
             raise ConfigError(
                 f"{where}: unknown key {prefix}.{key}{_did_you_mean(key, list(known))}"
             )
-        kwargs[key] = _coerce(value, hints[key], where, f"{prefix}.{key}")
+        value = _coerce(value, hints[key], where, f"{prefix}.{key}")
+        if known[key].init:  # a driver's own ``driver`` field is fixed, not passed
+            kwargs[key] = value
     missing = [
         f.name
         for f in known.values()
-        if f.default is MISSING and f.default_factory is MISSING and f.name not in kwargs
+        if f.init and f.default is MISSING and f.default_factory is MISSING and f.name not in kwargs
     ]
     if missing:
         raise ConfigError(f"{where}: {prefix}.{missing[0]} is required")

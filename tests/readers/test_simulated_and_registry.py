@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from agent.config import ReaderConfig, config_from_dict
-from agent.events import BadgeRead
 from agent.exceptions import ConfigError
-from agent.readers.rdm6300 import Rdm6300Reader
+from agent.hardware.events import BadgeRead
+from agent.readers.rdm6300 import Rdm6300Config, Rdm6300Reader
 from agent.readers.registry import DRIVERS, create_reader
-from agent.readers.serial_line import SerialLineReader
-from agent.readers.simulated import SimulatedReader, tap
+from agent.readers.serial_line import SerialLineConfig, SerialLineReader
+from agent.readers.simulated import SimulatedConfig, SimulatedReader, tap
 from tests.hardware.helpers import WAIT_S, Running
 
 
@@ -54,8 +54,8 @@ def test_stale_socket_is_replaced_but_a_file_is_not(sock_dir: Path) -> None:
 
 
 def test_registry_builds_each_serial_driver() -> None:
-    rdm = create_reader(ReaderConfig(name="a", driver="rdm6300", port="loop://"))
-    line = create_reader(ReaderConfig(name="b", driver="serial-line", port="loop://"))
+    rdm = create_reader(Rdm6300Config(name="a", port="loop://"))
+    line = create_reader(SerialLineConfig(name="b", port="loop://"))
     assert isinstance(rdm, Rdm6300Reader) and rdm.driver == "rdm6300"
     assert isinstance(line, SerialLineReader) and line.driver == "serial-line"
     assert set(DRIVERS) == {"mfrc522", "rdm6300", "serial-line", "simulated"}
@@ -69,9 +69,9 @@ def test_unknown_driver_names_reader_and_known_drivers() -> None:
 
 def test_bad_pattern_and_missing_socket_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="pattern"):
-        create_reader(ReaderConfig(name="b", driver="serial-line", port="loop://", pattern="(["))
+        create_reader(SerialLineConfig(name="b", port="loop://", pattern="(["))
     with pytest.raises(ConfigError, match="socket"):
-        create_reader(ReaderConfig(name="c", driver="simulated"))
+        create_reader(SimulatedConfig(name="c"))
 
 
 def test_tap_from_the_command_line(sock_dir: Path) -> None:

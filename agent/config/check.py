@@ -1,11 +1,13 @@
 """What ``qatysu config validate`` checks beyond types, without I/O.
 
 :func:`load_config` already refuses unknown keys and wrong types. Here: pins
-outside the header's BCM range, two devices on one pin, names used twice,
-drivers without the settings they need, values that make no sense, serial
-ports that do not exist and a portal URL that does not answer (the last two
-through injected probes, as warnings: the device may be wired later and the
-portal may be down for an hour).
+outside the header's BCM range, two devices on one pin or on a reader's bus,
+names used twice, a resource two readers claim, what each driver finds wrong
+with its own entry (:meth:`agent.readers.base.Reader.check`), values that
+make no sense, device nodes of pluggable readers that do not exist and a
+portal URL that does not answer (the last two through injected probes, as
+warnings: the device may be wired later and the portal may be down for an
+hour). What a reader needs comes from its driver's ``requirements``.
 """
 
 from __future__ import annotations
@@ -15,16 +17,15 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-from agent.config import AgentConfig
+from agent.config.schema import AgentConfig
+from agent.exceptions import QatysuError
+from agent.readers import registry
+from agent.readers.base import Requirements
 
-__all__ = ["BCM_PINS", "Finding", "check_config", "pins_in_use", "serial_port_is_path"]
+__all__ = ["BCM_PINS", "Finding", "check_config", "pins_in_use"]
 
 # The 40-pin header exposes BCM GPIO 0..27 on every Pi since the B+.
 BCM_PINS = range(28)
-# SPI0 uses these for the bus itself; a door or LED on them breaks the reader.
-_SPI0 = {7: "SPI0 CE1", 8: "SPI0 CE0", 9: "SPI0 MISO", 10: "SPI0 MOSI", 11: "SPI0 SCLK"}
-_UART = {14: "UART TXD", 15: "UART RXD"}
-DRIVERS = ("mfrc522", "rdm6300", "serial-line", "simulated")
 
 Level = Literal["error", "warning"]
 
@@ -39,17 +40,23 @@ class Finding:
         return f"{self.level}: {where}: {self.key}: {self.message}"
 
 
-def serial_port_is_path(port: str) -> bool:
-    """A device path (checked on disk) rather than a pyserial URL such as ``loop://``."""
-    return "://" not in port
+def _requirements(config: AgentConfig) -> list[Requirements | None]:
+    """Each reader's requirements, None for one whose driver is unknown."""
+    needs: list[Requirements | None] = []
+    for reader in config.readers:
+        try:
+            needs.append(registry.requirements(reader))
+        except QatysuError:
+            needs.append(None)
+    return needs
 
 
 def pins_in_use(config: AgentConfig) -> list[tuple[str, int]]:
     """Every configured BCM pin with the key that claims it."""
     pins: list[tuple[str, int]] = []
-    for i, reader in enumerate(config.readers):
-        if reader.driver == "mfrc522" and reader.reset_pin is not None:
-            pins.append((f"readers.{i}.reset_pin", reader.reset_pin))
+    for i, needs in enumerate(_requirements(config)):
+        for key, pin in needs.pins if needs is not None else ():
+            pins.append((f"readers.{i}.{key}", pin))
     for section, sensors in (("doors", config.doors), ("tamper", config.tamper)):
         for i, sensor in enumerate(sensors):
             pins.append((f"{section}.{i}.pin", sensor.pin))
@@ -62,14 +69,9 @@ def pins_in_use(config: AgentConfig) -> list[tuple[str, int]]:
 
 def _bus_pins(config: AgentConfig) -> dict[int, str]:
     busy: dict[int, str] = {}
-    if any(r.driver == "mfrc522" and r.spi_bus == 0 for r in config.readers):
-        busy.update(_SPI0)
-    if any(
-        r.driver in ("rdm6300", "serial-line")
-        and r.port.split("/")[-1] in ("serial0", "ttyAMA0", "ttyS0")
-        for r in config.readers
-    ):
-        busy.update(_UART)
+    for needs in _requirements(config):
+        if needs is not None:
+            busy.update(needs.bus_pins)
     return busy
 
 
@@ -120,38 +122,23 @@ def check_config(
 
     if not config.readers:
         warn("readers", "no [[readers]] entry: the device will record doors only")
-    ports: dict[str, int] = {}
-    for i, reader in enumerate(config.readers):
+    claimed: dict[str, str] = {}  # resource -> the key that claimed it first
+    for i, (reader, needs) in enumerate(zip(config.readers, _requirements(config), strict=True)):
         key = f"readers.{i}"
-        if reader.driver not in DRIVERS:
-            error(
-                f"{key}.driver", f"unknown driver {reader.driver!r} (known: {', '.join(DRIVERS)})"
-            )
+        if needs is None:
+            known = ", ".join(registry.DRIVERS)
+            error(f"{key}.driver", f"unknown driver {reader.driver!r} (known: {known})")
             continue
-        if reader.poll_ms <= 0:
-            error(f"{key}.poll_ms", "must be above 0")
-        if reader.driver == "mfrc522":
-            if reader.spi_bus not in (0, 1) or reader.spi_device not in (0, 1, 2):
-                error(f"{key}.spi_bus", f"no SPI{reader.spi_bus}.{reader.spi_device} on a Pi")
-        elif reader.driver in ("rdm6300", "serial-line"):
-            if not reader.port:
-                error(f"{key}.port", f"driver {reader.driver} needs a serial port")
+        for own in registry.check(reader):
+            found.append(Finding(own.level, f"{key}.{own.key}", own.message))
+        for field, resource in needs.exclusive:
+            if resource in claimed:
+                error(f"{key}.{field}", f"{resource} is also {claimed[resource]}")
             else:
-                if reader.port in ports:
-                    error(f"{key}.port", f"{reader.port} is also readers.{ports[reader.port]}.port")
-                ports[reader.port] = i
-                if (
-                    port_exists is not None
-                    and serial_port_is_path(reader.port)
-                    and not port_exists(reader.port)
-                ):
-                    warn(f"{key}.port", f"{reader.port} does not exist (reader unplugged?)")
-            if reader.baudrate <= 0:
-                error(f"{key}.baudrate", "must be above 0")
-        elif reader.driver == "simulated":
-            if not reader.socket:
-                error(f"{key}.socket", "driver simulated needs a socket path")
-            warn(f"{key}.driver", "simulated reader: the portal flags every read simulated_reader")
+                claimed[resource] = f"{key}.{field}"
+        for device in needs.devices:
+            if device.hotplug and port_exists is not None and not port_exists(device.path):
+                warn(f"{key}.{device.key}", f"{device.path} does not exist (reader unplugged?)")
 
     for section, sensors in (("doors", config.doors), ("tamper", config.tamper)):
         for i, sensor in enumerate(sensors):

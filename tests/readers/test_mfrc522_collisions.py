@@ -7,9 +7,8 @@ from hypothesis import strategies as st
 
 from agent.clock import ManualClock
 from agent.readers.mfrc522 import Mfrc522Reader
-from tests.hardware.conftest import Scenario
-from tests.hardware.fakes.RPi import GPIO
 from tests.hardware.mfrc522_emu import EmulatedBoard
+from tests.readers.conftest import Scenario
 
 FINAL_LEVEL_FIRST_BYTE = {4: 0, 7: 3, 10: 6}  # ISO: never the cascade tag there
 
@@ -33,11 +32,12 @@ def uid_sets(draw: st.DrawFn, *, iso_valid: bool, most: int = 2) -> list[bytes]:
 def _read_all(uids: list[bytes], *, remove_winners: bool) -> tuple[list[str], set[str]]:
     """Put every card in the field; each time one is read, take it away."""
     clock = ManualClock()
-    GPIO.reset()
     board = EmulatedBoard(now=clock.monotonic)
     try:
         scenario = Scenario(clock)
-        reader = Mfrc522Reader("entrance", clock=clock, sleep=scenario.sleep)
+        reader = Mfrc522Reader(
+            "entrance", clock=clock, sleep=scenario.sleep, open_bus=board.open_bus
+        )
         chip = board.chip
         cards = [chip.add_card(uid) for uid in uids]
         for round_ in range(len(cards) if remove_winners else 1):
@@ -49,7 +49,6 @@ def _read_all(uids: list[bytes], *, remove_winners: bool) -> tuple[list[str], se
         return scenario.reads(), {c.uid_hex for c in cards}
     finally:
         board.close()
-        GPIO.reset()
 
 
 @settings(max_examples=150, deadline=None)

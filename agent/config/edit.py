@@ -2,10 +2,12 @@
 
 ``qatysu config set readers.0.port /dev/ttyUSB1`` and ``qatysu enroll`` go
 through :func:`set_values`: it resolves each dotted key against the config's
-dataclasses (naming the nearest valid key for a typo), converts the text
-value to the key's type, applies it with tomlkit so comments and layout
-survive, and checks that the result still loads before anyone writes it.
-:func:`write_preserving_mode` is the one place that replaces the file.
+dataclasses (a ``[[readers]]`` key against every driver's, from the
+registry), naming the nearest valid key for a typo, converts the text value
+to the key's type, applies it with tomlkit so comments and layout survive,
+and checks that the result still loads (with the keys of the entry's own
+driver) before anyone writes it. :func:`write_preserving_mode` is the one
+place that replaces the file.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import AoT, Array, InlineTable, Table
 
-from agent.config import _LISTS, _SECTIONS, AgentConfig, config_from_dict
+from agent.config.schema import _LISTS, _SECTIONS, AgentConfig, config_from_dict
 from agent.exceptions import ConfigError
+from agent.readers.registry import reader_keys
 
 __all__ = ["KeyPath", "parse_value", "resolve_key", "set_values", "write_preserving_mode"]
 
@@ -69,7 +72,8 @@ def resolve_key(key: str) -> KeyPath:
         rest = rest[1:]
     else:
         cls = _SECTIONS[section]
-    names = [f.name for f in fields(cls)]
+    hints = reader_keys() if section == "readers" else get_type_hints(cls)
+    names = list(hints) if section == "readers" else [f.name for f in fields(cls)]
     if len(rest) != 1:
         prefix = f"{section}.{index}" if index is not None else section
         raise ConfigError(f"key {key}: expected {prefix}.NAME with NAME one of {', '.join(names)}")
@@ -79,7 +83,7 @@ def resolve_key(key: str) -> KeyPath:
         close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
         hint = f" (did you mean {prefix}{close[0]}?)" if close else f" (valid: {', '.join(names)})"
         raise ConfigError(f"unknown key {key}{hint}")
-    return KeyPath(section, index, name, get_type_hints(cls)[name])
+    return KeyPath(section, index, name, hints[name])
 
 
 def parse_value(path: KeyPath, text: str) -> Any:

@@ -72,7 +72,7 @@ class Profile:
 
 def _candidates() -> list[Path]:
     return [
-        Path(__file__).resolve().parent.parent / "firmware_config",
+        Path(__file__).resolve().parents[2] / "firmware_config",
         Path(sys.prefix) / "share" / "qatysu" / "firmware_config",
         Path("/usr/share/qatysu/firmware_config"),
     ]

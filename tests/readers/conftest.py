@@ -1,8 +1,9 @@
-"""Hardware tests: the real mfrc522 package over fake spidev/RPi.GPIO modules.
+"""Reader tests: the MFRC522 driver on the register-level emulator, on a manual clock.
 
-The fakes go into sys.modules here, at collection, before anything imports
-``mfrc522``; each test gets a fresh emulated board on SPI 0.0 with its reset
-line on GPIO25, and a manual clock that the reader's sleeps advance.
+Each test gets a fresh emulated board on SPI 0.0 with its reset line on
+GPIO25, which the driver opens through its ``open_bus`` argument, and a
+manual clock that the reader's sleeps advance. The real ``mfrc522`` package
+over fake spidev/RPi.GPIO is test_mfrc522_package.py's alone.
 """
 
 from __future__ import annotations
@@ -13,16 +14,10 @@ from typing import Any
 
 import pytest
 
-from tests.hardware.fakes import install
-
-install()
-
-from agent.clock import ManualClock  # noqa: E402
-from agent.config import ReaderConfig  # noqa: E402
-from agent.events import BadgeRead, ReaderStatus  # noqa: E402
-from agent.readers.mfrc522 import Mfrc522Reader  # noqa: E402
-from tests.hardware.fakes.RPi import GPIO  # noqa: E402
-from tests.hardware.mfrc522_emu import EmulatedBoard  # noqa: E402
+from agent.clock import ManualClock
+from agent.hardware.events import BadgeRead, ReaderStatus
+from agent.readers.mfrc522 import Mfrc522Config, Mfrc522Reader
+from tests.hardware.mfrc522_emu import EmulatedBoard
 
 
 @pytest.fixture
@@ -32,11 +27,9 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def board(clock: ManualClock) -> Iterator[EmulatedBoard]:
-    GPIO.reset()
     emulated = EmulatedBoard(now=clock.monotonic, reset_pin=25)
     yield emulated
     emulated.close()
-    GPIO.reset()
 
 
 class Scenario:
@@ -90,9 +83,11 @@ def scenario(clock: ManualClock) -> Scenario:
 @pytest.fixture
 def make_reader(scenario: Scenario, board: EmulatedBoard) -> Callable[..., Mfrc522Reader]:
     def make(**overrides: Any) -> Mfrc522Reader:
-        settings: dict[str, Any] = {"name": "entrance", "driver": "mfrc522"}
+        settings: dict[str, Any] = {"name": "entrance"}
         settings.update(overrides)
-        cfg = ReaderConfig(**settings)
-        return Mfrc522Reader.from_config(cfg, clock=scenario.clock, sleep=scenario.sleep)
+        cfg = Mfrc522Config(**settings)
+        return Mfrc522Reader.from_config(
+            cfg, clock=scenario.clock, sleep=scenario.sleep, open_bus=board.open_bus
+        )
 
     return make

@@ -9,11 +9,11 @@ from agent.readers.framing import (
     Card,
     Em4100Framer,
     LineFramer,
-    PresenceFilter,
     Rejected,
     em4100_frame,
     normalise_uid,
 )
+from agent.readers.presence import PresenceTracker
 
 
 def cards(results: list[Card | Rejected]) -> list[str]:
@@ -60,7 +60,7 @@ def test_odd_hex_is_rejected() -> None:
 
 
 def test_presence_filter_needs_the_card_to_leave() -> None:
-    presence = PresenceFilter(away_s=0.5)
+    presence = PresenceTracker.for_repeats(away_s=0.5)
     assert presence.new_presentation("A", 0.0)
     assert not any(presence.new_presentation("A", t / 10) for t in range(1, 30))  # held 3 s
     assert presence.new_presentation("B", 3.0)  # another card meanwhile counts

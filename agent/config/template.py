@@ -4,32 +4,27 @@ Every key the profile sets is written with a comment saying what it means,
 so a technician can edit the file on site without the docs. Keys left at
 their defaults are mentioned in comments only: a later default change then
 reaches the device. The text is checked by loading it back before anyone
-writes it.
+writes it. A reader's keys are explained by its driver's config class (the
+``comment`` metadata of its fields), the list of drivers by the registry.
 """
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import tomlkit
 
-from agent.config import DeviceConfig, config_from_dict
-from agent.profiles import Profile
+from agent.config.profiles import Profile
+from agent.config.schema import DeviceConfig, config_from_dict
+from agent.exceptions import QatysuError
+from agent.readers.registry import DRIVERS, config_class
 
 __all__ = ["render_config"]
 
 _COMMENTS: dict[str, str] = {
     "name": "name in records and on the portal",
-    "driver": "mfrc522 | rdm6300 | serial-line | simulated",
-    "spi_bus": "SPI bus (0 = pins 19/21/23)",
-    "spi_device": "chip select (0 = CE0, GPIO 8)",
-    "reset_pin": "BCM number of the RST line",
-    "poll_ms": "how often the reader looks for a card",
-    "port": "serial device, or a pyserial URL such as loop://",
-    "baudrate": "serial speed",
-    "pattern": "regular expression; its first group is the UID in hex",
-    "socket": "Unix socket that takes 'UID' lines",
     "pin": "BCM (GPIO) number, not the physical pin",
     "pull": "up | down | none (internal resistor)",
     "open_when": "high | low: the level that means open",
@@ -44,9 +39,21 @@ def _value(value: Any) -> str:
     return str(tomlkit.item(value).as_string())
 
 
-def _entry(lines: list[str], values: dict[str, Any]) -> None:
+def _reader_comments(driver: Any) -> dict[str, str]:
+    comments = {"driver": " | ".join(DRIVERS)}
+    try:
+        cls = config_class(driver) if isinstance(driver, str) else None
+    except QatysuError:
+        cls = None  # an unknown driver: loading the text below says so
+    for f in fields(cls) if cls is not None else ():
+        if "comment" in f.metadata:
+            comments.setdefault(f.name, f.metadata["comment"])
+    return comments
+
+
+def _entry(lines: list[str], values: dict[str, Any], comments: dict[str, str]) -> None:
     for key, value in values.items():
-        comment = _COMMENTS.get(key)
+        comment = comments.get(key)
         text = f"{key} = {_value(value)}"
         lines.append(f"{text:<36} # {comment}" if comment else text)
 
@@ -82,13 +89,16 @@ def render_config(profile: Profile, state_dir: Path | None = None) -> str:
             lines.append("# The enclosure's lid switch: opening the box is recorded.")
         for entry in entries:
             lines.append(f"[[{section}]]")
-            _entry(lines, entry)
+            if section == "readers":
+                _entry(lines, entry, _reader_comments(entry.get("driver")))
+            else:
+                _entry(lines, entry, _COMMENTS)
             lines.append("")
     feedback = profile.config.get("feedback")
     if feedback:
         lines.append("# LEDs and buzzer at the door (accepted: green and a beep; fault: red).")
         lines.append("[feedback]")
-        _entry(lines, feedback)
+        _entry(lines, feedback, _COMMENTS)
         lines.append("")
     lines += [
         "[heartbeat]",

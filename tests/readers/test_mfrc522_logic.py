@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from agent.readers.card_presence import PresenceTracker
 from agent.readers.iso14443 import (
     Activated,
     ActivationFlow,
@@ -17,6 +16,7 @@ from agent.readers.iso14443 import (
     crc_a,
 )
 from agent.readers.mfrc522_health import ChipHealth, describe_version
+from agent.readers.presence import PresenceTracker
 
 
 def test_crc_a_matches_the_standards_examples() -> None:
