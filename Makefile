@@ -25,6 +25,7 @@ install: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check agent portal tests bench demo
 	$(BIN)/ruff format --check agent portal tests bench demo
+	$(BIN)/lint-imports --no-logo
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -18,6 +18,7 @@ from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from agent.exceptions import ConfigError
+from agent.hardware.settings import FeedbackConfig, SensorConfig
 from agent.readers.base import ReaderConfig
 from agent.readers.registry import DRIVERS, config_class, reader_keys
 
@@ -55,27 +56,6 @@ class PortalConfig:
     timeout_s: float = 10.0
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 300.0
-
-
-@dataclass(frozen=True)
-class SensorConfig:
-    """One ``[[doors]]`` or ``[[tamper]]`` entry."""
-
-    name: str
-    pin: int  # BCM
-    pull: str = "up"  # up | down | none
-    open_when: str = "high"  # high | low
-    debounce_ms: int = 50
-    poll_ms: int = 500  # periodic read that catches a missed edge
-    held_open_s: int = 300  # log a door held open longer than this
-
-
-@dataclass(frozen=True)
-class FeedbackConfig:
-    green_pin: int | None = None
-    red_pin: int | None = None
-    buzzer_pin: int | None = None
-    backlog_warn: int = 5000  # pending records that count as "offline with a backlog"
 
 
 @dataclass(frozen=True)

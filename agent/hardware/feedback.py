@@ -32,8 +32,8 @@ from typing import Any
 from gpiozero import LED, Buzzer
 from gpiozero.exc import GPIOZeroError
 
-from agent.config import FeedbackConfig
 from agent.exceptions import HardwareError
+from agent.hardware.settings import FeedbackConfig
 
 __all__ = [
     "ACCEPTED",

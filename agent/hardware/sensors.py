@@ -20,16 +20,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from gpiozero import DigitalInputDevice
 from gpiozero.exc import GPIOZeroError
 
 from agent.clock import Clock, SystemClock
-from agent.config import AgentConfig, SensorConfig
 from agent.exceptions import ConfigError, HardwareError
 from agent.hardware.debounce import Debouncer
 from agent.hardware.events import SensorChange
+from agent.hardware.settings import SensorConfig
+
+if TYPE_CHECKING:
+    from agent.config import AgentConfig
 
 __all__ = ["Sensor", "build_sensors", "poll_sensors"]
 
