@@ -6,7 +6,7 @@ enrolled with single-use tokens, every batch goes through
 and every hole through :func:`portal.ingest.declare_gap`, at the simulated time.
 
 :func:`bulk_load` is the benchmark's shortcut for millions of records: the city
-is generated against :class:`~portal.reconcile.generator.LocalPortal` and its
+is generated against :class:`~portal.synthetic.generator.LocalPortal` and its
 records, receipts and declared holes are inserted directly, with the same
 columns the ingest would write. It checks nothing; the benchmark runs a sample
 through :class:`IngestUplink` to show that both paths store the same thing.
@@ -27,8 +27,8 @@ from portal.db.engine import write_transaction
 from portal.db.schema import centers, devices, integrity_events, receipts
 from portal.exceptions import PortalError
 from portal.ingest import declare_gap, ingest_batch
-from portal.reconcile.generator import City, Device, LocalPortal
 from portal.registry import add_center, create_enroll_token, enroll_device
+from portal.synthetic.generator import City, Device, LocalPortal
 
 logger = logging.getLogger(__name__)
 

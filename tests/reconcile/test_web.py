@@ -14,11 +14,11 @@ import pytest
 
 from portal.app import create_app
 from portal.reconcile.feed import IngestUplink
-from portal.reconcile.generator import City, CityConfig, generate
 from portal.reconcile.store import apply_import
 from portal.registry import create_admin_token
 from portal.settings import Settings
 from portal.state import Portal, open_portal
+from portal.synthetic.generator import City, CityConfig, generate
 from tests.portal.support import LiveServer
 
 from .cdp import CHROMIUM, Browser
