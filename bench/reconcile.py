@@ -28,10 +28,11 @@ from typing import Any
 import sqlalchemy
 
 from bench.common import finish, load_note, median, parse_args, table
-from portal.reconcile.engine import AT_RISK, Result
+from portal.reconcile.engine import Result
 from portal.reconcile.feed import IngestUplink, bulk_load
 from portal.reconcile.lessons import load_zone
 from portal.reconcile.model import ReconcileSettings
+from portal.reconcile.rules import AT_RISK
 from portal.reconcile.store import apply_import, run_reconciliation
 from portal.settings import Settings
 from portal.state import Portal, open_portal

@@ -13,14 +13,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from portal.reconcile.engine import (
-    STATUSES,
-    VERIFIED,
-    DoorEvent,
-    Read,
-    Result,
-    Row,
-)
+from portal.reconcile.engine import Result, Row
+from portal.reconcile.index import DoorEvent, Read
+from portal.reconcile.rules import STATUSES, VERIFIED
 from portal.reconcile.totals import totals
 
 FORMATS = ("table", "csv", "json", "xlsx", "html")

@@ -14,10 +14,10 @@ from portal.api.reports import parse_day, period, reconciled
 from portal.auth import Principal, current_principal
 from portal.db.schema import integrity_events, records
 from portal.exceptions import NotFoundError, PortalConfigError
-from portal.reconcile.engine import STATUSES
 from portal.reconcile.lessons import load_zone
 from portal.reconcile.model import ReconcileSettings
 from portal.reconcile.report import row_dict
+from portal.reconcile.rules import STATUSES
 from portal.reconcile.totals import totals
 from portal.registry import list_devices
 from portal.state import Portal

@@ -6,9 +6,10 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from portal.reconcile.engine import AT_RISK, CenterInput, reconcile
+from portal.reconcile.engine import CenterInput, reconcile
 from portal.reconcile.lessons import load_zone
 from portal.reconcile.model import IntegrityEvent, ReconcileSettings
+from portal.reconcile.rules import AT_RISK
 from portal.synthetic.generator import (
     FRAUD_KINDS,
     CityConfig,
