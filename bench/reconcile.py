@@ -28,14 +28,15 @@ from typing import Any
 import sqlalchemy
 
 from bench.common import finish, load_note, median, parse_args, table
-from portal.reconcile.engine import AT_RISK, Result
-from portal.reconcile.generator import City, CityConfig, LocalPortal, generate, label
+from portal.reconcile.engine import Result
 from portal.reconcile.lessons import load_zone
 from portal.reconcile.model import ReconcileSettings
+from portal.reconcile.rules import AT_RISK
 from portal.reconcile.store import apply_import, run_reconciliation
 from portal.settings import Settings
 from portal.state import Portal, open_portal
 from portal.synthetic.feed import IngestUplink, bulk_load
+from portal.synthetic.generator import City, CityConfig, LocalPortal, generate, label
 
 T0 = 1_700_000_000_000
 

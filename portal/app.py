@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from portal import __version__
-from portal.api import admin, audit, devices, pages, reports
+from portal.api import admin, devices, reports
 from portal.api.browser_guards import BrowserGuards
 from portal.api.models import Health
 from portal.api.request_encoding import InflateRequestBodies
@@ -33,6 +33,7 @@ from portal.keys import load_or_create_secret
 from portal.reconcile.lessons import load_zone
 from portal.settings import Settings
 from portal.state import Portal, open_portal
+from portal.web import auditor, pages
 
 __all__ = ["create_app"]
 
@@ -86,7 +87,7 @@ def create_app(settings: Settings, *, portal: Portal | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(pages.router)
     app.include_router(reports.router)
-    app.include_router(audit.router)
+    app.include_router(auditor.router)
 
     @app.get("/api/v1/health", response_model=Health, tags=["devices"])
     def health() -> Health:

@@ -1,2 +1,3 @@
-"""HTTP routers: device-facing (``devices``), operator (``admin``), auditor reports
-(``reports``, ``audit``) and the server-rendered pages (``pages``)."""
+"""The JSON API: device-facing (``devices``), operator and auditor administration
+(``admin``), reconciliation reports and CSV imports (``reports``); the HTML pages are
+:mod:`portal.web`."""

@@ -14,11 +14,14 @@ from portal.exceptions import ImportFileError, PortalConfigError
 from portal.reconcile.engine import Result
 from portal.reconcile.lessons import load_zone
 from portal.reconcile.model import ReconcileSettings
-from portal.reconcile.report import as_csv, as_json
+from portal.reconcile.report import RENDERERS
 from portal.reconcile.store import KINDS, apply_import, run_reconciliation
 from portal.state import Portal
 
 router = APIRouter(tags=["reports"])
+
+# The report formats the API offers (docs/reconciliation.md), out of report.RENDERERS.
+API_FORMATS = ("json", "csv")
 
 # Reconciling a city-month takes seconds: pages and API calls within this many
 # seconds of each other share one computation per (period, center).
@@ -83,20 +86,18 @@ def reconciliation_report(
     first: Annotated[str, Query(alias="from", description="First date, YYYY-MM-DD")],
     last: Annotated[str, Query(alias="to", description="Last date (inclusive)")],
     center: Annotated[str | None, Query(description="Only this center")] = None,
-    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+    format: Annotated[str, Query(pattern=f"^({'|'.join(API_FORMATS)})$")] = "json",
 ) -> Response:
     """docs/reconciliation.md: ``{"from", "to", "rows", "totals"}``, or the rows as CSV."""
     day1, day2 = period(request, first, last)
     result = reconciled(request, day1, day2, center)
     zone = load_zone(ReconcileSettings.from_portal(_portal(request).settings).timezone)
-    if format == "csv":
-        name = f"reconciliation-{day1}-{day2}.csv"
-        return Response(
-            as_csv(result, zone),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
-        )
-    return JSONResponse(as_json(result, zone))
+    renderer = RENDERERS[format]
+    headers = {}
+    if renderer.attachment:
+        name = f"reconciliation-{day1}-{day2}.{renderer.extension}"
+        headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return Response(renderer.render(result, zone), media_type=renderer.media_type, headers=headers)
 
 
 @router.post("/api/v1/admin/imports/{kind}", response_model=None)

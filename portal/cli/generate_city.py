@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from portal.cli.base import Context, cli
-from portal.reconcile.generator import CityConfig, generate
 from portal.reconcile.store import apply_import
 from portal.synthetic.feed import IngestUplink
+from portal.synthetic.generator import CityConfig, generate
 
 
 @cli.command("generate-city")

@@ -1,7 +1,7 @@
 """Plain-data inputs and settings of the reconciliation (no I/O, no database).
 
 The database loader (:mod:`portal.reconcile.store`), the synthetic city
-(:mod:`portal.reconcile.generator`) and tests all build these, and the engine
+(:mod:`portal.synthetic.generator`) and tests all build these, and the engine
 reads nothing else.
 """
 

@@ -2,28 +2,30 @@
 
 :func:`as_json` is the contract (docs/reconciliation.md): ``{"from", "to", "rows",
 "totals"}``, each row with its evidence. The other formats are views of it.
+:data:`RENDERERS` is the one table of formats, read by ``qatysu-portal reconcile``
+and by the report API: a new format is one line there.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from portal.reconcile.engine import (
-    STATUSES,
-    VERIFIED,
-    DoorEvent,
-    Read,
-    Result,
-    Row,
-)
+from portal.reconcile.engine import Result, Row
+from portal.reconcile.index import DoorEvent, Read
+from portal.reconcile.rules import STATUSES, VERIFIED
 from portal.reconcile.totals import totals
 
-FORMATS = ("table", "csv", "json", "xlsx", "html")
+# The HTML report's template lives with the pages' templates (one home for HTML).
+TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"
+
 CSV_COLUMNS = (
     "child_id",
     "group_id",
@@ -232,42 +234,13 @@ def as_xlsx(result: Result, zone: ZoneInfo) -> bytes:
     return out.getvalue()
 
 
-_HTML = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Reconciliation {{ first }} .. {{ last }}</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:1rem;color:#222}
-table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
-th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}
-.suspect,.confirmed_without_presence{background:#fde2e1}
-.confirmed_device_offline{background:#fff4cc}.verified{background:#e6f4ea}
-.wrap{overflow-x:auto}
-</style></head><body>
-<h1>Reconciliation {{ first }} .. {{ last }}</h1>
-<p>KZT at risk: <strong>{{ all.kzt_at_risk }}</strong>; KZT unverifiable:
-<strong>{{ all.kzt_unverifiable }}</strong>; verified share of confirmed lessons:
-{{ share(all.share_verified) }}.</p>
-<h2>Centers</h2><div class="wrap"><table><tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}</tr>
-{% for cells in centers %}<tr>{% for c in cells %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}
-</table></div>
-<h2>Rows not verified</h2><div class="wrap"><table>
-<tr><th>child</th><th>group</th><th>center</th><th>date</th><th>status</th><th>reasons</th>
-<th>KZT</th><th>reads</th></tr>
-{% for r in rows %}<tr class="{{ r.status }}"><td>{{ r.child_id }}</td><td>{{ r.group_id }}</td>
-<td>{{ r.center_id }}</td><td>{{ r.date }}</td><td>{{ r.status }}</td>
-<td>{{ r.reasons|join(", ") }}</td><td>{{ r.price_kzt }}</td><td>{{ r.reads|length }}</td></tr>
-{% endfor %}</table></div></body></html>
-"""
-
-
 def as_html(result: Result, zone: ZoneInfo) -> str:
     """A standalone page (no JavaScript, no external files) of totals and rows not verified."""
-    from jinja2 import Environment
+    from jinja2 import Environment, FileSystemLoader
 
     t = totals(result)
-    env = Environment(autoescape=True)
-    return env.from_string(_HTML).render(
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
+    return env.get_template("reconciliation_report.html").render(
         first=result.first.isoformat(),
         last=result.last.isoformat(),
         all=t["all"],
@@ -278,21 +251,43 @@ def as_html(result: Result, zone: ZoneInfo) -> str:
     )
 
 
+def _utf8(text: Callable[[Result, ZoneInfo], str]) -> Callable[[Result, ZoneInfo], bytes]:
+    return lambda result, zone: text(result, zone).encode("utf-8")
+
+
+def _json(result: Result, zone: ZoneInfo) -> bytes:
+    return json.dumps(as_json(result, zone), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Renderer:
+    """One report format: how to render it as bytes, its media type and file extension."""
+
+    render: Callable[[Result, ZoneInfo], bytes]
+    media_type: str
+    extension: str
+    attachment: bool = True  # over HTTP, offered as a file download
+
+
+# One line per format: the CLI offers all of them, the API those it lists.
+RENDERERS: dict[str, Renderer] = {
+    "table": Renderer(_utf8(as_table), "text/plain; charset=utf-8", "txt"),
+    "csv": Renderer(_utf8(as_csv), "text/csv; charset=utf-8", "csv"),
+    "json": Renderer(_json, "application/json", "json", attachment=False),
+    "xlsx": Renderer(
+        as_xlsx, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"
+    ),
+    "html": Renderer(_utf8(as_html), "text/html; charset=utf-8", "html"),
+}
+FORMATS = tuple(RENDERERS)
+
+
 def render(result: Result, zone: ZoneInfo, fmt: str) -> bytes:
     """The report in ``fmt`` (one of :data:`FORMATS`) as bytes ready for a file."""
-    import json
-
-    if fmt == "json":
-        return json.dumps(as_json(result, zone), ensure_ascii=False).encode("utf-8")
-    if fmt == "csv":
-        return as_csv(result, zone).encode("utf-8")
-    if fmt == "table":
-        return as_table(result, zone).encode("utf-8")
-    if fmt == "xlsx":
-        return as_xlsx(result, zone)
-    if fmt == "html":
-        return as_html(result, zone).encode("utf-8")
-    raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    renderer = RENDERERS.get(fmt)
+    if renderer is None:
+        raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    return renderer.render(result, zone)
 
 
-__all__ = ["FORMATS", "as_csv", "as_json", "render", "row_dict"]
+__all__ = ["FORMATS", "RENDERERS", "Renderer", "as_csv", "as_json", "render", "row_dict"]

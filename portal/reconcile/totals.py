@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from portal.reconcile.engine import (
+from portal.reconcile.engine import Result
+from portal.reconcile.rules import (
     AT_RISK,
     CONFIRMED_DEVICE_OFFLINE,
     PRESENT_NOT_CONFIRMED,
     STATUSES,
     VERIFIED,
-    Result,
 )
 
 

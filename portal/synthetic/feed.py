@@ -6,7 +6,7 @@ enrolled with single-use tokens, every batch goes through
 and every hole through :func:`portal.ingest.gaps.declare_gap`, at the simulated time.
 
 :func:`bulk_load` is the benchmark's shortcut for millions of records: the city
-is generated against :class:`~portal.reconcile.generator.LocalPortal` and its
+is generated against :class:`~portal.synthetic.generator.LocalPortal` and its
 records, receipts and declared holes are inserted directly, the records through
 the ingest's own :func:`portal.ingest.storage.insert_records`. It checks nothing;
 the benchmark runs a sample through :class:`IngestUplink` to show that both
@@ -29,8 +29,8 @@ from portal.exceptions import PortalError
 from portal.ingest.batch import ingest_batch
 from portal.ingest.gaps import declare_gap
 from portal.ingest.storage import insert_records, record_row
-from portal.reconcile.generator import City, Device, LocalPortal
 from portal.registry import add_center, create_enroll_token, enroll_device
+from portal.synthetic.generator import City, Device, LocalPortal
 
 logger = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ import pytest
 from openpyxl import load_workbook
 
 from portal.cli import main
-from portal.reconcile.generator import CityConfig, generate
 from portal.settings import Settings
 from portal.state import open_portal
 from portal.synthetic.feed import IngestUplink
+from portal.synthetic.generator import CityConfig, generate
 
 T0 = 1_700_000_000_000
 

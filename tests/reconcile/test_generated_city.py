@@ -6,16 +6,17 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from portal.reconcile.engine import AT_RISK, CenterInput, reconcile
-from portal.reconcile.generator import (
+from portal.reconcile.engine import CenterInput, reconcile
+from portal.reconcile.lessons import load_zone
+from portal.reconcile.model import IntegrityEvent, ReconcileSettings
+from portal.reconcile.rules import AT_RISK
+from portal.synthetic.generator import (
     FRAUD_KINDS,
     CityConfig,
     LocalPortal,
     generate,
     label,
 )
-from portal.reconcile.lessons import load_zone
-from portal.reconcile.model import IntegrityEvent, ReconcileSettings
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

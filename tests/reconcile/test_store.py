@@ -9,16 +9,16 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.exceptions import ImportFileError
-from portal.reconcile.engine import AT_RISK
-from portal.reconcile.generator import CityConfig, generate, label
 from portal.reconcile.lessons import load_zone
 from portal.reconcile.model import ReconcileSettings
 from portal.reconcile.report import as_json
+from portal.reconcile.rules import AT_RISK
 from portal.reconcile.schema import confirmations, roster, schedule
 from portal.reconcile.store import apply_import, run_reconciliation
 from portal.registry import add_center
 from portal.state import Portal
 from portal.synthetic.feed import IngestUplink
+from portal.synthetic.generator import CityConfig, generate, label
 
 T0 = 1_700_000_000_000
 

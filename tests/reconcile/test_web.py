@@ -13,12 +13,12 @@ import httpx
 import pytest
 
 from portal.app import create_app
-from portal.reconcile.generator import City, CityConfig, generate
 from portal.reconcile.store import apply_import
 from portal.registry import create_admin_token
 from portal.settings import Settings
 from portal.state import Portal, open_portal
 from portal.synthetic.feed import IngestUplink
+from portal.synthetic.generator import City, CityConfig, generate
 from tests.portal.support import LiveServer
 from tests.support.tools import missing
 

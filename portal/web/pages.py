@@ -13,7 +13,7 @@ from portal.auth import authenticate, current_principal
 from portal.registry import list_devices
 from portal.state import Portal
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 
 router = APIRouter(include_in_schema=False)
 

@@ -10,19 +10,19 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import desc, select
 
-from portal.api.pages import login_required, render
 from portal.api.reports import parse_day, period, reconciled
 from portal.auth import Principal, current_principal
 from portal.db.schema import integrity_events, records
 from portal.exceptions import NotFoundError, PortalConfigError
-from portal.reconcile import i18n
-from portal.reconcile.engine import STATUSES
 from portal.reconcile.lessons import load_zone
 from portal.reconcile.model import ReconcileSettings
 from portal.reconcile.report import row_dict
+from portal.reconcile.rules import STATUSES
 from portal.reconcile.totals import totals
 from portal.registry import list_devices
 from portal.state import Portal
+from portal.web import i18n
+from portal.web.pages import login_required, render
 
 router = APIRouter(include_in_schema=False)
 
