@@ -15,6 +15,7 @@ from typing import Any
 from agent import __version__
 from agent.config import AgentConfig
 from agent.durable import replace_file
+from agent.readers.serial_port import SerialConfig, port_scheme
 
 __all__ = ["boot_data", "config_sha256", "read_last_config_hash", "remember_config_hash"]
 
@@ -33,6 +34,13 @@ def boot_data(config: AgentConfig, digest: str) -> dict[str, Any]:
         "config_sha256": digest,
         "drivers": sorted({r.driver for r in config.readers}),
         "readers": [r.name for r in config.readers],
+        # Which driver reads as which reader, and where a serial reader's bytes
+        # come from ("path" for a device, else the URL scheme): the portal can
+        # tell a USB reader from one fed over the network.
+        "reader_drivers": {r.name: r.driver for r in config.readers},
+        "port_schemes": {
+            r.name: port_scheme(r.port) for r in config.readers if isinstance(r, SerialConfig)
+        },
         "doors": [d.name for d in config.doors],
     }
 

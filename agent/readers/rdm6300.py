@@ -34,7 +34,14 @@ class Rdm6300Reader(SerialPortReader[Rdm6300Config]):
     def from_config(
         cls, config: Rdm6300Config, *, clock: Clock | None = None, **inject: Any
     ) -> Rdm6300Reader:
-        return cls(config.name, config.port, baudrate=config.baudrate, clock=clock, **inject)
+        return cls(
+            config.name,
+            config.port,
+            baudrate=config.baudrate,
+            clock=clock,
+            allow_network_port=config.allow_network_port,
+            **inject,
+        )
 
     def make_framer(self) -> Framer:
         return Em4100Framer()

@@ -55,6 +55,7 @@ class SerialLineReader(SerialPortReader[SerialLineConfig]):
             pattern=config.pattern,
             baudrate=config.baudrate,
             clock=clock,
+            allow_network_port=config.allow_network_port,
             **inject,
         )
 

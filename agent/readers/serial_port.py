@@ -41,7 +41,9 @@ __all__ = [
     "PortOpener",
     "SerialConfig",
     "SerialPortReader",
+    "is_network_port",
     "open_port",
+    "port_scheme",
     "serial_for_url",
     "serial_port_is_path",
 ]
@@ -73,6 +75,35 @@ def serial_port_is_path(port: str) -> bool:
     return "://" not in port
 
 
+# pyserial URL schemes that reach no network: loop:// echoes what is written,
+# hwgrep:// picks a local port by its description, spy:// and alt:// wrap
+# another port (judged by what they wrap).
+_LOCAL_SCHEMES = frozenset({"loop", "hwgrep"})
+_WRAPPING_SCHEMES = frozenset({"spy", "alt"})
+
+
+def port_scheme(port: str) -> str:
+    """``path`` for a device path, else the URL's scheme (``socket``, ``loop``...)."""
+    if "://" not in port:
+        return "path"
+    return port.split("://", 1)[0].lower()
+
+
+def is_network_port(port: str) -> bool:
+    """Whether ``port`` may read from the network (socket://, rfc2217://, ...).
+
+    A serial reader fed over TCP accepts taps from anywhere: the club could
+    type them from a laptop. Unknown schemes count as network.
+    """
+    scheme = port_scheme(port)
+    if scheme == "path" or scheme in _LOCAL_SCHEMES:
+        return False
+    if scheme in _WRAPPING_SCHEMES:
+        inner = port.split("://", 1)[1].split("?", 1)[0]
+        return is_network_port(inner)
+    return True
+
+
 def open_port(url: str, baudrate: int, opener: PortOpener = serial_for_url) -> Any:
     """Open ``url`` (a device path or a pyserial URL); raises :class:`ReaderError`."""
     if not url:
@@ -94,6 +125,10 @@ class SerialConfig(ReaderConfig):
         metadata={"comment": "serial device, or a pyserial URL such as loop://"},
     )
     baudrate: int = field(default=9600, metadata={"comment": "serial speed"})
+    allow_network_port: bool = field(
+        default=False,
+        metadata={"comment": "accept a network URL (socket://, rfc2217://) as port"},
+    )
 
 
 SerialConfigT = TypeVar("SerialConfigT", bound=SerialConfig)
@@ -114,9 +149,11 @@ class SerialPortReader(Reader[SerialConfigT]):
         retry_max_s: float = 30.0,
         settle_s: float = 1.0,
         opener: PortOpener = serial_for_url,
+        allow_network_port: bool = False,
     ) -> None:
         super().__init__(name)
         self.port = port
+        self.allow_network_port = allow_network_port
         self.baudrate = baudrate
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.away_s = away_s
@@ -154,14 +191,30 @@ class SerialPortReader(Reader[SerialConfigT]):
             problems.append(Problem("error", "port", f"driver {cls.driver} needs a serial port"))
         if config.baudrate <= 0:
             problems.append(Problem("error", "baudrate", "must be above 0"))
+        if is_network_port(config.port) and not config.allow_network_port:
+            problems.append(
+                Problem(
+                    "error",
+                    "port",
+                    f"{config.port!r} reads from the network; the reader refuses it "
+                    "unless allow_network_port = true",
+                )
+            )
         return problems
 
     @abstractmethod
     def make_framer(self) -> Framer:
         """A fresh framer; a new one is made each time the port is (re)opened."""
 
+    def _open(self) -> Any:
+        if is_network_port(self.port) and not self.allow_network_port:
+            raise ReaderError(
+                f"port {self.port}: a network port is refused (allow_network_port = true allows it)"
+            )
+        return open_port(self.port, self.baudrate, self.opener)
+
     def probe(self) -> str:
-        port = open_port(self.port, self.baudrate, self.opener)
+        port = self._open()
         port.close()
         return f"{self.driver} reader {self.name}: port {self.port} opens at {self.baudrate} baud"
 
@@ -178,7 +231,7 @@ class SerialPortReader(Reader[SerialConfigT]):
         self._faulted = False
         while not stop.is_set():
             try:
-                port = open_port(self.port, self.baudrate, self.opener)
+                port = self._open()
             except ReaderError as exc:
                 self._fault(emit, exc)
                 stop.wait(self.backoff.failure())
