@@ -18,7 +18,7 @@ DATA_TYPES = ("badge", "door", "boot", "gap")
 
 @dataclass(frozen=True, slots=True)
 class ReconcileSettings:
-    """Thresholds of docs/reconciliation.md (and the trusted-time tolerance of section 2)."""
+    """Thresholds of docs/reconciliation.md, with the trusted-time tolerance."""
 
     margin_s: int = 30 * 60
     burst_gap_ms: int = 1500
@@ -26,7 +26,7 @@ class ReconcileSettings:
     door_window_ms: int = 60_000
     heartbeat_interval_s: int = 300
     time_tolerance_ms: int = 120_000
-    # Portal-bracketed time (decision 0810): 0 = docs/reconciliation.md literally.
+    # Portal-bracketed time (decision 0810): 0 = receipts only.
     time_bracket_ms: int = 600_000
     timezone: str = "Asia/Almaty"
 
