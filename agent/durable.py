@@ -42,7 +42,8 @@ def keep_owner(fd: int, folder: Path) -> None:
 
 
 def make_dirs(path: Path, mode: int = 0o777) -> None:
-    """``mkdir -p`` whose new folders take their parent's owner (see :func:`keep_owner`)."""
+    """``mkdir -p`` whose new folders take their parent's owner (see :func:`keep_owner`)
+    and are in their parent for good (the parent is fsync'd) before this returns."""
     if path.is_dir():
         return
     make_dirs(path.parent, mode)
@@ -57,6 +58,7 @@ def make_dirs(path: Path, mode: int = 0o777) -> None:
         keep_owner(fd, path.parent)
     finally:
         os.close(fd)
+    fsync_dir(path.parent)  # else a power cut can lose the folder and all it holds
 
 
 def write_synced(
