@@ -8,9 +8,10 @@ after each append (and after a receipt) returns. From the trace:
 1. every record reported durable was written to its segment and that file was
    fsync'd after the write and before the marker; every rename, unlink and
    mkdir before a marker had its folder fsync'd before the marker;
-2. for each marker, crash states are rebuilt from the traced bytes: what was
-   fsync'd before the marker, plus none, all, or random prefixes (the last one
-   torn) of what was not, and folder entries by the same rule for folder fsyncs.
+2. at each crash point (right after a marker, right before an fsync), crash
+   states are rebuilt from the traced bytes: what was fsync'd before the point,
+   plus none, all, or random prefixes (the last one torn) of what was not, and
+   folder entries by the same rule for folder fsyncs.
    The real recovery opens each: every record reported durable is there intact,
    every record it keeps is one the child wrote (signed, chained), and any bytes
    it does not keep are in quarantine/. docs/buffer.md, "Crash states from a
@@ -41,7 +42,7 @@ SYSCALLS = (
     "openat,write,pwrite64,fsync,fdatasync,rename,renameat,renameat2,"
     "unlink,unlinkat,ftruncate,mkdir,mkdirat"
 )
-RANDOM_STATES = 3  # per marker, beside "none" and "all" of the un-fsync'd operations
+RANDOM_STATES = 2  # per crash point before an fsync, beside "none" and "all"
 
 _LINE = re.compile(r"^(\d+) (\w+)\((.*)\) = (-?\d+)(?:<([^>]*)>)?")
 _FD = re.compile(r"^(\d+)<([^>]*)>$")
@@ -341,21 +342,30 @@ def test_every_crash_state_recovers_what_was_reported_durable(
     durable: dict[int, str] = {}
     acked = 0
     states = repaired = 0
-    for at, line in trace.markers[1:]:
-        fields = line.split()
-        if fields[0] == "K":
-            durable[int(fields[1])] = fields[2]
-        else:
-            acked = int(fields[1])
-        for variant in ["none", "all", *["random"] * RANDOM_STATES]:
-            files = crash_state(
-                trace, at + 1, rng if variant == "random" else None, variant == "all"
-            )
+    # Crash right after each marker, and right before each fsync (where bytes
+    # or names are not yet durable: mid-append, mid-roll, mid-receipt).
+    syncs = [i for found in (*trace.file_syncs.values(), *trace.dir_syncs.values()) for i in found]
+    points = sorted(
+        [(at + 1, "marker") for at, _ in trace.markers[1:]] + [(i, "sync") for i in syncs]
+    )
+    markers = iter(trace.markers[1:])
+    upcoming = next(markers, None)
+    for at, kind in points:
+        while upcoming is not None and upcoming[0] < at:
+            fields = upcoming[1].split()
+            if fields[0] == "K":
+                durable[int(fields[1])] = fields[2]
+            else:
+                acked = int(fields[1])
+            upcoming = next(markers, None)
+        variants = ["none", "all"] + (["random"] * RANDOM_STATES if kind == "sync" else [])
+        for variant in variants:
+            files = crash_state(trace, at, rng if variant == "random" else None, variant == "all")
             where = tmp_path / f"crash-{states}"
             states += 1
             materialise(files, trace.root, where)
             before = {p: p.read_bytes() for p in (where / "buffer" / "segments").glob("seg-*.log")}
-            context = f"crash after '{fields[0]} {fields[1]}' ({variant})"
+            context = f"crash at trace line {at + 1} ({kind}, {variant}), {len(durable)} durable"
             buffer = RecordBuffer(where, CONFIG).open()
             try:
                 last_ack = buffer.last_ack[0]
@@ -382,5 +392,5 @@ def test_every_crash_state_recovers_what_was_reported_durable(
                 assert lost in quarantined, f"{context}: {path.name} lost bytes unquarantined"
                 repaired += 1
             shutil.rmtree(where)
-    assert states >= 5 * 150
+    assert states >= 4 * 150
     assert repaired > 0, "no crash state had a torn segment for recovery to cut"
