@@ -4,6 +4,10 @@ The one home for "write a file durably" and "fsync a folder" on the device:
 the buffer's segments and ``state.json``, the device key, the config hash,
 bundles and their copy to a USB stick all go through here. Only the standard
 library; errors are plain :class:`OSError` (callers say what the file was).
+
+A file made here by root in a folder someone else owns takes the folder's owner
+and group (:func:`keep_owner`): ``sudo qatysu ack`` with the agent stopped must
+not leave the service user a ``state.json`` it cannot read.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["fsync_dir", "replace_file", "write_synced"]
+__all__ = ["fsync_dir", "keep_owner", "make_dirs", "replace_file", "write_synced"]
 
 
 def fsync_dir(path: Path) -> None:
@@ -24,6 +28,37 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def keep_owner(fd: int, folder: Path) -> None:
+    """Give the new file open at ``fd`` the owner and group of ``folder`` when running
+    as root and they differ (a no-op for everyone else, who cannot chown anyway)."""
+    if os.geteuid() != 0:
+        return
+    want = os.stat(folder)
+    have = os.fstat(fd)
+    if (have.st_uid, have.st_gid) != (want.st_uid, want.st_gid):
+        os.fchown(fd, want.st_uid, want.st_gid)
+
+
+def make_dirs(path: Path, mode: int = 0o777) -> None:
+    """``mkdir -p`` whose new folders take their parent's owner (see :func:`keep_owner`)
+    and are in their parent for good (the parent is fsync'd) before this returns."""
+    if path.is_dir():
+        return
+    make_dirs(path.parent, mode)
+    try:
+        path.mkdir(mode)
+    except FileExistsError:
+        if path.is_dir():
+            return  # made meanwhile
+        raise
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        keep_owner(fd, path.parent)
+    finally:
+        os.close(fd)
+    fsync_dir(path.parent)  # else a power cut can lose the folder and all it holds
 
 
 def write_synced(
@@ -39,6 +74,7 @@ def write_synced(
     fd = os.open(path, flags, mode)  # a refused O_EXCL leaves the other file alone
     try:
         try:
+            keep_owner(fd, path.parent)
             for chunk in [data] if isinstance(data, bytes) else data:
                 if os.write(fd, chunk) != len(chunk):
                     raise OSError(errno.ENOSPC, "short write")

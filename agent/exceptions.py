@@ -15,6 +15,7 @@ that catches all of the agent's own errors catches ``(QatysuError, ProtocolError
     ├── ConfigError (ValueError) a config file or key that cannot be used
     ├── RecordBufferError       the local record buffer
     │   ├── BufferLockedError   another process owns the buffer
+    │   ├── BufferPermissionError the buffer's files belong to another user
     │   └── BufferFullError (OSError) an append could not be made durable
     ├── HardwareError           readers and sensors (foreign errors wrapped here)
     │   └── ReaderError
@@ -68,6 +69,10 @@ class RecordBufferError(QatysuError):
 
 class BufferLockedError(RecordBufferError):
     """Another process holds the buffer's write lock."""
+
+
+class BufferPermissionError(RecordBufferError):
+    """The buffer's files cannot be opened by this user; the message names the fix."""
 
 
 class BufferFullError(RecordBufferError, OSError):

@@ -26,6 +26,7 @@ from agent.buffer.files import (
     Layout,
     Lock,
     move_to_quarantine,
+    permission_denied,
     unique_path,
     write_file_durably,
 )
@@ -153,14 +154,17 @@ class RecordBuffer:
     # --- life cycle -------------------------------------------------------------
 
     def open(self) -> RecordBuffer:
-        self.layout.create()
-        self._lock.acquire()
         try:
-            self._recover()
-        except BaseException:
-            self._close_active()
-            self._lock.release()
-            raise
+            self.layout.create()
+            self._lock.acquire()
+            try:
+                self._recover()
+            except BaseException:
+                self._close_active()
+                self._lock.release()
+                raise
+        except PermissionError as exc:
+            raise permission_denied(exc, self.layout.root.parent) from exc
         self._opened = True
         return self
 

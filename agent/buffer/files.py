@@ -5,13 +5,19 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import pwd
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.durable import fsync_dir, write_synced
-from agent.exceptions import BufferFullError, BufferLockedError, RecordBufferError
+from agent.durable import fsync_dir, keep_owner, make_dirs, write_synced
+from agent.exceptions import (
+    BufferFullError,
+    BufferLockedError,
+    BufferPermissionError,
+    RecordBufferError,
+)
 
-__all__ = ["Layout", "Lock", "write_file_durably"]
+__all__ = ["Layout", "Lock", "permission_denied", "write_file_durably"]
 
 SEGMENT_GLOB = "seg-*.log"
 
@@ -58,7 +64,7 @@ class Layout:
 
     def create(self) -> None:
         for path in (self.root, self.segments, self.quarantine):
-            path.mkdir(parents=True, exist_ok=True)
+            make_dirs(path)
 
 
 class Lock:
@@ -88,8 +94,13 @@ class Lock:
                 "only one agent may write it"
             ) from None
         if not self.shared:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            try:
+                keep_owner(fd, self.path.parent)  # made by root: still the agent's to open
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            except OSError:
+                os.close(fd)
+                raise
         self._fd = fd
 
     def release(self) -> None:
@@ -114,6 +125,19 @@ def write_file_durably(path: Path, data: bytes) -> None:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise BufferFullError(exc.errno, f"{path}: disk full ({exc.strerror})") from exc
         raise RecordBufferError(f"{path}: cannot write: {exc}") from exc
+
+
+def permission_denied(exc: PermissionError, state_dir: Path) -> BufferPermissionError:
+    """One line naming the file and the fix, for a state dir this user may not use
+    (typically a file root left behind; systemd would restart into it forever)."""
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        user = str(os.geteuid())
+    return BufferPermissionError(
+        f"{exc.filename or state_dir}: permission denied for user {user}; the agent's "
+        f"files must be its own: run 'sudo chown -R {user}: {state_dir}', then start it again"
+    )
 
 
 def move_to_quarantine(path: Path, quarantine: Path, tag: str) -> Path:

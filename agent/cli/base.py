@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from agent import __version__
-from agent.exceptions import ConfigError, ProtocolError, QatysuError
+from agent.exceptions import BufferPermissionError, ConfigError, ProtocolError, QatysuError
 
 DEFAULT_CONFIG = Path("/etc/qatysu/agent.toml")
 
@@ -67,5 +67,6 @@ def main(argv: list[str] | None = None) -> int:
         if "--debug" in args:
             raise
         click.echo(f"qatysu: error: {exc}", err=True)
-        return 2 if isinstance(exc, ConfigError) else 1
+        # 2: systemd does not restart into it (RestartPreventExitStatus); a human must act.
+        return 2 if isinstance(exc, (ConfigError, BufferPermissionError)) else 1
     return result if isinstance(result, int) else 0

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +48,10 @@ def export_command(ctx: Context, directory: Path, as_json: bool) -> int:
     if client is not None:
         # The daemon writes into its outbox; this process, with the
         # technician's rights, copies the file to the stick.
-        result = client.request("export", dir=str(outbox(config)))
-        result["path"] = str(_move_out(Path(result["path"]), folder))
+        box = outbox(config)
+        result = client.request("export", dir=str(box))
+        owner = config.device.state_dir.stat().st_uid
+        result["path"] = str(_move_out(result.get("path"), box, owner, folder))
     else:
         from agent.records.store import open_store
 
@@ -70,20 +75,76 @@ def _report(result: dict[str, Any], as_json: bool, line: str) -> None:
     click.echo(json.dumps(result) if as_json else line)
 
 
-def _move_out(staged: Path, folder: Path) -> Path:
-    """Copy ``staged`` into ``folder`` durably (temporary name, fsync, rename), then
-    remove it; the bundle is in the outbox until the copy is whole."""
-    target = folder / staged.name
+def _move_out(answer: object, box: Path, owner: int, folder: Path) -> Path:
+    """Copy the bundle the daemon named into ``folder`` durably (temporary name,
+    fsync, rename), then remove it from the outbox.
+
+    This process may be root and the daemon's answer is not to be trusted (a
+    compromised agent could name /etc/shadow): only a plain regular file inside
+    the outbox, owned by the buffer's owner and linked once, is read or removed.
+    """
+    box_fd, fd, name = _open_staged(answer, box, owner)
     try:
-        with open(staged, "rb") as source:
-            replace_file(target, iter(lambda: source.read(1 << 20), b""))
-    except OSError as exc:
-        raise Exit(f"{target}: cannot write the bundle: {exc.strerror or exc}") from exc
+        target = folder / name
+        try:
+            replace_file(target, iter(lambda: os.read(fd, 1 << 20), b""))
+        except OSError as exc:
+            raise Exit(f"{target}: cannot write the bundle: {exc.strerror or exc}") from exc
+        try:
+            here = os.stat(name, dir_fd=box_fd, follow_symlinks=False)
+            copied = os.fstat(fd)
+            if (here.st_dev, here.st_ino) == (copied.st_dev, copied.st_ino):
+                os.unlink(name, dir_fd=box_fd)  # a name in the outbox, never followed
+        except OSError as exc:
+            click.echo(
+                f"qatysu: warning: {box / name}: left in the outbox: {exc.strerror}", err=True
+            )
+        return target
+    finally:
+        os.close(fd)
+        os.close(box_fd)
+
+
+def _open_staged(answer: object, box: Path, owner: int) -> tuple[int, int, str]:
+    """(outbox fd, bundle fd, file name) for the path the daemon answered, or Exit."""
+
+    def refuse(why: str) -> Exit:
+        return Exit(f"the daemon named {answer!r} as the bundle: {why}; nothing copied")
+
+    if not isinstance(answer, str):
+        raise refuse("not a path")
+    staged = Path(answer)
+    name = staged.name
+    if staged.parent != box or name in ("", ".", "..") or name.startswith("."):
+        raise refuse(f"not a file name inside the outbox {box}")
     try:
-        staged.unlink()
+        box_fd = os.open(box, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError as exc:
-        click.echo(f"qatysu: warning: {staged}: left in the outbox: {exc.strerror}", err=True)
-    return target
+        raise refuse(f"the outbox {box} is not a folder ({exc.strerror})") from exc
+    try:
+        if os.fstat(box_fd).st_uid != owner:
+            raise refuse(f"the outbox {box} is not owned by uid {owner}, the buffer's owner")
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+        try:
+            fd = os.open(name, flags, dir_fd=box_fd)
+        except OSError as exc:
+            why = "a symbolic link" if exc.errno == errno.ELOOP else exc.strerror
+            raise refuse(f"cannot be opened ({why})") from exc
+        st = os.fstat(fd)
+        problem = ""
+        if not stat.S_ISREG(st.st_mode):
+            problem = "not a regular file"
+        elif st.st_uid != owner:
+            problem = f"owned by uid {st.st_uid}, not uid {owner}, the buffer's owner"
+        elif st.st_nlink != 1:
+            problem = f"it has {st.st_nlink} links (a hard link to another file)"
+        if problem:
+            os.close(fd)
+            raise refuse(problem)
+    except BaseException:
+        os.close(box_fd)
+        raise
+    return box_fd, fd, name
 
 
 @cli.command("ack")

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from agent.buffer.files import permission_denied
 from agent.clock import Clock, SystemClock
 from agent.config import AgentConfig
 from agent.control.server import ControlServer
@@ -102,6 +103,15 @@ class Daemon:
         """Everything up to the first record: key, buffer, boot and config records."""
         config = self.config
         self.store = open_store(config, self.clock)
+        try:
+            self._record_start()
+        except PermissionError as exc:  # a state-dir file root left behind
+            self.store.close()
+            raise permission_denied(exc, config.device.state_dir) from exc
+
+    def _record_start(self) -> None:
+        assert self.store is not None
+        config = self.config
         # Where `qatysu export` has the daemon write a bundle it then copies
         # out (the service may not write to a USB stick: docs/decisions/0633).
         outbox(config).mkdir(exist_ok=True)

@@ -55,3 +55,18 @@ def test_write_synced_exclusive_refuses_an_existing_file(tmp_path: Path) -> None
     with pytest.raises(FileExistsError):
         write_synced(path, b"x", exclusive=True)
     assert path.read_bytes() == b"someone else's"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: only root can give a file away")
+def test_root_writing_into_another_users_folder_gives_the_file_to_that_user(
+    tmp_path: Path,
+) -> None:
+    from agent.durable import make_dirs
+
+    folder = tmp_path / "state"
+    folder.mkdir()
+    os.chown(folder, 65534, 65533)
+    replace_file(folder / "state.json", b"{}\n", mode=0o600)
+    make_dirs(folder / "buffer" / "segments")
+    for path in (folder / "state.json", folder / "buffer", folder / "buffer" / "segments"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (65534, 65533), path

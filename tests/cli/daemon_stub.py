@@ -31,6 +31,8 @@ class DaemonSide:
             "doors": {"main": "closed"},
             "uptime_s": 60,
         }
+        # What ``export`` answers: a test sets it (a compromised daemon may name anything).
+        self.export: dict[str, Any] = {}
         self.events: list[dict[str, Any]] = []
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self._cond = threading.Condition()
@@ -61,7 +63,11 @@ class DaemonSide:
             self.requests.append(("feedback", fields))
             return {"ok": True}
 
-        return {"status": status, "watch": watch, "feedback": feedback}
+        def export(fields: dict[str, Any]) -> dict[str, Any]:
+            self.requests.append(("export", fields))
+            return dict(self.export)
+
+        return {"status": status, "watch": watch, "feedback": feedback, "export": export}
 
 
 @contextmanager

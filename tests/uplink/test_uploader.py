@@ -200,6 +200,36 @@ def test_receipt_with_unknown_hash_deletes_nothing_and_alarms_once(rig: Rig) -> 
     assert all(d < 60 for d in delays) and uploader.policy.backoff.failures == 4
 
 
+def test_a_200_whose_receipt_covers_none_of_the_batch_ends_the_round(rig: Rig) -> None:
+    """A genuine receipt, but for a seq below the batch: acting on it frees nothing,
+    and sending the batch again would get the same answer forever."""
+    assert rig.store is not None
+    portal_key = Ed25519PrivateKey.generate()
+    rig.write(10)
+    written = rig.store.written
+    sent: list[int] = []
+
+    def answer(batch: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+        sent.append(batch[0]["seq"])
+        if len(sent) > 20:  # bounds the test should the uploader loop
+            return 503, {"error": "unavailable"}
+        # The first answer takes 1..4 of 1..10; every later one names seq 4 again.
+        receipt = build_receipt(
+            portal_key, device=rig.device_id, seq=4, record_hash=written[4]["hash"], server_ms=1
+        )
+        return 200, {"receipt": receipt, "accepted": len(batch), "duplicates": 0}
+
+    uploader = _stand_in_uploader(
+        rig.store, rig.device_id, portal_key, _stand_in(portal_key, answer)
+    )
+    result = uploader.run_once()
+    assert result.error is not None and "covers none of seq 5.." in result.error
+    assert sent == [1, 5]
+    assert (result.uploaded, rig.store.last_ack[0], rig.store.pending_count) == (4, 4, 6)
+    assert uploader.run_once().error == result.error  # backing off: nothing sent
+    assert sent == [1, 5]
+
+
 def test_409_acts_on_a_known_receipt_and_resends_from_expected(rig: Rig) -> None:
     assert rig.store is not None
     portal_key = Ed25519PrivateKey.generate()
