@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+# What a device says about its board is shown to operators and stored per device:
+# a few short facts, never a document.
+HARDWARE_MAX_BYTES = 4096
+HARDWARE_MAX_DEPTH = 4
+HARDWARE_MAX_KEYS = 64
 
 
 class Receipt(BaseModel):
@@ -27,6 +34,27 @@ class EnrollRequest(BaseModel):
     public_key: str = Field(max_length=200)
     agent_version: str = Field(default="", max_length=100)
     hardware: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("hardware")
+    @classmethod
+    def _small_hardware(cls, value: dict[str, Any]) -> dict[str, Any]:
+        keys = _count_keys(value, HARDWARE_MAX_DEPTH)
+        if keys > HARDWARE_MAX_KEYS:
+            raise ValueError(f"at most {HARDWARE_MAX_KEYS} keys, {HARDWARE_MAX_DEPTH} levels deep")
+        size = len(json.dumps(value, ensure_ascii=False).encode())
+        if size > HARDWARE_MAX_BYTES:
+            raise ValueError(f"{size} bytes of JSON; at most {HARDWARE_MAX_BYTES}")
+        return value
+
+
+def _count_keys(value: object, depth: int) -> int:
+    """Keys of nested objects (and items of lists); past ``depth`` levels, over any limit."""
+    if not isinstance(value, dict | list):
+        return 0
+    if depth == 0:
+        return HARDWARE_MAX_KEYS + 1
+    items = list(value.values()) if isinstance(value, dict) else value
+    return len(items) + sum(_count_keys(v, depth - 1) for v in items)
 
 
 class EnrollResponse(BaseModel):

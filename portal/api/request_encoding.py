@@ -2,8 +2,12 @@
 
 :func:`read_body` is the one reader: the device upload endpoints (``records``
 and ``gaps``) call it themselves, to keep evidence of refused uploads; the
-middleware calls it for every other endpoint that is sent a ``Content-Encoding``
-body (enrollment, operator API, imports) and hands the endpoint a plain one.
+middleware calls it for every other request, compressed or not, and hands the
+endpoint the plain body. Nothing reaches an endpoint unbounded: a declared
+``Content-Length`` over the limit is refused before a byte is read, and a
+chunked body is counted as it streams. Requests without credentials (enrollment,
+the login form) get :data:`ANONYMOUS_LIMIT`, so an anonymous client cannot make
+the portal hold megabytes.
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from portal.exceptions import ClientGone, MalformedRequest, RequestTooLarge
 from portal.ingest.body import inflate
 
-__all__ = ["InflateRequestBodies", "read_body"]
+__all__ = ["ANONYMOUS_LIMIT", "InflateRequestBodies", "read_body"]
 
 _OWN_READERS = re.compile(r"^/api/v1/devices/[^/]+/(records|gaps)$")
+# An enrollment is a token, a key and a small hardware description: far under this.
+ANONYMOUS_LIMIT = 64 * 1024
+_CREDENTIALS = (b"authorization", b"cookie")
+_ANONYMOUS_ROUTES = frozenset({"/api/v1/enroll", "/login"})  # whatever headers they carry
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -41,7 +49,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 class InflateRequestBodies:
-    """ASGI middleware: a ``Content-Encoding`` request body becomes a plain one."""
+    """ASGI middleware: every request body is read bounded, and a compressed one inflated."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -52,11 +60,11 @@ class InflateRequestBodies:
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
-        if "content-encoding" not in request.headers:
-            await self.app(scope, receive, send)
-            return
+        anonymous = scope["path"] in _ANONYMOUS_ROUTES or not any(
+            k in _CREDENTIALS for k, _ in scope["headers"]
+        )
         try:
-            plain = await read_body(request, self.limit)
+            plain = await read_body(request, ANONYMOUS_LIMIT if anonymous else self.limit)
         except RequestTooLarge as exc:
             await _answer(413, "too_large", str(exc), scope, receive, send)
             return
