@@ -8,17 +8,24 @@ endpoint the plain body. Nothing reaches an endpoint unbounded: a declared
 chunked body is counted as it streams. Requests without credentials (enrollment,
 the login form) get :data:`ANONYMOUS_LIMIT`, so an anonymous client cannot make
 the portal hold megabytes.
+
+The same middleware refuses, before any route, a path holding a control
+character (404: no id has one) or a query value holding one (400): PostgreSQL
+refuses NUL in text, and ids reach it from paths and queries on every route.
+String fields of bodies are refused by :data:`portal.api.models.Text`.
 """
 
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qsl
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from portal.api.models import CONTROL_CHARACTERS
 from portal.exceptions import ClientGone, MalformedRequest, RequestTooLarge
 from portal.ingest.body import inflate
 
@@ -56,7 +63,14 @@ class InflateRequestBodies:
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _OWN_READERS.match(scope["path"]):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refused = _control_characters(scope)
+        if refused is not None:
+            await _answer(*refused, scope, receive, send)
+            return
+        if _OWN_READERS.match(scope["path"]):
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
@@ -85,6 +99,19 @@ class InflateRequestBodies:
             return await receive()  # a disconnect, later
 
         await self.app(dict(scope, headers=headers), replay, send)
+
+
+def _control_characters(scope: Scope) -> tuple[int, str, str] | None:
+    """404 for a control character in the (decoded) path, 400 for one in a query value."""
+    if CONTROL_CHARACTERS.search(scope["path"]):
+        return 404, "not_found", "no id holds a control character"
+    query = scope.get("query_string", b"").decode("latin-1")
+    if query and any(
+        CONTROL_CHARACTERS.search(k) or CONTROL_CHARACTERS.search(v)
+        for k, v in parse_qsl(query, keep_blank_values=True)
+    ):
+        return 400, "malformed", "a query parameter holds a control character"
+    return None
 
 
 async def _answer(
