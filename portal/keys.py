@@ -1,4 +1,7 @@
-"""The portal's own Ed25519 key: generated on first start, refused if others can read it."""
+"""The portal's own Ed25519 key: generated on first start, refused if others can read it.
+
+The key lives in the data directory, made private by :mod:`portal.db.private_files`.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +9,12 @@ import contextlib
 import logging
 import os
 import secrets
-import stat
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.protocol import private_key_from_raw, private_key_raw
+from portal.db.private_files import private_dir, refuse_shared
 from portal.exceptions import PortalConfigError
 
 __all__ = ["KEY_FILE", "SESSION_SECRET_FILE", "load_or_create_key", "load_or_create_secret"]
@@ -23,7 +26,7 @@ SESSION_SECRET_FILE = "session.secret"
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         os.write(fd, data)
@@ -33,17 +36,13 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def _read_private(path: Path) -> bytes:
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise PortalConfigError(
-            f"{path}: readable by group or others (mode {stat.S_IMODE(mode):o}); "
-            f"run chmod 600 {path}"
-        )
+    refuse_shared(path)
     return path.read_bytes()
 
 
 def load_or_create_key(data_dir: Path) -> Ed25519PrivateKey:
     """The portal's signing key in ``data_dir``; created (mode 0600) when missing."""
+    private_dir(data_dir)
     path = data_dir / KEY_FILE
     if not path.exists():
         key = Ed25519PrivateKey.generate()

@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import re
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, field_validator
+
+# What a device says about its board is shown to operators and stored per device:
+# a few short facts, never a document.
+HARDWARE_MAX_BYTES = 4096
+HARDWARE_MAX_DEPTH = 4
+HARDWARE_MAX_KEYS = 64
+
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _no_control(value: str) -> str:
+    # PostgreSQL refuses NUL in text, and no id or name holds a control character.
+    if CONTROL_CHARACTERS.search(value):
+        raise ValueError("holds a control character")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_control)]
+"""Every string the API takes in a body: ids, tokens, keys, names."""
 
 
 class Receipt(BaseModel):
@@ -23,10 +44,31 @@ class ErrorBody(BaseModel):
 
 
 class EnrollRequest(BaseModel):
-    token: str = Field(max_length=200)
-    public_key: str = Field(max_length=200)
-    agent_version: str = Field(default="", max_length=100)
+    token: Text = Field(max_length=200)
+    public_key: Text = Field(max_length=200)
+    agent_version: Text = Field(default="", max_length=100)
     hardware: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("hardware")
+    @classmethod
+    def _small_hardware(cls, value: dict[str, Any]) -> dict[str, Any]:
+        keys = _count_keys(value, HARDWARE_MAX_DEPTH)
+        if keys > HARDWARE_MAX_KEYS:
+            raise ValueError(f"at most {HARDWARE_MAX_KEYS} keys, {HARDWARE_MAX_DEPTH} levels deep")
+        size = len(json.dumps(value, ensure_ascii=False).encode())
+        if size > HARDWARE_MAX_BYTES:
+            raise ValueError(f"{size} bytes of JSON; at most {HARDWARE_MAX_BYTES}")
+        return value
+
+
+def _count_keys(value: object, depth: int) -> int:
+    """Keys of nested objects (and items of lists); past ``depth`` levels, over any limit."""
+    if not isinstance(value, dict | list):
+        return 0
+    if depth == 0:
+        return HARDWARE_MAX_KEYS + 1
+    items = list(value.values()) if isinstance(value, dict) else value
+    return len(items) + sum(_count_keys(v, depth - 1) for v in items)
 
 
 class EnrollResponse(BaseModel):
@@ -87,8 +129,8 @@ class RecordList(BaseModel):
 
 
 class CenterIn(BaseModel):
-    center_id: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=200)
+    center_id: Text = Field(min_length=1, max_length=64)
+    name: Text = Field(min_length=1, max_length=200)
 
 
 class Center(BaseModel):
@@ -101,7 +143,7 @@ class CenterList(BaseModel):
 
 
 class EnrollTokenIn(BaseModel):
-    center_id: str = Field(min_length=1, max_length=64)
+    center_id: Text = Field(min_length=1, max_length=64)
     ttl_s: int = Field(default=86400, ge=60, le=90 * 86400)
 
 

@@ -2,25 +2,40 @@
 
 :func:`read_body` is the one reader: the device upload endpoints (``records``
 and ``gaps``) call it themselves, to keep evidence of refused uploads; the
-middleware calls it for every other endpoint that is sent a ``Content-Encoding``
-body (enrollment, operator API, imports) and hands the endpoint a plain one.
+middleware calls it for every other request, compressed or not, and hands the
+endpoint the plain body. Nothing reaches an endpoint unbounded: a declared
+``Content-Length`` over the limit is refused before a byte is read, and a
+chunked body is counted as it streams. Requests without credentials (enrollment,
+the login form) get :data:`ANONYMOUS_LIMIT`, so an anonymous client cannot make
+the portal hold megabytes.
+
+The same middleware refuses, before any route, a path holding a control
+character (404: no id has one) or a query value holding one (400): PostgreSQL
+refuses NUL in text, and ids reach it from paths and queries on every route.
+String fields of bodies are refused by :data:`portal.api.models.Text`.
 """
 
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qsl
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from portal.api.models import CONTROL_CHARACTERS
 from portal.exceptions import ClientGone, MalformedRequest, RequestTooLarge
 from portal.ingest.body import inflate
 
-__all__ = ["InflateRequestBodies", "read_body"]
+__all__ = ["ANONYMOUS_LIMIT", "InflateRequestBodies", "read_body"]
 
 _OWN_READERS = re.compile(r"^/api/v1/devices/[^/]+/(records|gaps)$")
+# An enrollment is a token, a key and a small hardware description: far under this.
+ANONYMOUS_LIMIT = 64 * 1024
+_CREDENTIALS = (b"authorization", b"cookie")
+_ANONYMOUS_ROUTES = frozenset({"/api/v1/enroll", "/login"})  # whatever headers they carry
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -41,22 +56,29 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 class InflateRequestBodies:
-    """ASGI middleware: a ``Content-Encoding`` request body becomes a plain one."""
+    """ASGI middleware: every request body is read bounded, and a compressed one inflated."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _OWN_READERS.match(scope["path"]):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refused = _control_characters(scope)
+        if refused is not None:
+            await _answer(*refused, scope, receive, send)
+            return
+        if _OWN_READERS.match(scope["path"]):
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
-        if "content-encoding" not in request.headers:
-            await self.app(scope, receive, send)
-            return
+        anonymous = scope["path"] in _ANONYMOUS_ROUTES or not any(
+            k in _CREDENTIALS for k, _ in scope["headers"]
+        )
         try:
-            plain = await read_body(request, self.limit)
+            plain = await read_body(request, ANONYMOUS_LIMIT if anonymous else self.limit)
         except RequestTooLarge as exc:
             await _answer(413, "too_large", str(exc), scope, receive, send)
             return
@@ -77,6 +99,19 @@ class InflateRequestBodies:
             return await receive()  # a disconnect, later
 
         await self.app(dict(scope, headers=headers), replay, send)
+
+
+def _control_characters(scope: Scope) -> tuple[int, str, str] | None:
+    """404 for a control character in the (decoded) path, 400 for one in a query value."""
+    if CONTROL_CHARACTERS.search(scope["path"]):
+        return 404, "not_found", "no id holds a control character"
+    query = scope.get("query_string", b"").decode("latin-1")
+    if query and any(
+        CONTROL_CHARACTERS.search(k) or CONTROL_CHARACTERS.search(v)
+        for k, v in parse_qsl(query, keep_blank_values=True)
+    ):
+        return 400, "malformed", "a query parameter holds a control character"
+    return None
 
 
 async def _answer(

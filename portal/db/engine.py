@@ -13,10 +13,12 @@ import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 
+from portal.db.private_files import create_private, private_dir, refuse_shared
 from portal.exceptions import PortalConfigError
 from portal.settings import Settings
 
@@ -41,13 +43,28 @@ def normalise_url(url: str) -> str:
 def create_engine_for(settings: Settings, **kwargs: Any) -> Engine:
     url = normalise_url(settings.db_url)
     if url.startswith("sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        _private_sqlite_files(settings.data_dir, url)
         engine = create_engine(
             url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
         )
         _sqlite_pragmas(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _private_sqlite_files(data_dir: Path, url: str) -> None:
+    """The data dir 0700 and the database 0600 (SQLite gives its -wal, -shm, -journal the same)."""
+    private_dir(data_dir)
+    name = url.removeprefix("sqlite:///").split("?", 1)[0]
+    if not name or name == ":memory:":
+        return
+    db = Path(name)
+    db.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    create_private(db)
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = db.with_name(db.name + suffix)
+        if side.exists():
+            refuse_shared(side)
 
 
 def _sqlite_pragmas(engine: Engine) -> None:

@@ -23,9 +23,9 @@ from portal.db.engine import write_transaction
 from portal.ingest.content import CheckedContent, check_content
 from portal.ingest.evidence import keep_evidence
 from portal.ingest.gaps import gap_record, record_gap
-from portal.ingest.heads import DeviceHead, load_device, refuse_revoked, set_head, touch
+from portal.ingest.heads import DeviceHead, load_device, refuse_revoked, set_head
 from portal.ingest.outcome import IngestOutcome
-from portal.ingest.receipts import store_receipt
+from portal.ingest.receipts import answer_receipt
 from portal.ingest.sequence import held_range, sequence
 from portal.ingest.storage import held_hashes, insert_records
 
@@ -85,16 +85,21 @@ def _store(
                 conn.rollback()
                 return None
             content.sig_checked[accepted[-1]] = True
+        # Only a verified signature of the device marks it seen and keeps the receipt.
+        signed = any(content.sig_checked)
         if failure is not None and failure.reason == "gap" and done.failed_at == 0:
-            receipt = store_receipt(conn, key, head.device_id, head.head_seq, head.head_hash, now)
-            touch(conn, head.device_id, now)
+            receipt = answer_receipt(
+                conn, key, head.device_id, head.head_seq, head.head_hash, now, signed=signed
+            )
             return IngestOutcome(409, receipt, expected_seq=head.head_seq + 1, failure=failure)
         rows, flags = content.rows, content.sig_checked
         insert_records(conn, [(*rows[i], flags[i]) for i in accepted])
         for gap in done.bridged:
             record_gap(conn, head.device_id, gap, gap_record(good, gap), now)
-        set_head(conn, head.device_id, done.head_seq, done.head_hash, seen=now)
-        receipt = store_receipt(conn, key, head.device_id, done.head_seq, done.head_hash, now)
+        set_head(conn, head.device_id, done.head_seq, done.head_hash)
+        receipt = answer_receipt(
+            conn, key, head.device_id, done.head_seq, done.head_hash, now, signed=signed
+        )
         outcome = IngestOutcome(
             200 if failure is None else 422,
             receipt,

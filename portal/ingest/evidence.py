@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Sequence
 
 from sqlalchemy import Connection, insert
@@ -17,6 +18,9 @@ from portal.ingest.signatures import signed_by
 __all__ = ["keep_evidence"]
 
 logger = logging.getLogger(__name__)
+
+# JSON text may escape a lone surrogate ("\ud800"); no database stores one raw.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def keep_evidence(
@@ -57,7 +61,9 @@ def keep_evidence(
 
 
 def _evidence_text(record: object) -> str:
-    return json.dumps(record, sort_keys=True, ensure_ascii=False, default=repr)
+    """The record as JSON text; a lone surrogate kept as the escape it arrived as."""
+    text = json.dumps(record, sort_keys=True, ensure_ascii=False, default=repr)
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _seq_of(record: object) -> int | None:

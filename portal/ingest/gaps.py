@@ -11,9 +11,9 @@ from agent.protocol import ZERO_HASH, ChainVerifier, DeclaredGap, Failure, parse
 from portal.db.engine import write_transaction
 from portal.db.schema import declared_gaps, integrity_events
 from portal.ingest.evidence import keep_evidence
-from portal.ingest.heads import DeviceHead, load_device, refuse_revoked, set_head, touch
+from portal.ingest.heads import DeviceHead, load_device, refuse_revoked, set_head
 from portal.ingest.outcome import IngestOutcome
-from portal.ingest.receipts import store_receipt
+from portal.ingest.receipts import answer_receipt
 from portal.ingest.storage import stored_hash
 
 __all__ = ["declare_gap", "gap_record", "record_gap"]
@@ -27,6 +27,7 @@ def declare_gap(
         device = load_device(conn, device_id)
     refuse_revoked(device)
     failure = ChainVerifier(device.public_key, device_id).check_content(record)
+    signed = failure is None  # the device's own signature: it was heard from
     gap: DeclaredGap | None = None
     if failure is None:
         assert isinstance(record, dict)
@@ -49,8 +50,9 @@ def declare_gap(
             if gap.last_seq > head.head_seq:
                 set_head(conn, device_id, gap.last_seq, gap.resume_prev)
                 head = load_device(conn, device_id)
-        touch(conn, device_id, now)
-        receipt = store_receipt(conn, key, device_id, head.head_seq, head.head_hash, now)
+        receipt = answer_receipt(
+            conn, key, device_id, head.head_seq, head.head_hash, now, signed=signed
+        )
         if failure is not None:
             keep_evidence(conn, head, [record], failure, now)
             return IngestOutcome(422, receipt, failure=failure)

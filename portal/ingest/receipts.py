@@ -1,4 +1,10 @@
-"""Receipts: signed for a device's stored head and kept by hash (docs/protocol.md, Receipts)."""
+"""Receipts: signed for a device's stored head and kept by hash (docs/protocol.md, Receipts).
+
+Only an answer to signed content of the device (a record or gap whose
+signature verifies) is kept, and only it moves the device's last-seen time:
+kept receipts bracket trusted time (docs/reconciliation.md), and anyone can ask
+for a cursor or post junk under a device's id.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, Engine, insert, select
 
 from agent.protocol import build_receipt
-from portal.db.engine import write_transaction
 from portal.db.schema import receipts
 from portal.ingest.heads import load_device, refuse_revoked, touch
 
-__all__ = ["cursor_receipt", "store_receipt"]
+__all__ = ["answer_receipt", "cursor_receipt", "store_receipt"]
 
 
 def store_receipt(
@@ -38,12 +43,33 @@ def store_receipt(
     return receipt
 
 
+def answer_receipt(
+    conn: Connection,
+    key: Ed25519PrivateKey,
+    device_id: str,
+    seq: int,
+    record_hash: str,
+    now: int,
+    *,
+    signed: bool,
+) -> dict[str, Any]:
+    """The receipt an upload answers with; kept, and the device seen, only if ``signed``."""
+    if not signed:
+        return build_receipt(key, device=device_id, seq=seq, record_hash=record_hash, server_ms=now)
+    touch(conn, device_id, now)
+    return store_receipt(conn, key, device_id, seq, record_hash, now)
+
+
 def cursor_receipt(
     engine: Engine, key: Ed25519PrivateKey, device_id: str, now: int
 ) -> dict[str, Any]:
-    """A fresh receipt for the device's current head (``GET .../cursor``)."""
-    with write_transaction(engine) as conn:
-        head = load_device(conn, device_id, lock=True)
-        refuse_revoked(head)
-        touch(conn, device_id, now)
-        return store_receipt(conn, key, device_id, head.head_seq, head.head_hash, now)
+    """A fresh receipt for the device's current head (``GET .../cursor``), not kept.
+
+    The request is unauthenticated: it neither keeps a receipt nor marks the device seen.
+    """
+    with engine.connect() as conn:
+        head = load_device(conn, device_id)
+    refuse_revoked(head)
+    return build_receipt(
+        key, device=device_id, seq=head.head_seq, record_hash=head.head_hash, server_ms=now
+    )
