@@ -80,6 +80,7 @@ def create_app(settings: Settings, *, portal: Portal | None = None) -> FastAPI:
         session_cookie="qatysu_session",
         max_age=settings.session_max_age_s,
         same_site="lax",
+        https_only=settings.cookie_secure,
     )
     # Outermost: its headers reach every answer, errors and the 413 included.
     app.add_middleware(BrowserGuards)

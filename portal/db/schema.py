@@ -36,6 +36,7 @@ __all__ = [
     "receipts",
     "records",
     "rejected_records",
+    "sessions",
 ]
 
 metadata = MetaData(
@@ -180,4 +181,17 @@ enroll_tokens = Table(
     Column("expires_ms", BigInteger, nullable=False),
     Column("used_by_key", String(64), nullable=True),
     Column("device_id", String(64), nullable=True),
+)
+
+# A page session: the cookie carries only a random id; this row holds whose it is, so a
+# logout (or the token's revocation) ends every copy of the cookie.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),  # SHA-256 of the cookie's session id
+    Column("token_hash", String(64), ForeignKey("admin_tokens.token_hash"), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("revoked_ms", BigInteger, nullable=True),
+    Index("ix_sessions_token", "token_hash"),
 )
