@@ -13,6 +13,9 @@ from sqlalchemy import Engine
 from agent.protocol import public_key_b64
 from portal.clock import monotonic_s, now_ms
 from portal.db import create_engine_for, upgrade_to_head
+from portal.exceptions import UnknownDeviceError
+from portal.ingest.heads import load_device
+from portal.ingest.signatures import signed_by
 from portal.keys import load_or_create_key
 from portal.ratelimit import RateLimiter
 from portal.settings import Settings
@@ -36,6 +39,25 @@ class Portal:
     @property
     def public_key(self) -> str:
         return public_key_b64(self.key)
+
+    def rate_key(self, device_id: str, client: str | None, record: object = None) -> str:
+        """Whose rate bucket a device request is charged to.
+
+        The device's own, only when ``record`` (the first of a batch, or a gap
+        declaration) verifies under the device's key: one Ed25519 check, cheap next to
+        the ingest it guards. Anything else (junk, a stranger's batch, the unsigned
+        cursor) is charged to the client's address, so junk sent to a device id cannot
+        starve that device's real uploads.
+        """
+        if record is not None:
+            try:
+                with self.engine.connect() as conn:
+                    key = load_device(conn, device_id).public_key
+            except (UnknownDeviceError, ValueError):
+                key = None
+            if key is not None and signed_by(record, key):
+                return f"device:{device_id}"
+        return f"client:{client or '?'}"
 
     def close(self) -> None:
         self.pool.shutdown(wait=False)
