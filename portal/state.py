@@ -17,12 +17,16 @@ from portal.exceptions import UnknownDeviceError
 from portal.ingest.heads import load_device
 from portal.ingest.signatures import signed_by
 from portal.keys import load_or_create_key
-from portal.ratelimit import RateLimiter
+from portal.ratelimit import Limiter, RateLimiter, SharedRateLimiter
 from portal.settings import Settings
 
 __all__ = ["Portal", "open_portal"]
 
 logger = logging.getLogger(__name__)
+
+
+def wall_s() -> float:
+    return now_ms() / 1000
 
 
 @dataclass
@@ -31,7 +35,7 @@ class Portal:
     engine: Engine
     key: Ed25519PrivateKey
     clock: Callable[[], int] = now_ms
-    limiter: RateLimiter | None = None
+    limiter: Limiter | None = None
     pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(2, thread_name_prefix="verify")
     )
@@ -70,18 +74,28 @@ def open_portal(
     clock: Callable[[], int] = now_ms,
     monotonic: Callable[[], float] = monotonic_s,
     migrate: bool = True,
+    shared_limits: bool = False,
 ) -> Portal:
-    """Open the store (migrating it to the newest schema) and load or create the key."""
+    """Open the store (migrating it to the newest schema) and load or create the key.
+
+    ``shared_limits`` keeps the rate buckets in the database (PostgreSQL), for one
+    of several processes serving the same store.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine_for(settings)
     if migrate:
         upgrade_to_head(engine)
     key = load_or_create_key(settings.data_dir)
+    limiter: Limiter
+    if shared_limits:
+        limiter = SharedRateLimiter(engine, settings.rate_per_s, settings.rate_burst, wall_s)
+    else:
+        limiter = RateLimiter(settings.rate_per_s, settings.rate_burst, monotonic)
     return Portal(
         settings,
         engine,
         key,
         clock,
-        RateLimiter(settings.rate_per_s, settings.rate_burst, monotonic),
+        limiter,
         ThreadPoolExecutor(settings.verify_threads, thread_name_prefix="verify"),
     )

@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -33,6 +34,7 @@ __all__ = [
     "enroll_tokens",
     "integrity_events",
     "metadata",
+    "rate_buckets",
     "receipts",
     "records",
     "rejected_records",
@@ -194,4 +196,15 @@ sessions = Table(
     Column("expires_ms", BigInteger, nullable=False),
     Column("revoked_ms", BigInteger, nullable=True),
     Index("ix_sessions_token", "token_hash"),
+)
+
+# The rate limiter's buckets when several portal processes serve one database
+# (``serve --workers N`` on PostgreSQL): one row per bucket key, updated in one upsert.
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("tokens", Double, nullable=False),
+    Column("at_s", Double, nullable=False),  # wall clock, seconds
+    Column("granted", Boolean, nullable=False),  # did the last take succeed
 )
