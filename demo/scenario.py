@@ -40,6 +40,7 @@ ZONE = ZoneInfo("Asia/Almaty")
 MARGIN_MIN = 5  # the demo's pre-lesson margin (the portal default is 30)
 LESSON_MIN = 9
 MARGIN_ENV = "QATYSU_PORTAL_LESSON_MARGIN_MIN"
+COOKIE_ENV = "QATYSU_PORTAL_COOKIE_SECURE"
 DOOR_WINDOW_S = 60  # docs/reconciliation.md: a door open within 60 s of a read
 
 
@@ -104,6 +105,8 @@ class Demo:
         self.env = dict(os.environ)
         self.env[MARGIN_ENV] = str(MARGIN_MIN)
         self.env.pop("QATYSU_PORTAL_DB", None)
+        # The demo serves plain http on 127.0.0.1: a Secure session cookie would not come back.
+        self.env[COOKIE_ENV] = "0"
         self.auditor_token = ""
         self.doors_closed_at = 0.0
 
@@ -486,7 +489,7 @@ class Demo:
             f"{MARGIN_ENV} out for the history):"
         )
         say(
-            f"   {MARGIN_ENV}={MARGIN_MIN} .venv/bin/qatysu-portal --data-dir "
+            f"   {MARGIN_ENV}={MARGIN_MIN} {COOKIE_ENV}=0 .venv/bin/qatysu-portal --data-dir "
             f"{self.portal_dir} serve"
         )
         say(

@@ -35,7 +35,7 @@ from portal.settings import Settings
 from portal.state import Portal, open_portal
 from portal.web import auditor, pages
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "worker_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ def create_app(settings: Settings, *, portal: Portal | None = None) -> FastAPI:
         session_cookie="qatysu_session",
         max_age=settings.session_max_age_s,
         same_site="lax",
+        https_only=settings.cookie_secure,
     )
     # Outermost: its headers reach every answer, errors and the 413 included.
     app.add_middleware(BrowserGuards)
@@ -165,3 +166,18 @@ _HTTP_ERRORS = {
     404: "not_found",
     405: "method_not_allowed",
 }
+
+
+def worker_app() -> FastAPI:
+    """The app of one ``serve --workers N`` process (uvicorn calls this in each worker).
+
+    The parent migrated the store and made the key; the settings come from the same
+    environment (``serve`` puts its --data-dir and --db there). The rate buckets are
+    shared in the database so N processes together allow the configured rate.
+    """
+    from portal.http_server import GuardedH11Protocol
+
+    settings = Settings.from_env()
+    GuardedH11Protocol.head_timeout_s = settings.head_timeout_s
+    portal = open_portal(settings, migrate=False, shared_limits=True)
+    return create_app(settings, portal=portal)

@@ -63,10 +63,17 @@ class GuardedH11Protocol(H11Protocol):
 def server_config(
     app: Any, *, host: str, port: int, settings: Settings, **extra: Any
 ) -> uvicorn.Config:
-    """The uvicorn configuration ``qatysu-portal serve`` runs (and its tests use)."""
-    protocol = type(
+    """The uvicorn configuration ``qatysu-portal serve`` runs (and its tests use).
+
+    With ``workers`` > 1 in ``extra``, ``app`` is an import string and each worker
+    process imports the protocol by name (a class made here would not cross to it);
+    the worker's app factory sets its head deadline from the same settings.
+    """
+    protocol: Any = type(
         "PortalH11Protocol", (GuardedH11Protocol,), {"head_timeout_s": settings.head_timeout_s}
     )
+    if extra.get("workers", 1) > 1:
+        protocol = "portal.http_server:GuardedH11Protocol"
     return uvicorn.Config(
         app,
         host=host,

@@ -7,7 +7,7 @@ other module takes a :class:`Settings`.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -41,6 +41,9 @@ class Settings:
     verify_threads: int = 2
     signature_pass_s: float = 5.0  # tail mode: pause of the background signature pass
     session_max_age_s: int = 12 * 3600
+    # The session cookie goes only over HTTPS (the portal runs behind a TLS proxy);
+    # off only for plain http on 127.0.0.1 (tests, the demo).
+    cookie_secure: bool = True
     # uvicorn under `serve`: open connections (503 beyond) and the seconds a
     # connection may take to send a request head (portal/http_server.py).
     max_connections: int = 1000
@@ -117,13 +120,23 @@ class Settings:
                 values[name] = kind(raw)
             except ValueError as exc:
                 raise PortalConfigError(
-                    f"QATYSU_PORTAL_{name.upper()}={raw!r}: not a {kind.__name__}"
+                    f"QATYSU_PORTAL_{name.upper()}={raw!r}: not a {_kind_name(kind)}"
                 ) from exc
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
 
 
-_ENV_FIELDS: dict[str, type] = {
+def _flag(raw: str) -> bool:
+    """An on/off variable: 1/0, true/false, yes/no, on/off."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+_ENV_FIELDS: dict[str, Callable[[str], object]] = {
     "tz": str,
     "check_signatures": str,
     "max_batch_records": int,
@@ -139,7 +152,12 @@ _ENV_FIELDS: dict[str, type] = {
     "signature_pass_s": float,
     "max_connections": int,
     "head_timeout_s": float,
+    "cookie_secure": _flag,
 }
+
+
+def _kind_name(kind: Callable[[str], object]) -> str:
+    return "flag (on/off)" if kind is _flag else getattr(kind, "__name__", "value")
 
 
 def _redact(url: str) -> str:

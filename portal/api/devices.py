@@ -98,9 +98,12 @@ def enroll(body: EnrollRequest, request: Request) -> EnrollResponse:
     )
 
 
-def _limited(portal: Portal, device_id: str) -> JSONResponse | None:
+def _limited(
+    portal: Portal, device_id: str, request: Request, record: object = None
+) -> JSONResponse | None:
     assert portal.limiter is not None
-    wait = portal.limiter.take(device_id)
+    client = request.client.host if request.client else None
+    wait = portal.limiter.take(portal.rate_key(device_id, client, record))
     if wait is None:
         return None
     return JSONResponse(
@@ -123,13 +126,21 @@ def _limited(portal: Portal, device_id: str) -> JSONResponse | None:
 async def upload_records(device_id: str, request: Request) -> JSONResponse:
     """Store the longest valid prefix of a batch and answer with a signed receipt."""
     portal = _portal(request)
-    limited = _limited(portal, device_id)
+    try:
+        body = await read_body(request, portal.settings.max_body_bytes)
+        # Parsing and checking are CPU work: off the event loop, in worker threads.
+        batch = await run_in_threadpool(_parse_batch, portal, body)
+    except (MalformedRequest, RequestTooLarge):
+        limited = _limited(portal, device_id, request)  # junk: the sender's bucket
+        if limited is not None:
+            return limited
+        async with _logged_refusal(request, portal, device_id):
+            raise
+    first = batch[0] if batch else None
+    limited = await run_in_threadpool(_limited, portal, device_id, request, first)
     if limited is not None:
         return limited
-    async with _logged_refusal(request, portal, device_id):
-        body = await read_body(request, portal.settings.max_body_bytes)
-        # Parsing and checking are CPU work: off the event loop, in one worker thread.
-        outcome = await run_in_threadpool(_ingest_body, portal, device_id, body)
+    outcome = await run_in_threadpool(_ingest_parsed, portal, device_id, batch)
     return JSONResponse(outcome.body(), status_code=outcome.status)
 
 
@@ -148,7 +159,7 @@ async def _logged_refusal(request: Request, portal: Portal, device_id: str) -> A
         raise
 
 
-def _ingest_body(portal: Portal, device_id: str, body: bytes) -> IngestOutcome:
+def _parse_batch(portal: Portal, body: bytes) -> list[Any]:
     batch = parse_envelope(body, "records")
     if not isinstance(batch, list):
         raise MalformedRequest("'records' must be a list")
@@ -156,6 +167,10 @@ def _ingest_body(portal: Portal, device_id: str, body: bytes) -> IngestOutcome:
         raise RequestTooLarge(
             f"{len(batch)} records in one batch; at most {portal.settings.max_batch_records}"
         )
+    return batch
+
+
+def _ingest_parsed(portal: Portal, device_id: str, batch: list[Any]) -> IngestOutcome:
     return ingest_batch(
         portal.engine,
         portal.key,
@@ -176,11 +191,17 @@ def _ingest_body(portal: Portal, device_id: str, body: bytes) -> IngestOutcome:
 async def declare_gaps(device_id: str, request: Request) -> JSONResponse:
     """Record a lost range declared by a signed ``gap`` record (docs/protocol.md)."""
     portal = _portal(request)
-    limited = _limited(portal, device_id)
+    try:
+        record = parse_envelope(await read_body(request, portal.settings.max_body_bytes), "record")
+    except (MalformedRequest, RequestTooLarge):
+        limited = _limited(portal, device_id, request)  # junk: the sender's bucket
+        if limited is not None:
+            return limited
+        async with _logged_refusal(request, portal, device_id):
+            raise
+    limited = await run_in_threadpool(_limited, portal, device_id, request, record)
     if limited is not None:
         return limited
-    async with _logged_refusal(request, portal, device_id):
-        record = parse_envelope(await read_body(request, portal.settings.max_body_bytes), "record")
     outcome = await run_in_threadpool(
         declare_gap, portal.engine, portal.key, device_id, record, now=portal.clock()
     )
@@ -196,7 +217,7 @@ async def declare_gaps(device_id: str, request: Request) -> JSONResponse:
 def cursor(device_id: str, request: Request) -> JSONResponse:
     """A signed receipt for the device's stored head."""
     portal = _portal(request)
-    limited = _limited(portal, device_id)
+    limited = _limited(portal, device_id, request)  # unsigned: the client's bucket
     if limited is not None:
         return limited
     receipt = cursor_receipt(portal.engine, portal.key, device_id, portal.clock())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import click
 
@@ -15,8 +16,15 @@ from portal.cli.base import Context, cli
 @click.option(
     "--access-log/--no-access-log", default=True, show_default=True, help="Log every request."
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Portal processes on the one socket (more than 1 needs PostgreSQL).",
+)
 @click.pass_obj
-def serve_command(ctx: Context, host: str, port: int, access_log: bool) -> int:
+def serve_command(ctx: Context, host: str, port: int, access_log: bool, workers: int) -> int:
     """Run the portal: migrate the store, load or create the key, serve HTTP."""
     import uvicorn
 
@@ -24,13 +32,37 @@ def serve_command(ctx: Context, host: str, port: int, access_log: bool) -> int:
     from portal.http_server import server_config
     from portal.reconcile.lessons import load_zone
 
-    load_zone(ctx.settings().tz)  # stale zone data: refuse before touching the store
+    settings = ctx.settings()
+    if workers > 1 and settings.is_sqlite:
+        # SQLite's write lock is held inside one process: N processes would interleave writes.
+        raise click.UsageError(f"--workers {workers} needs PostgreSQL (--db); SQLite serves one")
+    load_zone(settings.tz)  # stale zone data: refuse before touching the store
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     portal = ctx.portal()
-    app = create_app(portal.settings, portal=portal)
     click.echo(f"portal key {portal.public_key}", err=True)
+    if workers == 1:
+        app = create_app(portal.settings, portal=portal)
+        config = server_config(
+            app, host=host, port=port, settings=portal.settings, access_log=access_log
+        )
+        uvicorn.Server(config).run()
+        return 0
+    # Several processes: the store is migrated and the key made (above); each worker
+    # opens its own portal from the same environment (portal.app.worker_app).
+    os.environ["QATYSU_PORTAL_DATA_DIR"] = str(portal.settings.data_dir)
+    os.environ["QATYSU_PORTAL_DB"] = portal.settings.db_url
+    ctx.close()
     config = server_config(
-        app, host=host, port=port, settings=portal.settings, access_log=access_log
+        "portal.app:worker_app",
+        host=host,
+        port=port,
+        settings=settings,
+        access_log=access_log,
+        factory=True,
+        workers=workers,
     )
-    uvicorn.Server(config).run()
+    from uvicorn.supervisors import Multiprocess
+
+    sock = config.bind_socket()
+    Multiprocess(config, sockets=[sock]).run()
     return 0

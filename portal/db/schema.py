@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -33,9 +34,11 @@ __all__ = [
     "enroll_tokens",
     "integrity_events",
     "metadata",
+    "rate_buckets",
     "receipts",
     "records",
     "rejected_records",
+    "sessions",
 ]
 
 metadata = MetaData(
@@ -180,4 +183,28 @@ enroll_tokens = Table(
     Column("expires_ms", BigInteger, nullable=False),
     Column("used_by_key", String(64), nullable=True),
     Column("device_id", String(64), nullable=True),
+)
+
+# A page session: the cookie carries only a random id; this row holds whose it is, so a
+# logout (or the token's revocation) ends every copy of the cookie.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),  # SHA-256 of the cookie's session id
+    Column("token_hash", String(64), ForeignKey("admin_tokens.token_hash"), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("revoked_ms", BigInteger, nullable=True),
+    Index("ix_sessions_token", "token_hash"),
+)
+
+# The rate limiter's buckets when several portal processes serve one database
+# (``serve --workers N`` on PostgreSQL): one row per bucket key, updated in one upsert.
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("tokens", Double, nullable=False),
+    Column("at_s", Double, nullable=False),  # wall clock, seconds
+    Column("granted", Boolean, nullable=False),  # did the last take succeed
 )

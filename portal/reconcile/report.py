@@ -140,12 +140,27 @@ def _flat(row: Row, zone: ZoneInfo) -> list[Any]:
     ]
 
 
+# A spreadsheet reads a text cell starting with one of these as a formula: a child or
+# center named "=HYPERLINK(...)" would run in the auditor's Excel (CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    """A string cell that a spreadsheet would read as a formula gets a leading quote.
+
+    Only strings: numbers (a negative price is still a number) are written as they are.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def as_csv(result: Result, zone: ZoneInfo) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in result.rows:
-        writer.writerow(_flat(row, zone))
+        writer.writerow([_csv_cell(v) for v in _flat(row, zone)])
     return out.getvalue()
 
 
@@ -203,6 +218,16 @@ def as_table(result: Result, zone: ZoneInfo, width: int = 160) -> str:
     return console.export_text()
 
 
+def _strings_as_strings(book: Any) -> None:
+    """Every text cell is stored as text: openpyxl turns a string starting with "=" into a
+    formula, and a name chosen by whoever registers a child must never run in Excel."""
+    for sheet in book.worksheets:
+        for line in sheet.iter_rows():
+            for cell in line:
+                if isinstance(cell.value, str):
+                    cell.data_type = "s"
+
+
 def as_xlsx(result: Result, zone: ZoneInfo) -> bytes:
     from openpyxl import Workbook
 
@@ -229,6 +254,7 @@ def as_xlsx(result: Result, zone: ZoneInfo) -> bytes:
                 g["kzt_unverifiable"],
             ]
         )
+    _strings_as_strings(book)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from portal.auth import authenticate, current_principal
+from portal.auth import authenticate, current_principal, end_session, start_session
 from portal.registry import list_devices
 from portal.state import Portal
 
@@ -54,12 +54,26 @@ def login(
     principal = authenticate(portal.engine, token.strip()) if token.strip() else None
     if principal is None:
         return render(request, "login.html", 401, error="Unknown or revoked token.", next=target)
-    request.session["token_hash"] = principal.token_hash
+    old = request.session.get("sid")
+    if isinstance(old, str):
+        end_session(portal.engine, old, portal.clock())
+    # A fresh id at every login: a cookie planted before it is never the signed-in one.
+    lang = request.session.get("lang")
+    request.session.clear()
+    if lang is not None:
+        request.session["lang"] = lang
+    request.session["sid"] = start_session(
+        portal.engine, principal, portal.clock(), portal.settings.session_max_age_s
+    )
     return RedirectResponse(target, status_code=303)
 
 
 @router.post("/logout")
 def logout(request: Request) -> RedirectResponse:
+    session_id = request.session.get("sid")
+    if isinstance(session_id, str):
+        portal: Portal = request.app.state.portal
+        end_session(portal.engine, session_id, portal.clock())
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 

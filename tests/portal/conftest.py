@@ -26,7 +26,9 @@ def _pg_url(dsn: str, schema: str) -> str:
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
     """Fresh settings: an empty SQLite file, or an empty PostgreSQL schema."""
     if request.param == "sqlite":
-        yield Settings(data_dir=tmp_path / "data", rate_burst=1000, rate_per_s=1000.0)
+        yield Settings(
+            data_dir=tmp_path / "data", rate_burst=1000, rate_per_s=1000.0, cookie_secure=False
+        )
         return
     dsn = request.getfixturevalue("pg_dsn")
     schema = f"qatysu_test_{secrets.token_hex(4)}"
@@ -39,6 +41,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
             db_url=_pg_url(dsn, schema),
             rate_burst=1000,
             rate_per_s=1000.0,
+            cookie_secure=False,  # plain http in tests: a Secure cookie never comes back
         )
     finally:
         with admin.begin() as conn:

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-import httpx
+import base64
+import json
+from pathlib import Path
 
-from portal.state import Portal
-from tests.portal.support import SimDevice
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from portal.app import create_app
+from portal.auth import authenticate, session_principal, start_session
+from portal.exceptions import PortalConfigError
+from portal.registry import create_admin_token, token_hash
+from portal.settings import Settings
+from portal.state import Portal, open_portal
+from tests.portal.support import LiveServer, SimDevice
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -119,3 +130,61 @@ def test_a_page_without_a_session_is_401_and_login_returns_to_it(
         "/login", data={"token": auditor_token, "next": "//evil.example/"}, follow_redirects=False
     )
     assert away.headers["location"] == "/"
+
+
+def _login(client: httpx.Client, token: str) -> str:
+    assert client.post("/login", data={"token": token}, follow_redirects=False).status_code == 303
+    return client.cookies["qatysu_session"]
+
+
+def test_a_cookie_copied_before_logout_is_refused_after_it(
+    portal: Portal, live: LiveServer, client: httpx.Client, auditor_token: str
+) -> None:
+    copied = _login(client, auditor_token)
+    with httpx.Client(base_url=live.url, cookies={"qatysu_session": copied}) as thief:
+        assert thief.get("/api/v1/admin/devices").status_code == 200
+        client.post("/logout")
+        assert client.get("/api/v1/admin/devices").status_code == 401
+        assert thief.get("/api/v1/admin/devices").status_code == 401  # the copy is dead too
+        assert thief.get("/", follow_redirects=False).status_code == 401
+
+
+def test_the_cookie_holds_only_a_random_session_id(
+    portal: Portal, client: httpx.Client, auditor_token: str
+) -> None:
+    cookie = _login(client, auditor_token)
+    payload = json.loads(base64.b64decode(cookie.split(".", 1)[0] + "=="))
+    assert set(payload) == {"sid"}
+    assert token_hash(auditor_token) not in cookie and token_hash(auditor_token) not in str(payload)
+    # A second login is a second session; ending one leaves the other.
+    with httpx.Client(base_url=client.base_url) as other:
+        _login(other, auditor_token)
+        client.post("/logout")
+        assert other.get("/api/v1/admin/devices").status_code == 200
+
+
+def test_a_session_ends_at_its_max_age(portal: Portal, auditor_token: str) -> None:
+    principal = authenticate(portal.engine, auditor_token)
+    assert principal is not None
+    now = portal.clock()
+    sid = start_session(portal.engine, principal, now, max_age_s=60)
+    assert session_principal(portal.engine, sid, now + 59_000) == principal
+    assert session_principal(portal.engine, sid, now + 60_000) is None
+    assert session_principal(portal.engine, "not-a-session", now) is None
+
+
+def test_the_session_cookie_is_secure_unless_turned_off(tmp_path: Path) -> None:
+    assert Settings().cookie_secure is True
+    assert Settings.from_env(environ={"QATYSU_PORTAL_COOKIE_SECURE": "0"}).cookie_secure is False
+    with pytest.raises(PortalConfigError, match="QATYSU_PORTAL_COOKIE_SECURE='maybe'"):
+        Settings.from_env(environ={"QATYSU_PORTAL_COOKIE_SECURE": "maybe"})
+    portal = open_portal(Settings(data_dir=tmp_path / "data"))
+    try:
+        token = create_admin_token(portal.engine, "aud", "auditor", now=portal.clock())
+        with TestClient(create_app(portal.settings, portal=portal)) as http:
+            answer = http.post("/login", data={"token": token}, follow_redirects=False)
+        assert answer.status_code == 303
+        cookie = answer.headers["set-cookie"]
+        assert "qatysu_session=" in cookie and "secure" in cookie.lower()
+    finally:
+        portal.close()

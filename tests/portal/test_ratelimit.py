@@ -14,7 +14,7 @@ from portal.registry import add_center
 from portal.settings import Settings
 from portal.state import open_portal
 from tests.portal.conftest import enroll
-from tests.portal.support import LiveServer
+from tests.portal.support import LiveServer, SimDevice
 
 
 def test_bucket_refills_with_the_clock() -> None:
@@ -57,3 +57,47 @@ def test_429_with_retry_after(slow_client: tuple[httpx.Client, list[float], str]
     )
     now[0] += 4.0
     assert client.get(url).status_code == 200
+
+
+@pytest.fixture
+def slow_device(tmp_path: Path) -> Iterator[tuple[httpx.Client, list[float], SimDevice]]:
+    now = [0.0]
+    portal = open_portal(
+        Settings(data_dir=tmp_path / "d", rate_burst=3, rate_per_s=0.25), monotonic=lambda: now[0]
+    )
+    add_center(portal.engine, "c1", "One", now=portal.clock())
+    device = enroll(portal)
+    server = LiveServer(create_app(portal.settings, portal=portal))
+    server.start()
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client, now, device
+    server.stop()
+    portal.close()
+
+
+def test_junk_sent_to_a_device_id_does_not_starve_its_signed_uploads(
+    slow_device: tuple[httpx.Client, list[float], SimDevice],
+) -> None:
+    client, _now, device = slow_device
+    url = f"/api/v1/devices/{device.device_id}"
+    stranger = SimDevice(device_id=device.device_id)  # the right id, another key
+    junk = [
+        lambda: client.post(f"{url}/records", content=b"not json"),
+        lambda: client.post(f"{url}/records", json={"records": [{"seq": 1}]}),
+        lambda: client.post(f"{url}/records", json={"records": stranger.batch(2)}),
+        lambda: client.post(f"{url}/gaps", json={"record": stranger.record()}),
+        lambda: client.post(f"{url}/records", json={"records": []}),
+    ]
+    answers = [junk[i % len(junk)]().status_code for i in range(40)]  # no clock tick: a flood
+    assert answers.count(429) >= 35, answers
+    # The device's genuine, signed uploads and gap declaration still go through.
+    for _ in range(2):
+        ok = client.post(f"{url}/records", json={"records": device.batch(3)})
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["accepted"] == 3
+    lost = device.skip(2)
+    gap = client.post(f"{url}/gaps", json={"record": device.gap(7, 8, lost)})
+    assert gap.status_code == 200, gap.text
+    # The device's own bucket still limits the device.
+    limited = client.post(f"{url}/records", json={"records": device.batch(1)})
+    assert limited.status_code == 429

@@ -16,7 +16,7 @@ from portal.state import Portal, open_portal
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
     if request.param == "sqlite":
-        yield Settings(data_dir=tmp_path / "data")
+        yield Settings(data_dir=tmp_path / "data", cookie_secure=False)
         return
     dsn = request.getfixturevalue("pg_dsn")
     schema = f"qatysu_rec_{secrets.token_hex(4)}"
@@ -26,7 +26,9 @@ def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[S
     sep = "&" if "?" in dsn else "?"
     try:
         yield Settings(
-            data_dir=tmp_path / "data", db_url=f"{dsn}{sep}options=-csearch_path%3D{schema}"
+            data_dir=tmp_path / "data",
+            db_url=f"{dsn}{sep}options=-csearch_path%3D{schema}",
+            cookie_secure=False,
         )
     finally:
         with admin.begin() as conn:

@@ -31,7 +31,9 @@ T0 = 1_700_000_000_000
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A portal holding a small generated city, served by uvicorn on 127.0.0.1."""
-    portal: Portal = open_portal(Settings(data_dir=tmp_path_factory.mktemp("web") / "data"))
+    portal: Portal = open_portal(
+        Settings(data_dir=tmp_path_factory.mktemp("web") / "data", cookie_secure=False)
+    )
     config = CityConfig(
         centers=2, days=7, seed=11, injected=0.4, upload_s=3600, first=date(2024, 6, 3)
     )
