@@ -81,7 +81,8 @@ def open_portal(
     ``shared_limits`` keeps the rate buckets in the database (PostgreSQL), for one
     of several processes serving the same store.
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Children's names and badge UIDs live here: private from the start.
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     engine = create_engine_for(settings)
     if migrate:
         upgrade_to_head(engine)
