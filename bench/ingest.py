@@ -4,7 +4,9 @@ The portal runs as its own process (``python -m portal serve``); this process is
 the client, posting pre-built gzip batches of 500 records, so client and server
 share the machine's two cores as a real test rig would. Baselines measured in
 the same run: the raw Ed25519 verify rate on one core, and a plain bulk insert
-of the same rows with no verification.
+of the same rows with no verification. With a PostgreSQL DSN
+(``QATYSU_TEST_PG_DSN``), the city day is also served by ``serve --workers 1``
+and ``--workers 4`` on PostgreSQL, the devices uploading concurrently.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,8 @@ CITY_DAY = 57_000
 CITY_MONTH = 1_700_000
 DRAIN_BACKLOG = 100_000
 MONTH_BUDGET_S = 600.0  # measure the month fully only if it should fit in this
+WORKER_COUNTS = (1, 4)  # serve --workers N on PostgreSQL, the city day
+WORKER_THREADS = 8  # devices uploading at the same time in the workers runs
 
 
 # --- records -------------------------------------------------------------------------
@@ -129,8 +133,25 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _children(pid: int) -> list[int]:
+    """The pids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            if f"\nPPid:\t{pid}\n" in status:
+                found.append(int(entry.name))
+    return found
+
+
 @contextmanager
-def portal_process(settings: Settings, mode: str) -> Iterator[tuple[str, int]]:
+def portal_process(
+    settings: Settings, mode: str, workers: int | None = None
+) -> Iterator[tuple[str, int]]:
+    """``python -m portal serve`` (``--workers N`` if given); yields its URL and pid."""
     port = _free_port()
     env = dict(
         os.environ,
@@ -142,6 +163,8 @@ def portal_process(settings: Settings, mode: str) -> Iterator[tuple[str, int]]:
     )
     cmd = [sys.executable, "-m", "portal", "--data-dir", str(settings.data_dir), "serve",
            "--port", str(port), "--no-access-log"]  # fmt: skip
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
     proc = subprocess.Popen(
         cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
@@ -157,6 +180,14 @@ def portal_process(settings: Settings, mode: str) -> Iterator[tuple[str, int]]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"portal did not start: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
             threading.Event().wait(0.1)
+        if workers is not None and workers > 1:
+            # The first worker up answers the health check; wait for all of them,
+            # then give the last ones time to open the store before anything is timed.
+            while len(_children(proc.pid)) < workers:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{workers} workers did not start")
+                threading.Event().wait(0.1)
+            threading.Event().wait(3.0)
         yield url, proc.pid
     finally:
         proc.terminate()
@@ -164,9 +195,17 @@ def portal_process(settings: Settings, mode: str) -> Iterator[tuple[str, int]]:
 
 
 def post_all(
-    url: str, fleet: Fleet, bodies: list[list[bytes]], threads: int
+    url: str, fleet: Fleet, bodies: list[list[bytes]], threads: int, close: bool = False
 ) -> tuple[float, list[float]]:
-    """Upload every device's batches (in order per device); wall time and per-batch rates."""
+    """Upload every device's batches (in order per device); wall time and per-batch rates.
+
+    ``close`` sends every batch on a fresh connection, so that with several
+    workers on one socket each request goes to whichever worker accepts it,
+    rather than staying with the worker that accepted a kept-alive connection.
+    """
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    if close:
+        headers["Connection"] = "close"
     rates: list[float] = []
     lock = threading.Lock()
     # One client for all uploads: a client per device would build a TLS context
@@ -180,7 +219,7 @@ def post_all(
             response = client.post(
                 f"/api/v1/devices/{fleet.ids[index]}/records",
                 content=body,
-                headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+                headers=headers,
             )
             elapsed = time.perf_counter() - t0
             if response.status_code != 200:
@@ -290,6 +329,31 @@ def plain_insert_rate(count: int) -> float:
     return count / elapsed
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of process ``pid`` and its children (the workers) now."""
+    total = 0.0
+    for one in [pid, *_children(pid)]:
+        with suppress(OSError):
+            total += process_cpu_s(one)
+    return total
+
+
+def workers_city_time(dsn: str, workers: int, devices: int, per_device: int) -> tuple[float, float]:
+    """The city day on a fresh PostgreSQL schema served by ``serve --workers N``.
+
+    Returns the wall time and the portal's CPU µs per record (all its processes;
+    PostgreSQL's own processes are not counted).
+    """
+    with store("postgres", dsn) as settings:
+        fleet = enroll_fleet(settings, devices)
+        bodies = build_bodies(fleet, per_device)
+        with portal_process(settings, "all", workers=workers) as (url, pid):
+            cpu_before = tree_cpu_s(pid)
+            elapsed, _ = post_all(url, fleet, bodies, threads=WORKER_THREADS, close=True)
+            cpu_us = (tree_cpu_s(pid) - cpu_before) / (devices * per_device) * 1e6
+    return elapsed, cpu_us
+
+
 def city_time(kind: str, dsn: str | None, devices: int, per_device: int) -> float:
     """Wall time for ``devices`` devices uploading ``per_device`` records each, 4 at a time."""
     with store(kind, dsn) as settings:
@@ -298,6 +362,58 @@ def city_time(kind: str, dsn: str | None, devices: int, per_device: int) -> floa
         with portal_process(settings, "all") as (url, _pid):
             elapsed, _ = post_all(url, fleet, bodies, threads=4)
     return elapsed
+
+
+def workers_section(
+    seconds: dict[int, float],
+    cpu_us: dict[int, float],
+    loads: dict[int, float],
+    ratio: float | None,
+    baseline: dict[str, float],
+    day_note: str,
+) -> str:
+    """The markdown on the city day served by ``serve --workers 1`` and ``--workers 4``."""
+    if not seconds or ratio is None:
+        return (
+            "City day with `serve --workers 1` and `--workers 4` on PostgreSQL: not measured "
+            "(set `QATYSU_TEST_PG_DSN` to a PostgreSQL DSN).\n\n"
+        )
+    cores = os.cpu_count() or 1
+    rows = [
+        [
+            f"`serve --workers {n}`",
+            seconds[n],
+            f"{CITY_DAY / seconds[n]:,.0f}",
+            cpu_us[n],
+            f"{baseline[f'workers_{n}']:,.0f}/s",
+            f"{loads[n]:.1f}",
+        ]
+        for n in sorted(seconds)
+    ]
+    return (
+        f"The city day ({CITY_DAY:,} records, {CITY_DEVICES} devices, every signature) on "
+        "PostgreSQL, served by `python -m portal serve --workers N` (a fresh schema each, "
+        f"rate limits raised so it measures ingest, not throttling), {WORKER_THREADS} devices "
+        "uploading at a time, each batch on a fresh connection so that requests spread over "
+        f"the workers. Seconds: {day_note}.\n\n"
+        + table(
+            [
+                "city day, PostgreSQL",
+                "seconds",
+                "records/s",
+                "portal CPU µs per record (all processes)",
+                "raw verify around it",
+                "1-min load after it",
+            ],
+            rows,
+        )
+        + f"\n\nWall time with 4 workers over 1 worker: {ratio:.2f} "
+        f"({1 / ratio:.2f}x the throughput). This machine has {cores} cores, shared by the "
+        "uploading client, the portal's processes and PostgreSQL (and other work): 4 workers "
+        f"on {cores} cores cannot be expected to be 4x; the figure is what was measured here, "
+        "not what 4 workers would give on 4 free cores. The CPU column does not count PostgreSQL's "
+        "own processes.\n\n"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -336,6 +452,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     day_note = (
         "measured" if day_devices == CITY_DEVICES else f"extrapolated from {day_devices} devices"
     )
+    workers_s: dict[int, float] = {}
+    workers_cpu: dict[int, float] = {}
+    workers_load: dict[int, float] = {}  # the 1-minute load average right after each run
+    if dsn:
+        for n in WORKER_COUNTS:
+            print(f"city day, PostgreSQL, serve --workers {n} ...", file=sys.stderr, flush=True)
+            elapsed, cpu_us = workers_city_time(dsn, n, day_devices, per_device)
+            workers_s[n] = bracketed(f"workers_{n}", elapsed) * CITY_DEVICES / day_devices
+            workers_cpu[n] = cpu_us
+            workers_load[n] = loads[-1]
+    workers_ratio = workers_s[4] / workers_s[1] if workers_s else None
     raw = median(samples)
     verify_cpu = raw_verify_cpu_us(verifies)
     month_estimate = city_day * CITY_MONTH / CITY_DAY
@@ -391,6 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ],
         )
         + "\n\n"
+        + workers_section(workers_s, workers_cpu, workers_load, workers_ratio, baseline, day_note)
         + table(
             ["CPU time (all threads of the portal process)", "µs per record", "vs one verify"],
             [["one raw Ed25519 verify (baseline)", verify_cpu, "1.00x"]]
@@ -413,7 +541,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "The uploading threads share one HTTP client (decision 0523): a client per device "
         "cost the machine about 80 µs of CPU per record of the city day before.\n\n"
         + load_note(
-            loads, "both cores (client and portal; the city scenarios run more threads than cores)"
+            loads,
+            "both cores (client and portal; the city scenarios run more threads than cores,"
+            " the workers runs more processes than cores)",
         )
         + "\n"
     )
@@ -433,6 +563,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "city_day_how": day_note,
         "city_month_s": round(city_month, 1),
         "city_month_how": month_note,
+        "city_day_pg_workers_1_s": round(workers_s[1], 2) if workers_s else None,
+        "city_day_pg_workers_4_s": round(workers_s[4], 2) if workers_s else None,
+        "workers_4_over_1": None if workers_ratio is None else round(workers_ratio, 3),
+        "city_day_pg_workers_how": f"{day_note}, {WORKER_THREADS} uploads at a time"
+        if workers_s
+        else "not measured (no QATYSU_TEST_PG_DSN)",
     }
     finish("ingest", "Portal ingest", body, headline, args)
     return 0
