@@ -40,6 +40,7 @@ from portal.db import create_engine_for, upgrade_to_head
 from portal.db.schema import records as records_table
 from portal.registry import add_center, create_enroll_token, enroll_device
 from portal.settings import Settings
+from tests.support.processes import child_pids
 
 BATCH = 500
 CITY_DEVICES = 150
@@ -133,20 +134,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _children(pid: int) -> list[int]:
-    """The pids whose parent is ``pid`` (Linux /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                status = (entry / "status").read_text()
-            except OSError:
-                continue
-            if f"\nPPid:\t{pid}\n" in status:
-                found.append(int(entry.name))
-    return found
-
-
 @contextmanager
 def portal_process(
     settings: Settings, mode: str, workers: int | None = None
@@ -183,7 +170,7 @@ def portal_process(
         if workers is not None and workers > 1:
             # The first worker up answers the health check; wait for all of them,
             # then give the last ones time to open the store before anything is timed.
-            while len(_children(proc.pid)) < workers:
+            while len(child_pids(proc.pid)) < workers:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{workers} workers did not start")
                 threading.Event().wait(0.1)
@@ -332,7 +319,7 @@ def plain_insert_rate(count: int) -> float:
 def tree_cpu_s(pid: int) -> float:
     """CPU seconds of process ``pid`` and its children (the workers) now."""
     total = 0.0
-    for one in [pid, *_children(pid)]:
+    for one in [pid, *child_pids(pid)]:
         with suppress(OSError):
             total += process_cpu_s(one)
     return total

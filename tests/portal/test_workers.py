@@ -25,6 +25,7 @@ from portal.state import Portal, open_portal
 from tests.portal.conftest import _pg_url, enroll
 from tests.portal.support import SimDevice
 from tests.portal.test_ingest_http import stored
+from tests.support.processes import child_pids
 
 
 def test_sqlite_refuses_more_than_one_worker(
@@ -54,19 +55,6 @@ def pg_portal(pg_dsn: str, tmp_path: Path) -> Iterator[Portal]:
         admin.dispose()
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                status = (entry / "status").read_text()
-            except OSError:
-                continue
-            if f"\nPPid:\t{pid}\n" in status:
-                found.append(int(entry.name))
-    return found
-
-
 @pytest.fixture
 def four_workers(pg_portal: Portal) -> Iterator[str]:
     with socket.socket() as probe:
@@ -89,9 +77,9 @@ def four_workers(pg_portal: Portal) -> Iterator[str]:
             assert server.poll() is None, "serve --workers 4 exited"
             assert time.monotonic() < deadline, "the workers did not start"
             time.sleep(0.2)
-        while len(_children(server.pid)) < 4 and time.monotonic() < deadline:
+        while len(child_pids(server.pid)) < 4 and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert len(_children(server.pid)) >= 4
+        assert len(child_pids(server.pid)) >= 4
         yield url
     finally:
         server.terminate()
