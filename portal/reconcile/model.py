@@ -28,6 +28,16 @@ class ReconcileSettings:
     time_tolerance_ms: int = 120_000
     # Portal-bracketed time (decision 0810): 0 = receipts only.
     time_bracket_ms: int = 600_000
+    # Proven time: both receipts of a read at most this far from it (it decides payment).
+    proof_bracket_ms: int = 900_000
+    # An ``open`` with no ``closed`` counts as open for at most this long.
+    door_open_max_ms: int = 3_600_000
+    # Reads of one badge at devices of two centers less than this apart: double_presence.
+    travel_min_ms: int = 900_000
+    shared_signer_max: int = 3  # children one signer may confirm for (families are small)
+    lesson_max_min: int = 180  # a longer lesson is refused at import, or implausible
+    # Centers whose devices may run without a door sensor (no_door_sensor off there).
+    door_optional_centers: frozenset[str] = frozenset()
     timezone: str = "Asia/Almaty"
 
     def __post_init__(self) -> None:
@@ -39,6 +49,11 @@ class ReconcileSettings:
             "heartbeat_interval_s",
             "time_tolerance_ms",
             "time_bracket_ms",
+            "proof_bracket_ms",
+            "door_open_max_ms",
+            "travel_min_ms",
+            "shared_signer_max",
+            "lesson_max_min",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"reconciliation setting {name} must not be negative")
@@ -60,8 +75,21 @@ class ReconcileSettings:
             heartbeat_interval_s=int(settings.heartbeat_interval_s),
             time_tolerance_ms=int(settings.time_tolerance_s) * 1000,
             time_bracket_ms=int(getattr(settings, "time_bracket_s", 600)) * 1000,
+            proof_bracket_ms=int(extra.get("proof_bracket_s", 900)) * 1000,
+            door_open_max_ms=int(extra.get("door_open_max_s", 3600)) * 1000,
+            travel_min_ms=int(extra.get("travel_min_s", 900)) * 1000,
+            shared_signer_max=int(extra.get("shared_signer_max", 3)),
+            lesson_max_min=int(extra.get("lesson_max_min", 180)),
+            door_optional_centers=frozenset(_names(extra.get("door_optional_centers", ()))),
             timezone=str(settings.tz),
         )
+
+
+def _names(value: Any) -> list[str]:
+    """A list setting given as a list or as one comma-separated string."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v) for v in value]
 
 
 @dataclass(slots=True)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from agent.protocol.drivers import HARDWARE_DRIVERS, SIMULATED_DRIVER
 from portal.reconcile.index import Read
 from portal.reconcile.model import ReconcileSettings
 
@@ -29,15 +30,19 @@ VERIFIED = "verified"
 SUSPECT = "suspect"
 CONFIRMED_WITHOUT_PRESENCE = "confirmed_without_presence"
 CONFIRMED_DEVICE_OFFLINE = "confirmed_device_offline"
+PRESENT_UNPROVEN = "present_unproven"
 PRESENT_NOT_CONFIRMED = "present_not_confirmed"
 STATUSES = (
     VERIFIED,
     SUSPECT,
     CONFIRMED_WITHOUT_PRESENCE,
     CONFIRMED_DEVICE_OFFLINE,
+    PRESENT_UNPROVEN,
     PRESENT_NOT_CONFIRMED,
 )
 AT_RISK = frozenset({SUSPECT, CONFIRMED_WITHOUT_PRESENCE})  # their price is KZT at risk
+# Neither paid as proven nor accused: their price is KZT unverifiable.
+UNVERIFIABLE = frozenset({CONFIRMED_DEVICE_OFFLINE, PRESENT_UNPROVEN})
 
 
 # The facts classes are not frozen: a frozen dataclass's __init__ costs several times
@@ -49,7 +54,15 @@ class ReadFacts:
     read: Read
     doors: tuple[str, ...]  # door sensors named by the device's last boot before the read
     door_open: bool  # one of those doors was open within the door window of the read
-    run_badges: int  # distinct badges in the read's run at its reader (gaps < burst gap)
+    run_badges: int  # distinct badges in the read's run at its device (gaps < burst gap)
+    center_id: str = ""
+    # The door counts as open at the read only through an ``open`` older than
+    # door_open_max (no ``closed`` since, no boot since).
+    door_held_open: bool = False
+    booted: bool = False  # a boot record of the device at or before the read exists
+    # The (reader, driver) pair is listed by that boot record.
+    reader_listed: bool = True
+    stale_anchor: bool = False  # an anchor older than a receipt the device had been given
 
 
 @dataclass(slots=True)
@@ -58,6 +71,7 @@ class WindowFacts:
 
     device_id: str
     chain_broken: bool  # its chain has a hole or a refused record in the window
+    clone_suspected: bool = False  # a clone sign (interleaved boots, mono back, two addresses)
 
 
 @dataclass(slots=True)
@@ -69,6 +83,14 @@ class RowFacts:
     reads: int  # the child's reads in the lesson window
     clean: bool  # at least one of them carries no reason
     offline: bool  # the center's devices were silent for a while during the window
+    proven: bool = True  # at least one clean read's time is proven (tight receipt bracket)
+    double_presence: bool = False  # the child is also present in an overlapping lesson
+    # The child was read in an overlapping lesson elsewhere and this row has no read.
+    elsewhere: bool = False
+    schedule_changed_late: bool = False  # the lesson's schedule row changed after its date
+    confirmed_early: bool = False  # confirmed_at before the lesson's end
+    shared_signer: bool = False  # the signer confirmed for more children than allowed
+    implausible_schedule: bool = False  # a lesson longer than lesson_max_min
 
 
 def card_burst(f: ReadFacts, s: ReconcileSettings) -> bool:
@@ -79,20 +101,63 @@ def no_door_passage(f: ReadFacts, s: ReconcileSettings) -> bool:
     return bool(f.doors) and not f.door_open
 
 
+def door_held_open(f: ReadFacts, s: ReconcileSettings) -> bool:
+    return f.door_held_open
+
+
+def no_door_sensor(f: ReadFacts, s: ReconcileSettings) -> bool:
+    return f.booted and not f.doors and f.center_id not in s.door_optional_centers
+
+
 def time_untrusted(f: ReadFacts, s: ReconcileSettings) -> bool:
     return not f.read.trusted
 
 
+def stale_anchor(f: ReadFacts, s: ReconcileSettings) -> bool:
+    return f.stale_anchor
+
+
 def simulated_reader(f: ReadFacts, s: ReconcileSettings) -> bool:
-    return f.read.driver == "simulated"
+    return f.read.driver.casefold() == SIMULATED_DRIVER
+
+
+def unknown_reader(f: ReadFacts, s: ReconcileSettings) -> bool:
+    driver = f.read.driver.casefold()
+    if driver == SIMULATED_DRIVER:
+        return False  # simulated_reader says it
+    return driver not in HARDWARE_DRIVERS or not f.reader_listed
 
 
 def chain_integrity(f: WindowFacts, s: ReconcileSettings) -> bool:
     return f.chain_broken
 
 
+def device_clone_suspected(f: WindowFacts, s: ReconcileSettings) -> bool:
+    return f.clone_suspected
+
+
+def double_presence(f: RowFacts, s: ReconcileSettings) -> bool:
+    return f.double_presence
+
+
 def no_lesson_scheduled(f: RowFacts, s: ReconcileSettings) -> bool:
     return f.confirmed and not f.scheduled
+
+
+def schedule_changed_late(f: RowFacts, s: ReconcileSettings) -> bool:
+    return f.schedule_changed_late
+
+
+def confirmed_early(f: RowFacts, s: ReconcileSettings) -> bool:
+    return f.confirmed_early
+
+
+def shared_signer(f: RowFacts, s: ReconcileSettings) -> bool:
+    return f.shared_signer
+
+
+def implausible_schedule(f: RowFacts, s: ReconcileSettings) -> bool:
+    return f.implausible_schedule
 
 
 F = TypeVar("F", ReadFacts, WindowFacts, RowFacts)
@@ -116,7 +181,7 @@ REASONS: tuple[Reason[Any], ...] = (
         "card_burst",
         ReadFacts,
         card_burst,
-        "one of at least 5 badges read at a reader less than 1.5 s apart",
+        "one of a run of distinct badges read at one device too fast for children to tap",
         SUSPECT,
     ),
     Reason(
@@ -127,10 +192,31 @@ REASONS: tuple[Reason[Any], ...] = (
         SUSPECT,
     ),
     Reason(
+        "door_held_open",
+        ReadFacts,
+        door_held_open,
+        "the door counts as open only through an opening older than door_open_max",
+        SUSPECT,
+    ),
+    Reason(
+        "no_door_sensor",
+        ReadFacts,
+        no_door_sensor,
+        "the device's latest boot record at or before the read lists no door sensor",
+        SUSPECT,
+    ),
+    Reason(
         "time_untrusted",
         ReadFacts,
         time_untrusted,
-        "the read's time cannot be checked against portal receipts",
+        "the read's time lies outside the bounds its receipts give",
+        SUSPECT,
+    ),
+    Reason(
+        "stale_anchor",
+        ReadFacts,
+        stale_anchor,
+        "the read names an anchor older than a receipt the device had already been given",
         SUSPECT,
     ),
     Reason(
@@ -141,10 +227,31 @@ REASONS: tuple[Reason[Any], ...] = (
         SUSPECT,
     ),
     Reason(
+        "unknown_reader",
+        ReadFacts,
+        unknown_reader,
+        "the driver is no known hardware driver, or its boot record did not list the reader",
+        SUSPECT,
+    ),
+    Reason(
         "chain_integrity",
         WindowFacts,
         chain_integrity,
         "the device's chain of records is broken during the lesson window",
+        SUSPECT,
+    ),
+    Reason(
+        "device_clone_suspected",
+        WindowFacts,
+        device_clone_suspected,
+        "the device's records show a second device with its key during the lesson window",
+        SUSPECT,
+    ),
+    Reason(
+        "double_presence",
+        RowFacts,
+        double_presence,
+        "the child is also present in an overlapping lesson elsewhere, or travelled impossibly",
         SUSPECT,
     ),
     Reason(
@@ -153,6 +260,34 @@ REASONS: tuple[Reason[Any], ...] = (
         no_lesson_scheduled,
         "a confirmation on a date when the group has no lesson",
         CONFIRMED_WITHOUT_PRESENCE,
+    ),
+    Reason(
+        "schedule_changed_late",
+        RowFacts,
+        schedule_changed_late,
+        "the lesson's schedule or price row was created or changed after its date, unapproved",
+        SUSPECT,
+    ),
+    Reason(
+        "confirmed_early",
+        RowFacts,
+        confirmed_early,
+        "the confirmation was signed before the lesson ended",
+        SUSPECT,
+    ),
+    Reason(
+        "shared_signer",
+        RowFacts,
+        shared_signer,
+        "the signer confirmed for more children than a family has",
+        SUSPECT,
+    ),
+    Reason(
+        "implausible_schedule",
+        RowFacts,
+        implausible_schedule,
+        "a lesson longer than lesson_max_min, admitted with --allow-long",
+        SUSPECT,
     ),
 )
 BY_NAME = {r.name: r for r in REASONS}
@@ -182,5 +317,9 @@ def status(f: RowFacts, reasons: tuple[str, ...]) -> str:
         if effect is not None:
             return effect
     if f.reads:
-        return VERIFIED if f.clean else BY_NAME[reasons[0]].effect
+        if not f.clean:
+            return BY_NAME[reasons[0]].effect
+        return VERIFIED if f.proven else PRESENT_UNPROVEN
+    if f.elsewhere:
+        return CONFIRMED_WITHOUT_PRESENCE  # the child was read at the same time elsewhere
     return CONFIRMED_DEVICE_OFFLINE if f.offline else CONFIRMED_WITHOUT_PRESENCE
