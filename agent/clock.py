@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Protocol
 
 __all__ = [
+    "MONO_EPOCH_NS",
     "Clock",
     "ClockReading",
     "ManualClock",
     "SystemClock",
+    "boot_epoch",
     "kernel_clock_synced",
     "synced_from_adjtimex",
 ]
@@ -29,6 +31,12 @@ logger = logging.getLogger(__name__)
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 _TIME_ERROR = 5  # adjtimex return value: clock not synchronised
 _STA_UNSYNC = 0x0040
+# Records carry integers below 2**53 (exact in every JSON reader); CLOCK_MONOTONIC in
+# nanoseconds passes that after 104 days of uptime, which a Pi at a club door reaches.
+# So the kernel's boot is cut into epochs of 2**52 ns (about 52 days), each a boot of
+# its own for the records: id ``<boot id>.<n>`` from the second epoch on, mono_ns
+# counted from the epoch's start. Every process of one kernel boot agrees on both.
+MONO_EPOCH_NS = 2**52
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,12 @@ def _read_boot_id() -> str:
         return f"process-{uuid.uuid4()}"
 
 
+def boot_epoch(boot: str, mono_ns: int) -> tuple[str, int]:
+    """The records' ``(boot, mono_ns)`` for a kernel boot id and CLOCK_MONOTONIC reading."""
+    epoch, offset = divmod(mono_ns, MONO_EPOCH_NS)
+    return (boot if epoch == 0 else f"{boot}.{epoch}"), offset
+
+
 class SystemClock:
     """The real clocks. The sync state is cached for ``sync_ttl_s`` (one syscall)."""
 
@@ -128,11 +142,12 @@ class SystemClock:
         return self._synced
 
     def read(self) -> ClockReading:
+        boot, mono_ns = boot_epoch(self.boot, time.monotonic_ns())
         return ClockReading(
             wall_ms=time.time_ns() // 1_000_000,
             synced=self.synced(),
-            boot=self.boot,
-            mono_ns=time.monotonic_ns(),
+            boot=boot,
+            mono_ns=mono_ns,
         )
 
     def monotonic(self) -> float:

@@ -7,15 +7,19 @@ import logging
 import time
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.clock import (
+    MONO_EPOCH_NS,
     Clock,
     ClockReading,
     ManualClock,
     SystemClock,
+    boot_epoch,
     kernel_clock_synced,
     synced_from_adjtimex,
 )
+from agent.protocol import ZERO_HASH, EncodingError, build_record
 
 
 def test_manual_clock_moves_only_when_told() -> None:
@@ -100,3 +104,28 @@ def test_without_libc_sync_is_unknown_and_records_say_unsynced(
         assert clock.read().synced is False
         assert clock.read().synced is False
     assert sum("adjtimex unavailable" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_pi_up_for_months_still_writes_records() -> None:
+    """CLOCK_MONOTONIC passes 2**53 ns after 104 days; records must stay exact integers."""
+    key = Ed25519PrivateKey.generate()
+    for uptime_ns in (0, MONO_EPOCH_NS - 1, MONO_EPOCH_NS, 2**53 + 5, 400 * 86_400 * 10**9):
+        boot, mono_ns = boot_epoch("6f1d2a8e", uptime_ns)
+        assert 0 <= mono_ns < MONO_EPOCH_NS
+        build_record(
+            key, device="d", seq=1, prev=ZERO_HASH, type="heartbeat", wall_ms=1,
+            synced=True, boot=boot, mono_ns=mono_ns, anchor="", data={},
+        )  # fmt: skip
+    assert boot_epoch("b", MONO_EPOCH_NS - 1) == ("b", MONO_EPOCH_NS - 1)
+    assert boot_epoch("b", MONO_EPOCH_NS + 7) == ("b.1", 7)
+    # Two readings of one epoch keep their true interval; epochs never share an id.
+    (b1, m1), (b2, m2) = (
+        boot_epoch("b", 3 * MONO_EPOCH_NS + 10),
+        boot_epoch("b", 3 * MONO_EPOCH_NS + 99),
+    )
+    assert b1 == b2 == "b.3" and m2 - m1 == 89
+    with pytest.raises(EncodingError):  # what the raw counter did after 104 days
+        build_record(
+            key, device="d", seq=1, prev=ZERO_HASH, type="heartbeat", wall_ms=1,
+            synced=True, boot="b", mono_ns=2**53 + 5, anchor="", data={},
+        )  # fmt: skip
