@@ -223,9 +223,7 @@ def _reconcile_center(
         for child in sorted(children):
             conf = confirmed.get((child, lesson.group_id, lesson.date))
             reads = presence.get(child, [])
-            rows.append(
-                _row(index, child, lesson, conf, reads, window, coverage, settings, shared)
-            )
+            rows.append(_row(index, child, lesson, conf, reads, window, coverage, settings, shared))
     orphans = [c for c in center_confirmations if (c.group_id, c.date) not in held]
     for c in sorted(orphans, key=lambda c: (c.group_id, c.date, c.child_id)):
         facts = RowFacts(True, False, 0, False, False)  # confirmed, no lesson: no evidence

@@ -219,7 +219,9 @@ def _pick(entries: list[ScheduleEntry], day: date, at_ms: int | None) -> dict[st
     return out
 
 
-def _lesson(entry: ScheduleEntry, day: date, zone: ZoneInfo, *, changed_late: bool = False) -> Lesson:
+def _lesson(
+    entry: ScheduleEntry, day: date, zone: ZoneInfo, *, changed_late: bool = False
+) -> Lesson:
     return Lesson(
         group_id=entry.group_id,
         center_id=entry.center_id,

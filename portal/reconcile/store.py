@@ -38,7 +38,13 @@ from portal.db.schema import centers, devices, integrity_events, receipts, recor
 from portal.exceptions import ImportFileError, NotFoundError, PortalError
 from portal.reconcile import imports
 from portal.reconcile.engine import CenterInput, Result, reconcile
-from portal.reconcile.lessons import ScheduleApproval, ScheduleEntry, instant_ms, load_zone, local_ms
+from portal.reconcile.lessons import (
+    ScheduleApproval,
+    ScheduleEntry,
+    instant_ms,
+    load_zone,
+    local_ms,
+)
 from portal.reconcile.model import (
     DATA_TYPES,
     Confirmation,
@@ -294,7 +300,7 @@ def _apply_schedule(
 def _apply_confirmations(
     conn: Connection, parsed: list[Confirmation], now: int, file: str
 ) -> ImportOutcome:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "child_id": c.child_id,
             "group_id": c.group_id,
@@ -449,9 +455,7 @@ def load_members(conn: Connection) -> list[Member]:
     b = badge_versions.c
     held: list[tuple[str, str, int]] = [
         (r.uid, r.child_id, int(r.imported_ms))
-        for r in conn.execute(
-            select(b.uid, b.child_id, b.imported_ms).order_by(b.uid, b.version)
-        )
+        for r in conn.execute(select(b.uid, b.child_id, b.imported_ms).order_by(b.uid, b.version))
     ]
     for n, (uid, child, _at) in enumerate(held):
         since = None if n == 0 or held[n - 1][0] != uid else _at
@@ -478,9 +482,7 @@ def load_members(conn: Connection) -> list[Member]:
             spans[(member_from, None)] = set()
         for (lo, hi), uids in spans.items():
             out.append(
-                Member(
-                    r.child_id, r.group_id, r.center_id, frozenset(uids), r.child_name, lo, hi
-                )
+                Member(r.child_id, r.group_id, r.center_id, frozenset(uids), r.child_name, lo, hi)
             )
     return out
 

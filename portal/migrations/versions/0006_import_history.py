@@ -82,9 +82,7 @@ def upgrade() -> None:
         sa.Column("note", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_schedule_approvals")),
     )
-    op.create_index(
-        "ix_schedule_approvals_group", "schedule_approvals", ["group_id"], unique=False
-    )
+    op.create_index("ix_schedule_approvals_group", "schedule_approvals", ["group_id"], unique=False)
     with op.batch_alter_table("confirmations") as batch:
         batch.add_column(sa.Column("confirmed_ms", sa.BigInteger(), nullable=True))
     # What is stored becomes the first version of each key, nothing dropped.
@@ -101,7 +99,7 @@ def upgrade() -> None:
         "SELECT uid, child_id, imported_ms, '' FROM badges ORDER BY imported_ms, uid"
     )
     op.execute(
-        'INSERT INTO schedule_versions (group_id, center_id, weekday, valid_from, valid_to, '
+        "INSERT INTO schedule_versions (group_id, center_id, weekday, valid_from, valid_to, "
         'start, "end", price_kzt, baseline, imported_ms, file) '
         'SELECT group_id, center_id, weekday, valid_from, valid_to, start, "end", price_kzt, '
         "TRUE, imported_ms, '' FROM schedule ORDER BY imported_ms, group_id, weekday, valid_from"
