@@ -104,7 +104,7 @@ def test_a_group_added_after_its_lesson_is_late_a_make_up_added_before_is_not(
     _import(store, "schedule", body, AFTER)  # G2 is new, after its first lesson
     head = SCHEDULE.strip() + ",valid_from,valid_to\n"
     _import(store, "schedule", f"G3,C1,1,18:00,19:00,2000,{DAY},{DAY}\n", BEFORE, head)
-    _import(store, "roster", f"K2,04A1B2C4,C1,G2\nK3,04A1B2C5,C1,G3\n", AFTER)
+    _import(store, "roster", "K2,04A1B2C4,C1,G2\nK3,04A1B2C5,C1,G3\n", AFTER)
     confs = f"K2,G2,{DAY},{DAY} 21:00,Папа\nK3,G3,{DAY},{DAY} 21:00,Апа\n"
     _import(store, "confirmations", confs, AFTER)
     rows = _rows(store)
