@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 import click
 
 from portal.cli.base import Context, cli
-from portal.reconcile.store import HISTORY_KINDS, approve_schedule, history
+from portal.reconcile.store import HISTORY_KINDS, approve_backlog, approve_schedule, history
 
 
 def _day(_ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
@@ -51,6 +51,37 @@ def approve(ctx: Context, group: str, first: date, last: date | None, by: str, n
     click.echo(
         f"approved the schedule of {done.group_id} for {done.first} .. {done.last} "
         f"by {done.by} at {at}"
+    )
+    return 0
+
+
+@schedule_group.command("approve-all")
+@click.argument("first", metavar="DATE", callback=_day)
+@click.option("--to", "last", metavar="DATE", callback=_day, help="Last date (default DATE).")
+@click.option("--center", help="Only this center's groups (default: every group).")
+@click.option("--by", required=True, help="The operator who checked the schedules.")
+@click.option("--note", default="", help="Why (the city's schedules imported at go-live, ...).")
+@click.pass_obj
+def approve_all(
+    ctx: Context, first: date, last: date | None, center: str | None, by: str, note: str
+) -> int:
+    """Approve every group's schedule (or --center's) as it stands now, DATE to --to.
+
+    For the backlog of a start: schedules first imported after lessons they
+    cover (a city importing center by center, a center joining with its past).
+    """
+    portal = ctx.portal()
+    done = approve_backlog(
+        portal.engine,
+        first,
+        last or first,
+        by=by,
+        note=note,
+        now=portal.clock(),
+        center=center,
+    )
+    click.echo(
+        f"approved the schedules of {len(done)} groups for {first} .. {last or first} by {by}"
     )
     return 0
 

@@ -341,24 +341,68 @@ def approve_schedule(
     engine: Engine, group_id: str, first: date, last: date, *, by: str, note: str, now: int
 ) -> ScheduleApproval:
     """Approve the group's schedule as it stands ``now`` for its lessons ``first`` .. ``last``."""
+    [done] = _approve(engine, [group_id], None, first, last, by=by, note=note, now=now)
+    return done
+
+
+def approve_backlog(
+    engine: Engine,
+    first: date,
+    last: date,
+    *,
+    by: str,
+    note: str,
+    now: int,
+    center: str | None = None,
+) -> list[ScheduleApproval]:
+    """Approve every group's schedule (of ``center``, or of the city) as it stands ``now``
+    for ``first`` .. ``last``: the backlog of schedules first imported after their lessons."""
+    return _approve(engine, None, center, first, last, by=by, note=note, now=now)
+
+
+def _approve(
+    engine: Engine,
+    group_ids: list[str] | None,
+    center: str | None,
+    first: date,
+    last: date,
+    *,
+    by: str,
+    note: str,
+    now: int,
+) -> list[ScheduleApproval]:
     if not by.strip():
         raise PortalError("an approval needs the name of the operator (--by)")
     if last < first:
         raise PortalError(f"--to {last} is before {first}")
     with write_transaction(engine) as conn:
-        if group_id not in known_groups(conn):
-            raise NotFoundError(f"group {group_id!r} is not in the schedule")
-        conn.execute(
-            insert(schedule_approvals).values(
-                group_id=group_id,
-                first=first.isoformat(),
-                last=last.isoformat(),
-                approved_ms=now,
-                by=by.strip(),
-                note=note,
+        groups = known_groups(conn)
+        if group_ids is None:
+            if center is not None and center not in groups.values():
+                raise NotFoundError(f"center {center!r} has no schedule")
+            group_ids = sorted(g for g, c in groups.items() if center in (None, c))
+        for group_id in group_ids:
+            if group_id not in groups:
+                raise NotFoundError(f"group {group_id!r} is not in the schedule")
+        done = [
+            ScheduleApproval(group_id, first, last, now, by.strip(), note) for group_id in group_ids
+        ]
+        if done:
+            conn.execute(
+                insert(schedule_approvals),
+                [
+                    {
+                        "group_id": a.group_id,
+                        "first": first.isoformat(),
+                        "last": last.isoformat(),
+                        "approved_ms": now,
+                        "by": a.by,
+                        "note": note,
+                    }
+                    for a in done
+                ],
             )
-        )
-    return ScheduleApproval(group_id, first, last, now, by.strip(), note)
+    return done
 
 
 def load_approvals(conn: Connection) -> list[ScheduleApproval]:

@@ -29,6 +29,7 @@ from portal.reconcile.schema import (
 )
 from portal.reconcile.store import (
     apply_import,
+    approve_backlog,
     approve_schedule,
     history,
     load_members,
@@ -111,6 +112,28 @@ def test_a_group_added_after_its_lesson_is_late_a_make_up_added_before_is_not(
     assert rows["K1"][1] == ()  # the baseline applies from the beginning
     assert rows["K2"][:2] == ("suspect", ("schedule_changed_late",))
     assert rows["K3"][1] == ()  # a make-up lesson imported before its date
+
+
+def test_a_city_importing_center_by_center_approves_its_backlog_in_one_step(
+    store: Portal,
+) -> None:
+    _city(store)  # C1's file is the city's first: its baseline
+    add_center(store.engine, "C2", "Екі", now=BEFORE)
+    _import(store, "schedule", "G5,C2,1,15:00,16:30,3000\nG6,C2,1,17:00,18:00,3000\n", AFTER)
+    _import(store, "roster", "K5,04A1B2D5,C2,G5\nK6,04A1B2D6,C2,G6\n", AFTER)
+    confs = f"K5,G5,{DAY},{DAY} 21:00,a\nK6,G6,{DAY},{DAY} 21:00,b\n"
+    _import(store, "confirmations", confs, AFTER)
+    rows = _rows(store)
+    assert rows["K5"][1] == rows["K6"][1] == ("schedule_changed_late",)
+    with pytest.raises(NotFoundError, match="C9"):
+        approve_backlog(store.engine, DAY, DAY, by="Op", note="", now=AFTER, center="C9")
+    done = approve_backlog(
+        store.engine, DAY - timedelta(days=30), DAY, by="Op", note="go-live", now=AFTER + 1,
+        center="C2",
+    )  # fmt: skip
+    assert sorted(a.group_id for a in done) == ["G5", "G6"]
+    rows = _rows(store)
+    assert rows["K5"][1] == rows["K6"][1] == rows["K1"][1] == ()
 
 
 def test_a_bad_file_stores_no_version(store: Portal) -> None:
@@ -271,6 +294,11 @@ def test_cli_long_lessons_history_and_approval(
     [logged] = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert (logged["by"], logged["note"], logged["first"]) == ("Operator", "agreed", str(DAY))
     assert main([*base, "schedule", "approve", "G9", str(DAY), "--by", "Operator"]) == 1
+    capsys.readouterr()
+    assert main([*base, "schedule", "approve-all", str(DAY), "--center", "C1", "--by", "Op"]) == 0
+    assert "approved the schedules of 2 groups for 2024-06-03 .. 2024-06-03 by Op" in (
+        capsys.readouterr().out
+    )
 
 
 def test_api_import_refuses_a_long_lesson_unless_allowed(tmp_path: Path) -> None:
