@@ -179,7 +179,7 @@ def lessons(
         if not versioned:
             out.extend(_lesson(e, day, zone) for e in now.values())
             continue
-        day_end = local_ms(day + timedelta(days=1), time(0), zone)
+        day_end = local_ms(day + timedelta(days=1), time(0), zone) - 1  # its last ms
         per_group: dict[str, list[ScheduleEntry]] = {}
         for e in todays:
             per_group.setdefault(e.group_id, []).append(e)

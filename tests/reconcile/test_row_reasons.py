@@ -87,12 +87,13 @@ def test_a_make_up_lesson_added_after_its_date_is_suspect_until_approved() -> No
     assert got[0] in GOOD and got[1] == ()
 
 
-def test_a_lesson_imported_the_same_evening_is_on_time() -> None:
+def test_a_lesson_imported_the_same_evening_is_on_time_at_midnight_it_is_late() -> None:
     # The version "as it stood at the end of the date" counts: an import at 23:59 is in time.
-    evening = local_ms(DAY, time(23, 59), ZONE)
-    make_up = ScheduleEntry("G1", "C1", 1, time(10), time(11), 3000, DAY, DAY, imported_ms=evening)
-    got = _one(_run([make_up], [_conf()], local_ms(DAY, time(9, 50), ZONE)))
-    assert "schedule_changed_late" not in got[1]
+    midnight = local_ms(DAY + timedelta(days=1), time(0), ZONE)
+    tap = local_ms(DAY, time(9, 50), ZONE)
+    for at, reasons in ((midnight - 60 * S, ()), (midnight, ("schedule_changed_late",))):
+        make_up = ScheduleEntry("G1", "C1", 1, time(10), time(11), 3000, DAY, DAY, imported_ms=at)
+        assert _one(_run([make_up], [_conf()], tap))[1] == reasons, at
 
 
 def test_a_price_raised_after_the_date_keeps_the_old_price_and_is_flagged() -> None:
