@@ -33,6 +33,7 @@ from sqlalchemy import (
     update,
 )
 
+from agent.protocol import normalise_uid
 from portal.db.engine import write_transaction
 from portal.db.schema import centers, devices, integrity_events, receipts, records
 from portal.exceptions import ImportFileError, NotFoundError, PortalError
@@ -442,9 +443,10 @@ def history(engine: Engine, kind: str, key: str) -> list[dict[str, Any]]:
             "badge": (badge_versions, "uid"),
         }[kind]
         if kind == "badge":
-            from agent.protocol import normalise_uid
-
-            key = normalise_uid(key, what="badge uid")
+            try:
+                key = normalise_uid(key, what="badge uid")
+            except ValueError as exc:
+                raise PortalError(str(exc)) from None
         query = select(table).where(table.c[column] == key).order_by(table.c.version)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(query)]

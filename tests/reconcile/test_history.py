@@ -319,3 +319,36 @@ def test_api_import_refuses_a_long_lesson_unless_allowed(tmp_path: Path) -> None
             assert admitted.status_code == 200 and admitted.json()["added"] == 1
     finally:
         portal.close()
+
+
+def test_api_history_and_approval(tmp_path: Path) -> None:
+    portal = open_portal(Settings(data_dir=tmp_path / "data", cookie_secure=False))
+    try:
+        _city(portal)
+        _import(portal, "schedule", "G1,C1,1,15:00,16:30,9000\n", AFTER)
+        auditor = create_admin_token(portal.engine, "aud", "auditor", now=portal.clock())
+        operator = create_admin_token(portal.engine, "op", "operator", now=portal.clock())
+        aud = {"Authorization": f"Bearer {auditor}"}
+        op = {"Authorization": f"Bearer {operator}"}
+        with TestClient(create_app(portal.settings, portal=portal)) as http:
+            doc = http.get("/api/v1/admin/history/schedule/G1", headers=aud).json()
+            assert [v["price_kzt"] for v in doc["versions"]] == [3000, 9000]
+            assert http.get("/api/v1/admin/history/schedule/G9", headers=aud).status_code == 404
+            assert http.get("/api/v1/admin/history/badge/zz", headers=aud).status_code == 400
+            assert http.get("/api/v1/admin/history/nothing/G1", headers=aud).status_code == 404
+            body = {"group_id": "G1", "first": str(DAY), "by": "Operator", "note": "ok"}
+            url = "/api/v1/admin/schedule/approvals"
+            assert http.post(url, json=body, headers=aud).status_code == 403  # auditors read
+            made = http.post(url, json=body, headers=op)
+            assert made.status_code == 201 and made.json()["last"] == str(DAY)
+            unknown = http.post(url, json={**body, "group_id": "G9"}, headers=op)
+            assert unknown.status_code == 404
+            reversed_ = {**body, "last": str(DAY - timedelta(days=1))}
+            assert http.post(url, json=reversed_, headers=op).status_code == 400
+            [logged] = http.get("/api/v1/admin/history/approvals/G1", headers=aud).json()[
+                "versions"
+            ]
+            assert (logged["by"], logged["note"]) == ("Operator", "ok")
+        assert _rows(portal)["K1"] == ("confirmed_device_offline", (), 9000)
+    finally:
+        portal.close()
