@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import date
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from portal.api.models import (
@@ -23,7 +26,8 @@ from portal.api.models import (
 )
 from portal.auth import Auditor, Operator
 from portal.db.schema import centers, devices, integrity_events, records
-from portal.exceptions import NotFoundError
+from portal.exceptions import NotFoundError, PortalError
+from portal.reconcile.store import HISTORY_KINDS, approve_schedule, history
 from portal.registry import add_center, create_enroll_token, list_devices, revoke_device
 from portal.state import Portal
 
@@ -122,3 +126,59 @@ def post_enroll_token(body: EnrollTokenIn, request: Request, _: Operator) -> Enr
     now = portal.clock()
     token = create_enroll_token(portal.engine, body.center_id, body.ttl_s * 1000, now=now)
     return EnrollTokenOut(token=token, center_id=body.center_id, expires_ms=now + body.ttl_s * 1000)
+
+
+@router.get("/history/{kind}/{key}", response_model=None)
+def get_history(kind: str, key: str, request: Request, _: Auditor) -> JSONResponse:
+    """Every stored version of KEY's rows, oldest first (``qatysu-portal history``): KIND is
+    schedule or approvals (KEY a group), roster or confirmations (a child), badge (a UID)."""
+    if kind not in HISTORY_KINDS:
+        raise NotFoundError(f"no history {kind!r}; use {', '.join(HISTORY_KINDS)}")
+    try:
+        versions: list[dict[str, Any]] = history(_portal(request).engine, kind, key)
+    except PortalError as exc:  # a badge UID that is no hex
+        return JSONResponse({"error": "invalid", "detail": str(exc)}, 400)
+    if not versions:
+        raise NotFoundError(f"no {kind} history for {key!r}")
+    return JSONResponse({"kind": kind, "key": key, "versions": versions})
+
+
+class ApprovalIn(BaseModel):
+    group_id: str = Field(min_length=1, max_length=64)
+    first: date
+    last: date | None = None
+    by: str = Field(min_length=1, max_length=200)
+    note: str = Field(default="", max_length=2000)
+
+
+@router.post("/schedule/approvals", response_model=None, status_code=201)
+def post_approval(body: ApprovalIn, request: Request, _: Operator) -> JSONResponse:
+    """Approve a group's schedule as it stands now for its lessons ``first`` .. ``last``
+    (``qatysu-portal schedule approve``)."""
+    portal = _portal(request)
+    try:
+        done = approve_schedule(
+            portal.engine,
+            body.group_id,
+            body.first,
+            body.last or body.first,
+            by=body.by,
+            note=body.note,
+            now=portal.clock(),
+        )
+    except NotFoundError:
+        raise
+    except PortalError as exc:
+        return JSONResponse({"error": "invalid", "detail": str(exc)}, 400)
+    request.app.state.__dict__.get("reconcile_cache", {}).clear()
+    return JSONResponse(
+        {
+            "group_id": done.group_id,
+            "first": done.first.isoformat(),
+            "last": done.last.isoformat(),
+            "approved_ms": done.approved_ms,
+            "by": done.by,
+            "note": done.note,
+        },
+        201,
+    )

@@ -106,6 +106,10 @@ async def import_file(
     kind: str,
     _who: Operator,
     name: Annotated[str, Query(description="File name used in error messages")] = "upload.csv",
+    allow_long: Annotated[
+        bool,
+        Query(description="Admit schedule lessons longer than lesson_max_min (--allow-long)"),
+    ] = False,
 ) -> JSONResponse:
     """Load a CSV (the request body, as is) like ``qatysu-portal import KIND FILE``.
 
@@ -125,7 +129,15 @@ async def import_file(
         )
     portal = _portal(request)
     try:
-        outcome = apply_import(portal.engine, kind, data, name, now=portal.clock())
+        outcome = apply_import(
+            portal.engine,
+            kind,
+            data,
+            name,
+            now=portal.clock(),
+            allow_long=allow_long,
+            settings=ReconcileSettings.from_portal(portal.settings),
+        )
     except ImportFileError as exc:
         return JSONResponse({"error": "import", "detail": str(exc)}, 422)
     request.app.state.__dict__.get("reconcile_cache", {}).clear()

@@ -18,6 +18,7 @@ from portal.cli import import_bundle as _import_bundle  # noqa: F401  # isort: s
 from portal.cli import verify as _verify  # noqa: F401  # isort: skip
 from portal.cli import imports as _imports  # noqa: F401  # isort: skip
 from portal.cli import reconcile as _reconcile  # noqa: F401  # isort: skip
+from portal.cli import schedule as _schedule  # noqa: F401  # isort: skip
 from portal.cli import generate_city as _generate_city  # noqa: F401  # isort: skip
 
 __all__ = ["cli", "main"]

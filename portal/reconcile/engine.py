@@ -14,21 +14,27 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from zoneinfo import ZoneInfo
 
 from portal.reconcile import rules
 from portal.reconcile.index import CenterIndex, Coverage, DoorEvent, Read
-from portal.reconcile.lessons import Lesson, ScheduleEntry, lessons
+from portal.reconcile.lessons import Lesson, ScheduleApproval, ScheduleEntry, instant_ms, lessons
 from portal.reconcile.model import (
     Confirmation,
     DeviceLog,
     IntegrityEvent,
     Member,
     ReconcileSettings,
+    signer_key,
 )
 from portal.reconcile.rules import ReadFacts, RowFacts, WindowFacts
+
+# Open ends of a badge's validity (Member.from_ms / to_ms None).
+_NEVER, _EVER = -(2**63), 2**63
+# A child's badges in one group: uid -> (child, valid from, valid until) in read time.
+Badges = Mapping[str, list[tuple[str, int, int]]]
 
 # The checks of the rules table by the facts they read, as (name, check) pairs.
 _READ_CHECKS = tuple((r.name, r.check) for r in rules.READ_REASONS)
@@ -82,24 +88,41 @@ def reconcile(
     settings: ReconcileSettings,
     zone: ZoneInfo,
     centers: Iterable[str] | None = None,
+    approvals: Iterable[ScheduleApproval] = (),
 ) -> Result:
     """Reconcile every lesson and confirmation from ``first`` to ``last`` (inclusive).
 
     ``centers`` limits the run; ``load_center`` is called once per center, in
     sorted order, so a database loader holds one center in memory at a time.
+    ``schedule`` may hold every stored version of the schedule and ``approvals``
+    the operators' approvals of late changes (:func:`~portal.reconcile.lessons.lessons`).
     """
     wanted = set(centers) if centers is not None else None
     group_center = {e.group_id: e.center_id for e in schedule}
-    by_group: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    by_group: dict[str, dict[str, list[tuple[str, int, int]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
     for m in members:
         group_center.setdefault(m.group_id, m.center_id)
+        lo = _NEVER if m.from_ms is None else m.from_ms
+        hi = _EVER if m.to_ms is None else m.to_ms
         for uid in m.badges:
-            by_group[m.group_id][uid].append(m.child_id)
+            by_group[m.group_id][uid].append((m.child_id, lo, hi))
     confirmed: dict[tuple[str, str, date], Confirmation] = {}
+    children_of: dict[str, set[str]] = defaultdict(set)
     for c in confirmations:
         if first <= c.date <= last and c.group_id in group_center:
+            if c.confirmed_ms is None and c.confirmed_at:
+                c = replace(c, confirmed_ms=instant_ms(c.confirmed_at, zone))
             confirmed[(c.child_id, c.group_id, c.date)] = c
-    all_lessons = lessons(schedule, first, last, zone)
+            children_of[signer_key(c.signer)].add(c.child_id)
+    # Signers who confirmed for more children in the period than a family has.
+    shared = frozenset(
+        s
+        for s, kids in children_of.items()
+        if len(kids) > settings.shared_signer_max and s not in settings.shared_signer_allowed
+    )
+    all_lessons = lessons(schedule, first, last, zone, approvals)
     lessons_by_center: dict[str, list[Lesson]] = defaultdict(list)
     for lesson in all_lessons:
         lessons_by_center[lesson.center_id].append(lesson)
@@ -112,7 +135,8 @@ def reconcile(
     result = Result(first, last, [])
     schedule_by_center: dict[str, list[ScheduleEntry]] = defaultdict(list)
     for e in schedule:
-        schedule_by_center[e.center_id].append(e)
+        if e.replaced_ms is None:  # the current version of each row
+            schedule_by_center[e.center_id].append(e)
     for center_id in center_ids:
         inp = load_center(center_id)
         index = CenterIndex(inp.logs, inp.events, settings)
@@ -127,6 +151,7 @@ def reconcile(
             schedule_by_center.get(center_id, []),
             settings,
             result.rows,
+            shared,
         )
         result.offline_lessons[center_id] = offline
     return result
@@ -167,10 +192,11 @@ def _reconcile_center(
     center_lessons: list[Lesson],
     center_confirmations: list[Confirmation],
     confirmed: Mapping[tuple[str, str, date], Confirmation],
-    by_group: Mapping[str, Mapping[str, list[str]]],
+    by_group: Mapping[str, Badges],
     schedule: Sequence[ScheduleEntry],
     settings: ReconcileSettings,
     rows: list[Row],
+    shared: frozenset[str] = frozenset(),
 ) -> int:
     held: set[tuple[str, date]] = set()
     offline_lessons = 0
@@ -184,8 +210,9 @@ def _reconcile_center(
         uids = by_group.get(lesson.group_id, {})
         presence: dict[str, list[Read]] = defaultdict(list)
         for read in index.reads_in(lo, hi):
-            for child in uids.get(read.uid, ()):
-                presence[child].append(read)
+            for child, since, until in uids.get(read.uid, ()):
+                if since <= read.time_ms < until:  # the badge was the child's then
+                    presence[child].append(read)
         coverage = index.coverage(lo, hi)
         offline_lessons += coverage.offline
         children = set(presence)
@@ -196,10 +223,11 @@ def _reconcile_center(
         for child in sorted(children):
             conf = confirmed.get((child, lesson.group_id, lesson.date))
             reads = presence.get(child, [])
-            rows.append(_row(index, child, lesson, conf, reads, window, coverage, settings))
+            rows.append(_row(index, child, lesson, conf, reads, window, coverage, settings, shared))
     orphans = [c for c in center_confirmations if (c.group_id, c.date) not in held]
     for c in sorted(orphans, key=lambda c: (c.group_id, c.date, c.child_id)):
         facts = RowFacts(True, False, 0, False, False)  # confirmed, no lesson: no evidence
+        facts.shared_signer = signer_key(c.signer) in shared
         reasons = _row_reasons(facts, (), settings)
         rows.append(
             Row(
@@ -233,6 +261,7 @@ def _row(
     window: Mapping[str, tuple[str, ...]],
     coverage: Coverage,
     settings: ReconcileSettings,
+    shared: frozenset[str] = frozenset(),
 ) -> Row:
     evidence = tuple(
         [
@@ -248,6 +277,12 @@ def _row(
     clean = any(not reasons for _, reasons in evidence)
     union = () if clean else rules.ordered(x for _, reasons in evidence for x in reasons)
     facts = RowFacts(conf is not None, True, len(reads), clean, coverage.offline)
+    facts.schedule_changed_late = lesson.changed_late
+    facts.implausible_schedule = lesson.end_ms - lesson.start_ms > settings.lesson_max_min * 60_000
+    if conf is not None:
+        # No time (empty or unreadable) is no proof the parent signed after the lesson.
+        facts.confirmed_early = conf.confirmed_ms is None or conf.confirmed_ms < lesson.end_ms
+        facts.shared_signer = signer_key(conf.signer) in shared
     reasons = _row_reasons(facts, union, settings)
     doors: dict[tuple[str, str, int], DoorEvent] = {}
     for r in reads:

@@ -8,6 +8,12 @@ file is applied. Files are UTF-8 with or without BOM (a cp1251 file from an
 old Excel is refused with a hint), delimited by ``,`` or ``;`` (sniffed from
 the header). Rows that repeat one another exactly are taken once; rows with the
 same key and different data are an error.
+
+A schedule row whose lesson is longer than ``lesson_max_min`` is refused unless
+the import admits long lessons (``--allow-long``); a ``confirmed_at`` is read
+as ISO 8601 with or without an offset (without one it is the portal's local
+time) or as ``DD.MM.YYYY HH:MM`` the way Excel writes it, and may be empty (no
+time known: such a confirmation is never verified, docs/reconciliation.md).
 """
 
 from __future__ import annotations
@@ -19,10 +25,11 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 from agent.protocol import normalise_uid
 from portal.exceptions import ImportFileError
-from portal.reconcile.lessons import ScheduleEntry
+from portal.reconcile.lessons import ScheduleEntry, instant_ms
 from portal.reconcile.model import Confirmation
 
 ROSTER = ("child_id", "badge_uid", "center_id", "group_id")
@@ -150,6 +157,9 @@ def parse_time(text: str) -> time:
 
 
 def _datetime(text: str) -> str:
+    """A ``confirmed_at`` in one stored form: ISO, seconds, the offset only if given."""
+    if not text:
+        return ""  # no time known (a paper confirmation typed in)
     for fmt in (
         "%Y-%m-%dT%H:%M:%S",
         "%Y-%m-%d %H:%M:%S",
@@ -165,7 +175,10 @@ def _datetime(text: str) -> str:
     try:
         return datetime.fromisoformat(text).isoformat(timespec="seconds")
     except ValueError:
-        raise _Bad(f"{text!r} is not a date and time (YYYY-MM-DD HH:MM)") from None
+        raise _Bad(
+            f"{text!r} is not a date and time (YYYY-MM-DD HH:MM, ISO 8601 with or without "
+            "offset, or DD.MM.YYYY HH:MM)"
+        ) from None
 
 
 def _weekday(text: str) -> int:
@@ -247,9 +260,16 @@ def parse_roster(
 
 
 def parse_schedule(
-    data: bytes, name: str, *, centers: Collection[str], groups: Mapping[str, str]
+    data: bytes,
+    name: str,
+    *,
+    centers: Collection[str],
+    groups: Mapping[str, str],
+    lesson_max_min: int = 180,
+    allow_long: bool = False,
 ) -> list[ScheduleEntry]:
-    """Schedule entries; a group may not move to another center."""
+    """Schedule entries; a group may not move to another center, and a lesson longer
+    than ``lesson_max_min`` minutes is refused unless ``allow_long``."""
     header, rows = _table(data, name, SCHEDULE, SCHEDULE_OPTIONAL)
     items: list[tuple[int, tuple[str, int, date | None], ScheduleEntry]] = []
     owner: dict[str, str] = dict(groups)
@@ -281,6 +301,13 @@ def parse_schedule(
                 f"{name}:{line}:{header.index('end') + 1}: end: {entry.end:%H:%M} is not after "
                 f"start {entry.start:%H:%M}"
             )
+        minutes = (entry.end.hour - entry.start.hour) * 60 + entry.end.minute - entry.start.minute
+        if minutes > lesson_max_min and not allow_long:
+            raise ImportFileError(
+                f"{name}:{line}:{header.index('end') + 1}: end: a lesson of {minutes} min "
+                f"({entry.start:%H:%M}-{entry.end:%H:%M}) is longer than lesson_max_min "
+                f"({lesson_max_min}); import with --allow-long if it is real"
+            )
         if entry.valid_from and entry.valid_to and entry.valid_to < entry.valid_from:
             raise ImportFileError(
                 f"{name}:{line}:{header.index('valid_to') + 1}: valid_to: before valid_from"
@@ -290,9 +317,15 @@ def parse_schedule(
 
 
 def parse_confirmations(
-    data: bytes, name: str, *, children: Mapping[str, Collection[str]], groups: Mapping[str, str]
+    data: bytes,
+    name: str,
+    *,
+    children: Mapping[str, Collection[str]],
+    groups: Mapping[str, str],
+    zone: ZoneInfo | None = None,
 ) -> list[Confirmation]:
-    """Confirmations; ``children`` maps each rostered child to its groups."""
+    """Confirmations; ``children`` maps each rostered child to its groups. With ``zone``
+    (the portal's), each gets its ``confirmed_ms``."""
     header, rows = _table(data, name, CONFIRMATIONS, ())
     items: list[tuple[int, tuple[str, str, date], Confirmation]] = []
     for line, row in rows:
@@ -315,5 +348,6 @@ def parse_confirmations(
                 f"{name}:{line}:{header.index('group_id') + 1}: group_id: child {child!r} is "
                 f"not in group {group!r}"
             )
-        items.append((line, (child, group, day), Confirmation(child, group, day, at, signer)))
+        ms = instant_ms(at, zone) if zone is not None else None
+        items.append((line, (child, group, day), Confirmation(child, group, day, at, signer, ms)))
     return _dedupe(name, items, "child, group and date")

@@ -82,6 +82,17 @@ class ScheduleEntry:
     price_kzt: int
     valid_from: date | None = None
     valid_to: date | None = None
+    # The version's life in the portal (docs/reconciliation.md, "Schedule history"):
+    # imported then (None: from the beginning, the city's first import), replaced by
+    # the next version of its key then (None: the current version).
+    imported_ms: int | None = None
+    replaced_ms: int | None = None
+
+    def alive(self, at_ms: int) -> bool:
+        """This version was the stored one at ``at_ms``."""
+        if self.imported_ms is not None and at_ms < self.imported_ms:
+            return False
+        return self.replaced_ms is None or at_ms < self.replaced_ms
 
     def applies(self, day: date) -> bool:
         if day.isoweekday() != self.weekday:
@@ -101,6 +112,22 @@ class Lesson:
     start_ms: int
     end_ms: int
     price_kzt: int
+    # The schedule that applies now gives this date another lesson (or none) than the
+    # one that stood at the end of the date (or at its approval): judged by the latter.
+    changed_late: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleApproval:
+    """An operator's approval of a group's schedule, as it stood at ``approved_ms``, for
+    the lessons from ``first`` to ``last`` (``qatysu-portal schedule approve``)."""
+
+    group_id: str
+    first: date
+    last: date
+    approved_ms: int
+    by: str = ""
+    note: str = ""
 
 
 def local_ms(day: date, at: time, zone: ZoneInfo) -> int:
@@ -120,32 +147,101 @@ def dates(first: date, last: date) -> Iterator[date]:
 
 
 def lessons(
-    schedule: Iterable[ScheduleEntry], first: date, last: date, zone: ZoneInfo
+    schedule: Iterable[ScheduleEntry],
+    first: date,
+    last: date,
+    zone: ZoneInfo,
+    approvals: Iterable[ScheduleApproval] = (),
 ) -> list[Lesson]:
     """Every lesson from ``first`` to ``last`` (both inclusive), one per group and date.
 
-    When two entries of a group fall on the same date, the earlier start wins
-    (the import refuses such overlaps; this keeps the rule total anyway).
+    ``schedule`` may hold every version of every row (:attr:`ScheduleEntry.imported_ms`,
+    :attr:`~ScheduleEntry.replaced_ms`). A date's lesson is the one of the schedule as
+    it stood at the end of that date, or at the group's latest approval covering the
+    date if that is later; when the current schedule gives the date another lesson or
+    none, the lesson is marked :attr:`Lesson.changed_late` (a lesson only the current
+    schedule has is taken from it, marked too). When two entries of a group fall on
+    the same date, the earlier start wins (the import refuses such overlaps; this keeps
+    the rule total anyway).
     """
     by_weekday: dict[int, list[ScheduleEntry]] = {}
+    versioned = False
     for entry in schedule:
         by_weekday.setdefault(entry.weekday, []).append(entry)
+        versioned = versioned or entry.imported_ms is not None or entry.replaced_ms is not None
+    approved: dict[str, list[ScheduleApproval]] = {}
+    for a in approvals:
+        approved.setdefault(a.group_id, []).append(a)
     out: list[Lesson] = []
     for day in dates(first, last):
-        taken: set[str] = set()
         todays = sorted(by_weekday.get(day.isoweekday(), ()), key=lambda e: (e.group_id, e.start))
-        for entry in todays:
-            if entry.group_id in taken or not entry.applies(day):
+        now = _pick(todays, day, None)
+        if not versioned:
+            out.extend(_lesson(e, day, zone) for e in now.values())
+            continue
+        day_end = local_ms(day + timedelta(days=1), time(0), zone) - 1  # its last ms
+        per_group: dict[str, list[ScheduleEntry]] = {}
+        for e in todays:
+            per_group.setdefault(e.group_id, []).append(e)
+        for group, entries in per_group.items():
+            at = day_end
+            for a in approved.get(group, ()):
+                if a.first <= day <= a.last and a.approved_ms > at:
+                    at = a.approved_ms
+            then = _pick(entries, day, at).get(group)
+            current = now.get(group)
+            if then is None and current is None:
                 continue
-            taken.add(entry.group_id)
-            out.append(
-                Lesson(
-                    group_id=entry.group_id,
-                    center_id=entry.center_id,
-                    date=day,
-                    start_ms=local_ms(day, entry.start, zone),
-                    end_ms=local_ms(day, entry.end, zone),
-                    price_kzt=entry.price_kzt,
-                )
+            same = (
+                then is not None
+                and current is not None
+                and (then.start, then.end, then.price_kzt, then.center_id)
+                == (current.start, current.end, current.price_kzt, current.center_id)
             )
+            chosen = then if then is not None else current
+            assert chosen is not None
+            out.append(_lesson(chosen, day, zone, changed_late=not same))
     return out
+
+
+def _pick(entries: list[ScheduleEntry], day: date, at_ms: int | None) -> dict[str, ScheduleEntry]:
+    """Each group's entry for ``day`` among the versions stored at ``at_ms`` (None: now).
+
+    ``entries`` are sorted by (group, start): the first that applies wins.
+    """
+    out: dict[str, ScheduleEntry] = {}
+    for e in entries:
+        if e.group_id in out or not e.applies(day):
+            continue
+        if e.replaced_ms is not None if at_ms is None else not e.alive(at_ms):
+            continue
+        out[e.group_id] = e
+    return out
+
+
+def _lesson(
+    entry: ScheduleEntry, day: date, zone: ZoneInfo, *, changed_late: bool = False
+) -> Lesson:
+    return Lesson(
+        group_id=entry.group_id,
+        center_id=entry.center_id,
+        date=day,
+        start_ms=local_ms(day, entry.start, zone),
+        end_ms=local_ms(day, entry.end, zone),
+        price_kzt=entry.price_kzt,
+        changed_late=changed_late,
+    )
+
+
+def instant_ms(text: str, zone: ZoneInfo) -> int | None:
+    """Unix ms of a stored ``confirmed_at`` (ISO, with or without offset; without one it
+    is local to ``zone``); None for ``""`` or text that is no date and time."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return int(moment.timestamp() * 1000)

@@ -35,6 +35,8 @@ class ReconcileSettings:
     # Reads of one badge at devices of two centers less than this apart: double_presence.
     travel_min_ms: int = 900_000
     shared_signer_max: int = 3  # children one signer may confirm for (families are small)
+    # Signers an operator checked (a family of four or more): shared_signer spares them.
+    shared_signer_allowed: frozenset[str] = frozenset()
     lesson_max_min: int = 180  # a longer lesson is refused at import, or implausible
     # Centers whose devices may run without a door sensor (no_door_sensor off there).
     door_optional_centers: frozenset[str] = frozenset()
@@ -79,10 +81,18 @@ class ReconcileSettings:
             door_open_max_ms=int(extra.get("door_open_max_s", 3600)) * 1000,
             travel_min_ms=int(extra.get("travel_min_s", 900)) * 1000,
             shared_signer_max=int(extra.get("shared_signer_max", 3)),
+            shared_signer_allowed=frozenset(
+                signer_key(n) for n in _names(extra.get("shared_signer_allowed", ()))
+            ),
             lesson_max_min=int(extra.get("lesson_max_min", 180)),
             door_optional_centers=frozenset(_names(extra.get("door_optional_centers", ()))),
             timezone=str(settings.tz),
         )
+
+
+def signer_key(signer: str) -> str:
+    """A signer as the shared_signer rule counts it: case and outer spaces aside."""
+    return signer.strip().casefold()
 
 
 def _names(value: Any) -> list[str]:
@@ -191,6 +201,11 @@ class Member:
     center_id: str
     badges: frozenset[str]
     child_name: str = ""
+    # When these badges count as this child's in this group (Unix ms, ``from_ms <= t <
+    # to_ms``; None = open): a badge moved to another child, or a membership added
+    # after the child's first roster import, applies from its import on.
+    from_ms: int | None = None
+    to_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,3 +217,6 @@ class Confirmation:
     date: date
     confirmed_at: str = ""
     signer: str = ""
+    # ``confirmed_at`` as Unix ms (set by the import; None: the engine reads
+    # ``confirmed_at``, in the portal's zone when it has no offset).
+    confirmed_ms: int | None = None

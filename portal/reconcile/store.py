@@ -2,7 +2,10 @@
 
 Imports run in one write transaction per file: the parsed rows are compared
 with what is stored under the same keys, and only new or changed rows are
-written, so importing the same file again changes nothing. Loading reads one
+written, so importing the same file again changes nothing. Each row written is
+also appended to its table's history (``*_versions``) with the import's time
+and file, from which the loaders give the engine every schedule version and
+each badge's owner by time. Loading reads one
 center at a time, only the columns the rules need, in seq order, with the
 ``data`` of heartbeats left in the database.
 """
@@ -13,7 +16,7 @@ import gc
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, time, timedelta
@@ -30,12 +33,19 @@ from sqlalchemy import (
     update,
 )
 
+from agent.protocol import normalise_uid
 from portal.db.engine import write_transaction
 from portal.db.schema import centers, devices, integrity_events, receipts, records
-from portal.exceptions import ImportFileError
+from portal.exceptions import ImportFileError, NotFoundError, PortalError
 from portal.reconcile import imports
 from portal.reconcile.engine import CenterInput, Result, reconcile
-from portal.reconcile.lessons import ScheduleEntry, local_ms
+from portal.reconcile.lessons import (
+    ScheduleApproval,
+    ScheduleEntry,
+    instant_ms,
+    load_zone,
+    local_ms,
+)
 from portal.reconcile.model import (
     DATA_TYPES,
     Confirmation,
@@ -44,7 +54,17 @@ from portal.reconcile.model import (
     Member,
     ReconcileSettings,
 )
-from portal.reconcile.schema import badges, confirmations, roster, schedule
+from portal.reconcile.schema import (
+    badge_versions,
+    badges,
+    confirmation_versions,
+    confirmations,
+    roster,
+    roster_versions,
+    schedule,
+    schedule_approvals,
+    schedule_versions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -98,25 +118,49 @@ def known_children(conn: Connection) -> dict[str, set[str]]:
 # --- applying imports ------------------------------------------------------------------
 
 
-def apply_import(engine: Engine, kind: str, data: bytes, name: str, *, now: int) -> ImportOutcome:
-    """Parse ``data`` (a CSV file called ``name``) and store it, all or nothing."""
+def apply_import(
+    engine: Engine,
+    kind: str,
+    data: bytes,
+    name: str,
+    *,
+    now: int,
+    allow_long: bool = False,
+    settings: ReconcileSettings | None = None,
+) -> ImportOutcome:
+    """Parse ``data`` (a CSV file called ``name``) and store it, all or nothing.
+
+    ``now`` is the import's time: the history records it and the reconciliation
+    judges late schedule changes and badge moves by it. ``settings`` give the
+    longest lesson admitted without ``allow_long`` and the zone of local times.
+    """
     if kind not in KINDS:
         raise ImportFileError(f"{name}: unknown import kind {kind!r}; use {', '.join(KINDS)}")
+    settings = settings or ReconcileSettings()
     with write_transaction(engine) as conn:
         if kind == "roster":
             rows = imports.parse_roster(
                 data, name, centers=known_centers(conn), groups=known_groups(conn)
             )
-            return _apply_roster(conn, rows, now)
+            return _apply_roster(conn, rows, now, name)
         if kind == "schedule":
             entries = imports.parse_schedule(
-                data, name, centers=known_centers(conn), groups=known_groups(conn)
+                data,
+                name,
+                centers=known_centers(conn),
+                groups=known_groups(conn),
+                lesson_max_min=settings.lesson_max_min,
+                allow_long=allow_long,
             )
-            return _apply_schedule(conn, entries, now)
+            return _apply_schedule(conn, entries, now, name)
         parsed = imports.parse_confirmations(
-            data, name, children=known_children(conn), groups=known_groups(conn)
+            data,
+            name,
+            children=known_children(conn),
+            groups=known_groups(conn),
+            zone=load_zone(settings.timezone),
         )
-        return _apply_confirmations(conn, parsed, now)
+        return _apply_confirmations(conn, parsed, now, name)
 
 
 def _upsert(
@@ -128,8 +172,17 @@ def _upsert(
     existing: dict[tuple[Any, ...], tuple[Any, ...]],
     now: int,
     kind: str,
+    history: Any,
+    file: str,
+    extra: Sequence[str] = (),
+    version: Mapping[str, Any] | None = None,
 ) -> ImportOutcome:
-    new, changed = [], []
+    """Write new and changed rows, and each of them as a version in ``history``.
+
+    ``extra`` columns are stored but not compared (derived from the values);
+    ``version`` adds columns to the history rows only.
+    """
+    new, changed, versions = [], [], []
     for row in rows:
         key = tuple(row[k] for k in keys)
         held = existing.get(key)
@@ -139,19 +192,33 @@ def _upsert(
             changed.append(
                 {
                     **{f"k_{k}": row[k] for k in keys},
-                    **{v: row[v] for v in values},
+                    **{v: row[v] for v in (*values, *extra)},
                     "imported_ms": now,
                 }
             )
+        else:
+            continue
+        versions.append(
+            {
+                **{c: row[c] for c in (*keys, *values)},
+                **(version or {}),
+                "imported_ms": now,
+                "file": file,
+            }
+        )
     if new:
         conn.execute(insert(table), new)
     if changed:
         stmt = update(table).where(*(table.c[k] == bindparam(f"k_{k}") for k in keys))
         conn.execute(stmt, changed)
+    if versions:
+        conn.execute(insert(history), versions)
     return ImportOutcome(kind, len(rows), len(new), len(changed))
 
 
-def _apply_roster(conn: Connection, rows: list[imports.RosterRow], now: int) -> ImportOutcome:
+def _apply_roster(
+    conn: Connection, rows: list[imports.RosterRow], now: int, file: str
+) -> ImportOutcome:
     members: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:
         members[(r.child_id, r.group_id)] = {
@@ -172,16 +239,29 @@ def _apply_roster(conn: Connection, rows: list[imports.RosterRow], now: int) -> 
         held,
         now,
         "roster",
+        roster_versions,
+        file,
     )
     owners = {r.badge_uid: {"uid": r.badge_uid, "child_id": r.child_id} for r in rows}
     held_badges = {(x.uid,): (x.child_id,) for x in conn.execute(select(badges))}
     more = _upsert(
-        conn, badges, ("uid",), ("child_id",), list(owners.values()), held_badges, now, "badge"
+        conn,
+        badges,
+        ("uid",),
+        ("child_id",),
+        list(owners.values()),
+        held_badges,
+        now,
+        "badge",
+        badge_versions,
+        file,
     )
     return ImportOutcome("roster", len(rows), out.added + more.added, out.changed + more.changed)
 
 
-def _apply_schedule(conn: Connection, entries: list[ScheduleEntry], now: int) -> ImportOutcome:
+def _apply_schedule(
+    conn: Connection, entries: list[ScheduleEntry], now: int, file: str
+) -> ImportOutcome:
     rows = [
         {
             "group_id": e.group_id,
@@ -200,19 +280,35 @@ def _apply_schedule(conn: Connection, entries: list[ScheduleEntry], now: int) ->
         (x.group_id, x.weekday, x.valid_from): tuple(x._mapping[v] for v in values)
         for x in conn.execute(select(schedule))
     }
+    # The city's first schedule import is its baseline: it applies from the beginning
+    # (a schedule imported once, after lessons already took place, is no late change).
+    first = conn.execute(select(schedule_versions.c.version).limit(1)).first() is None
     return _upsert(
-        conn, schedule, ("group_id", "weekday", "valid_from"), values, rows, held, now, "schedule"
+        conn,
+        schedule,
+        ("group_id", "weekday", "valid_from"),
+        values,
+        rows,
+        held,
+        now,
+        "schedule",
+        schedule_versions,
+        file,
+        version={"baseline": first},
     )
 
 
-def _apply_confirmations(conn: Connection, parsed: list[Confirmation], now: int) -> ImportOutcome:
-    rows = [
+def _apply_confirmations(
+    conn: Connection, parsed: list[Confirmation], now: int, file: str
+) -> ImportOutcome:
+    rows: list[dict[str, Any]] = [
         {
             "child_id": c.child_id,
             "group_id": c.group_id,
             "date": c.date.isoformat(),
             "confirmed_at": c.confirmed_at,
             "signer": c.signer,
+            "confirmed_ms": c.confirmed_ms,
         }
         for c in parsed
     ]
@@ -233,58 +329,228 @@ def _apply_confirmations(conn: Connection, parsed: list[Confirmation], now: int)
         held,
         now,
         "confirmations",
+        confirmation_versions,
+        file,
+        extra=("confirmed_ms",),
     )
+
+
+# --- schedule approvals and history ------------------------------------------------------
+
+
+def approve_schedule(
+    engine: Engine, group_id: str, first: date, last: date, *, by: str, note: str, now: int
+) -> ScheduleApproval:
+    """Approve the group's schedule as it stands ``now`` for its lessons ``first`` .. ``last``."""
+    [done] = _approve(engine, [group_id], None, first, last, by=by, note=note, now=now)
+    return done
+
+
+def approve_backlog(
+    engine: Engine,
+    first: date,
+    last: date,
+    *,
+    by: str,
+    note: str,
+    now: int,
+    center: str | None = None,
+) -> list[ScheduleApproval]:
+    """Approve every group's schedule (of ``center``, or of the city) as it stands ``now``
+    for ``first`` .. ``last``: the backlog of schedules first imported after their lessons."""
+    return _approve(engine, None, center, first, last, by=by, note=note, now=now)
+
+
+def _approve(
+    engine: Engine,
+    group_ids: list[str] | None,
+    center: str | None,
+    first: date,
+    last: date,
+    *,
+    by: str,
+    note: str,
+    now: int,
+) -> list[ScheduleApproval]:
+    if not by.strip():
+        raise PortalError("an approval needs the name of the operator (--by)")
+    if last < first:
+        raise PortalError(f"--to {last} is before {first}")
+    with write_transaction(engine) as conn:
+        groups = known_groups(conn)
+        if group_ids is None:
+            if center is not None and center not in groups.values():
+                raise NotFoundError(f"center {center!r} has no schedule")
+            group_ids = sorted(g for g, c in groups.items() if center in (None, c))
+        for group_id in group_ids:
+            if group_id not in groups:
+                raise NotFoundError(f"group {group_id!r} is not in the schedule")
+        done = [
+            ScheduleApproval(group_id, first, last, now, by.strip(), note) for group_id in group_ids
+        ]
+        if done:
+            conn.execute(
+                insert(schedule_approvals),
+                [
+                    {
+                        "group_id": a.group_id,
+                        "first": first.isoformat(),
+                        "last": last.isoformat(),
+                        "approved_ms": now,
+                        "by": a.by,
+                        "note": note,
+                    }
+                    for a in done
+                ],
+            )
+    return done
+
+
+def load_approvals(conn: Connection) -> list[ScheduleApproval]:
+    return [
+        ScheduleApproval(
+            r.group_id,
+            date.fromisoformat(r.first),
+            date.fromisoformat(r.last),
+            int(r.approved_ms),
+            r.by,
+            r.note,
+        )
+        for r in conn.execute(select(schedule_approvals).order_by(schedule_approvals.c.id))
+    ]
+
+
+HISTORY_KINDS = ("schedule", "roster", "badge", "confirmations", "approvals")
+
+
+def history(engine: Engine, kind: str, key: str) -> list[dict[str, Any]]:
+    """Every stored version of the rows of ``key`` (a group for ``schedule`` and
+    ``approvals``, a child for ``roster`` and ``confirmations``, a badge UID for
+    ``badge``), oldest first, as plain dicts."""
+    if kind not in HISTORY_KINDS:
+        raise PortalError(f"no history {kind!r}; use {', '.join(HISTORY_KINDS)}")
+    if kind == "approvals":
+        query = (
+            select(schedule_approvals)
+            .where(schedule_approvals.c.group_id == key)
+            .order_by(schedule_approvals.c.id)
+        )
+    else:
+        table, column = {
+            "schedule": (schedule_versions, "group_id"),
+            "roster": (roster_versions, "child_id"),
+            "confirmations": (confirmation_versions, "child_id"),
+            "badge": (badge_versions, "uid"),
+        }[kind]
+        if kind == "badge":
+            try:
+                key = normalise_uid(key, what="badge uid")
+            except ValueError as exc:
+                raise PortalError(str(exc)) from None
+        query = select(table).where(table.c[column] == key).order_by(table.c.version)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
 
 
 # --- loading for the engine ------------------------------------------------------------
 
 
 def load_schedule(conn: Connection) -> list[ScheduleEntry]:
+    """Every version of every schedule row, each with the time it was imported (None for
+    the baseline) and the time the next version of its key replaced it (None: current)."""
+
     def day(text: str) -> date | None:
         return date.fromisoformat(text) if text else None
 
-    return [
-        ScheduleEntry(
+    v = schedule_versions.c
+    query = select(schedule_versions).order_by(v.group_id, v.weekday, v.valid_from, v.version)
+    rows = list(conn.execute(query))
+    out = []
+    for n, r in enumerate(rows):
+        nxt = rows[n + 1] if n + 1 < len(rows) else None
+        same_key = nxt is not None and (nxt.group_id, nxt.weekday, nxt.valid_from) == (
             r.group_id,
-            r.center_id,
             r.weekday,
-            time.fromisoformat(r.start),
-            time.fromisoformat(r.end),
-            int(r.price_kzt),
-            day(r.valid_from),
-            day(r.valid_to),
+            r.valid_from,
         )
-        for r in conn.execute(select(schedule).order_by(schedule.c.group_id, schedule.c.weekday))
-    ]
+        out.append(
+            ScheduleEntry(
+                r.group_id,
+                r.center_id,
+                r.weekday,
+                time.fromisoformat(r.start),
+                time.fromisoformat(r.end),
+                int(r.price_kzt),
+                day(r.valid_from),
+                day(r.valid_to),
+                imported_ms=None if r.baseline else int(r.imported_ms),
+                replaced_ms=int(nxt.imported_ms) if same_key and nxt is not None else None,
+            )
+        )
+    return out
 
 
 def load_members(conn: Connection) -> list[Member]:
-    owned: dict[str, set[str]] = defaultdict(set)
-    for r in conn.execute(select(badges.c.uid, badges.c.child_id)):
-        owned[r.child_id].add(r.uid)
-    return [
-        Member(
-            r.child_id, r.group_id, r.center_id, frozenset(owned.get(r.child_id, ())), r.child_name
-        )
-        for r in conn.execute(select(roster))
+    """Memberships with their badges, each with the time range it holds.
+
+    A badge's first owner has it from the beginning, each later owner from the import
+    that moved it, until the next move. A child's memberships in its first roster
+    import hold from the beginning, one added later from its import on.
+    """
+    periods: dict[str, list[tuple[str, int | None, int | None]]] = defaultdict(list)
+    b = badge_versions.c
+    held: list[tuple[str, str, int]] = [
+        (r.uid, r.child_id, int(r.imported_ms))
+        for r in conn.execute(select(b.uid, b.child_id, b.imported_ms).order_by(b.uid, b.version))
     ]
+    for n, (uid, child, _at) in enumerate(held):
+        since = None if n == 0 or held[n - 1][0] != uid else _at
+        nxt = held[n + 1] if n + 1 < len(held) and held[n + 1][0] == uid else None
+        periods[child].append((uid, since, None if nxt is None else nxt[2]))
+    r_ = roster_versions.c
+    joined: dict[tuple[str, str], int] = {}
+    first_seen: dict[str, int] = {}
+    for child, group, at in conn.execute(select(r_.child_id, r_.group_id, r_.imported_ms)):
+        joined[(child, group)] = min(int(at), joined.get((child, group), int(at)))
+        first_seen[child] = min(int(at), first_seen.get(child, int(at)))
+    out = []
+    for r in conn.execute(select(roster)):
+        key = (r.child_id, r.group_id)
+        start = joined.get(key)
+        member_from = None if start is None or start == first_seen[r.child_id] else start
+        spans: dict[tuple[int | None, int | None], set[str]] = defaultdict(set)
+        for uid, since, until in periods.get(r.child_id, ()):
+            lo = since if member_from is None else max(member_from, since or member_from)
+            if until is not None and lo is not None and until <= lo:
+                continue  # the badge had moved away before the membership began
+            spans[(lo, until)].add(uid)
+        if not spans:
+            spans[(member_from, None)] = set()
+        for (lo, hi), uids in spans.items():
+            out.append(
+                Member(r.child_id, r.group_id, r.center_id, frozenset(uids), r.child_name, lo, hi)
+            )
+    return out
 
 
-def load_confirmations(conn: Connection, first: date, last: date) -> list[Confirmation]:
+def load_confirmations(
+    conn: Connection, first: date, last: date, zone: ZoneInfo | None = None
+) -> list[Confirmation]:
+    """The period's confirmations; ``confirmed_ms`` stored before the import history is
+    read from ``confirmed_at`` in ``zone`` (the portal's)."""
+    c_ = confirmations.c
     query = select(
-        confirmations.c.child_id,
-        confirmations.c.group_id,
-        confirmations.c.date,
-        confirmations.c.confirmed_at,
-        confirmations.c.signer,
-    ).where(confirmations.c.date.between(first.isoformat(), last.isoformat()))
+        c_.child_id, c_.group_id, c_.date, c_.confirmed_at, c_.signer, c_.confirmed_ms
+    ).where(c_.date.between(first.isoformat(), last.isoformat()))
     days: dict[str, date] = {}  # a month has 31 dates and 100,000 confirmations
     out = []
-    for child, group, day, at, signer in conn.execute(query):
+    for child, group, day, at, signer, ms in conn.execute(query):
         when = days.get(day)
         if when is None:
             when = days[day] = date.fromisoformat(day)
-        out.append(Confirmation(child, group, when, at, signer))
+        if ms is None and at and zone is not None:
+            ms = instant_ms(at, zone)
+        out.append(Confirmation(child, group, when, at, signer, ms))
     return out
 
 
@@ -403,17 +669,16 @@ def run_reconciliation(
     with engine.connect() as conn, _no_gc():
         known = known_centers(conn)
         if center is not None and center not in known:
-            from portal.exceptions import NotFoundError
-
             raise NotFoundError(f"center {center!r} is not registered")
         return reconcile(
             first,
             last,
             schedule=load_schedule(conn),
             members=load_members(conn),
-            confirmations=load_confirmations(conn, first, last),
+            confirmations=load_confirmations(conn, first, last, zone),
             load_center=lambda c: load_center(conn, c, lo, hi),
             settings=settings,
             zone=zone,
             centers=None if center is None else [center],
+            approvals=load_approvals(conn),
         )

@@ -178,3 +178,53 @@ def test_bad_confirmation_files(body: str, message: str) -> None:
 def test_empty_file() -> None:
     with pytest.raises(ImportFileError, match=r"^conf\.csv:1:1: empty file"):
         parse_confirmations(b"", "conf.csv", children=CHILDREN, groups=GROUPS)
+
+
+def test_a_lesson_longer_than_lesson_max_min_is_refused_unless_allowed() -> None:
+    body = "G1,C1,1,15:00,18:00,3000\nG1,C1,2,08:00,20:00,3000\n"
+    with pytest.raises(
+        ImportFileError,
+        match=r"^schedule\.csv:3:5: end: a lesson of 720 min \(08:00-20:00\) is longer than "
+        r"lesson_max_min \(180\); import with --allow-long",
+    ):
+        schedule(body)  # 15:00-18:00 is exactly 180 min: admitted
+    data = (SCHEDULE_HEAD + body).encode()
+    admitted = parse_schedule(data, "s.csv", centers=CENTERS, groups=GROUPS, allow_long=True)
+    assert [e.weekday for e in admitted] == [1, 2]
+    with pytest.raises(ImportFileError, match=r"^s\.csv:2:5: end: a lesson of 180 min"):
+        parse_schedule(data, "s.csv", centers=CENTERS, groups=GROUPS, lesson_max_min=179)
+
+
+def test_confirmed_at_in_iso_with_and_without_offset_excel_and_empty() -> None:
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo("Asia/Almaty")
+    rows = parse_confirmations(
+        (
+            CONF_HEAD + "K1,G1,2024-06-03,2024-06-03T16:45:00+05:00,Мама\n"
+            "K1,G1,2024-06-04,2024-06-04T11:45Z,Мама\n"
+            "K1,G1,2024-06-05,05.06.2024 16:45,Мама\n"
+            "K1,G1,2024-06-06,2024-06-06 16:45:00,Мама\n"
+            "K1,G1,2024-06-07,,Мама\n"
+        ).encode(),
+        "conf.csv",
+        children=CHILDREN,
+        groups=GROUPS,
+        zone=zone,
+    )
+    assert [c.confirmed_at for c in rows] == [
+        "2024-06-03T16:45:00+05:00",
+        "2024-06-04T11:45:00+00:00",
+        "2024-06-05T16:45:00",
+        "2024-06-06T16:45:00",
+        "",
+    ]
+    # 16:45 local (UTC+5 in 2024) is 11:45 UTC: every form gives the same instant.
+    day_ms = [1717415100000 + n * 86_400_000 for n in range(4)]
+    assert [c.confirmed_ms for c in rows] == [*day_ms, None]
+
+
+@pytest.mark.parametrize("value", ["2024-06-03 25:00", "03/06/2024 20:00", "2024-06-03T20:00+5"])
+def test_an_unreadable_confirmed_at_names_its_line_and_column(value: str) -> None:
+    with pytest.raises(ImportFileError, match=r"^conf\.csv:3:4: confirmed_at: .* is not a date"):
+        confirmations(f"K1,G1,2024-06-03,2024-06-03 20:15,x\nK1,G1,2024-06-04,{value},x\n")
