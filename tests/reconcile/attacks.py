@@ -26,8 +26,10 @@ from typing import Any, Protocol
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
 
 from agent.protocol import ZERO_HASH, build_record, public_key_b64
+from portal.db.schema import receipts, records
 from portal.ingest.batch import ingest_batch
 from portal.ingest.receipts import cursor_receipt
 from portal.reconcile.engine import Result, Row
@@ -437,6 +439,40 @@ class City:
     def status(self, kid: Kid, group_id: str) -> tuple[str, tuple[str, ...]]:
         r = self.row(kid, group_id)
         return r.status, r.reasons
+
+    # --- what the portal holds (to check that a scene is the one it claims) -------
+
+    def stored(self, pi: Pi, type: str | None = None) -> list[Stored]:
+        query = select(
+            records.c.seq,
+            records.c.type,
+            records.c.boot,
+            records.c.mono_ns,
+            records.c.anchor,
+            records.c.received_ms,
+        ).where(records.c.device_id == pi.device_id)
+        if type is not None:
+            query = query.where(records.c.type == type)
+        with self.engine.connect() as conn:
+            return [Stored(*r) for r in conn.execute(query.order_by(records.c.seq))]
+
+    def receipt_times(self, pi: Pi) -> dict[str, int]:
+        """The portal's receipts for the device: hash -> server_ms."""
+        query = select(receipts.c.hash, receipts.c.server_ms).where(
+            receipts.c.device_id == pi.device_id
+        )
+        with self.engine.connect() as conn:
+            return {h: int(ms) for h, ms in conn.execute(query)}
+
+
+@dataclass(frozen=True)
+class Stored:
+    seq: int
+    type: str
+    boot: str
+    mono_ns: int
+    anchor: str
+    received_ms: int
 
 
 HEADERS = {

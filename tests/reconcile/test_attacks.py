@@ -8,31 +8,46 @@ Each attack's rows must not be ``verified``; each honest twin, in the same city
 on the same day, must stay ``verified`` (or, where the device was cut off,
 unverifiable and never at risk).
 
-Status on the code before the rules (branch h-red at f7940d1, the skeleton with
-every reason's facts off):
+Status on the code before the rules (h-red on f7940d1, the skeleton with every
+reason's facts off), SQLite and PostgreSQL alike: every test below fails.
 
-- fail now, as they must (the rule does not exist yet): slow_stack, split_stack,
-  runs_of_four (the only boot record is months old, so no door rule sees the
-  device), no_door_config, door_stuck_open, never_rebooted, backdated_online
-  (both anchors), withheld (afternoon and week), renamed_simulator (its unlisted
-  driver and reader: ``sim`` and ``Simulated`` are already closed by the skeleton's
-  rules), double_booking (both kinds), late_schedule (make-up, move, price),
-  schedule approve (no such command), long_lesson (no refusal, no --allow-long),
-  early_confirmation, shared_signer, cloned_device (alternating and takeover).
-- unplugged: its attack rows already come out ``confirmed_device_offline`` (the
-  contract wants exactly that); the test fails now on its honest twin (a lost
-  answer then an outage: its reads are ``verified`` instead of unverifiable). The
-  risk-queue test fails now (no ``risk`` command).
-- honest twins that pass now: arriving clusters, siblings on two readers, a
-  propped door, door-optional centers, a device without NTP, a short outage, two
-  clubs at non-overlapping times, an advance make-up lesson, late honest
-  confirmations, a family of three, an address change. One twin fails now
-  because today's code accuses it: the second of two back-to-back lessons after
-  one tap (``confirmed_without_presence``).
+- The attack assertion fails (the fraudulent rows come out ``verified``): slow_stack,
+  split_stack, runs_of_four (the only boot record is months old and not loaded, so
+  no door rule sees the device), no_door_config (rebooted without a sensor, and
+  installed without one), door_stuck_open, never_rebooted, backdated_online (anchor
+  ``""`` and an old receipt's hash), withheld (an afternoon and a week),
+  renamed_simulator (the unlisted driver and the unlisted reader; ``sim`` and
+  ``Simulated`` are already closed by the skeleton's rules and pass),
+  double_booking (two centers, two groups of one center; the row only confirmed
+  at the second center is already ``confirmed_without_presence``),
+  late_schedule (make-up after its date, moved, price raised), early_confirmation,
+  shared_signer, cloned_device (taking turns from /cursor on two addresses, and a
+  takeover whose monotonic clock goes back).
+- Missing commands: ``schedule approve`` (exit 2, no such command),
+  ``import schedule`` refuses nothing longer than lesson_max_min (exit 0 instead
+  of 1), ``risk`` (exit 2).
+- unplugged: its attack rows already come out ``confirmed_device_offline``, as
+  the contract wants; the test fails on its honest twin (a lost answer then an
+  outage: the outage's reads are ``verified`` where they must be unverifiable).
+- Honest twins that pass now (checked with the attack assertions taken out):
+  arriving clusters of 1-4, present children beside a stack, siblings on two
+  readers, a door-optional center without a sensor, a propped door (last tap 49
+  min after it opened), a device without NTP 40 s fast, a real tap at the
+  backdating device, an 8-minute outage with a tap in it, two listed readers,
+  two clubs 30 min apart with a 20-min trip, a regular lesson re-imported
+  unchanged after its date, a make-up imported two days ahead, confirmations
+  after the end and five days late, a family of three with one signer, a new
+  address for an honest router, a tap before a lost answer.
+- Honest twins that fail now because today's code accuses or pays them wrongly:
+  the second of two back-to-back lessons after one tap
+  (``confirmed_without_presence``, at risk), and the reads made during an
+  outage that began with a lost answer (``verified``, though no receipt pair
+  proves their time).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -51,7 +66,7 @@ from portal.reconcile.rules import (
     UNVERIFIABLE,
     VERIFIED,
 )
-from portal.reconcile.schema import schedule
+from portal.reconcile.store import load_schedule
 from portal.settings import Settings
 from portal.state import Portal, open_portal
 from tests.portal.support import LiveServer
@@ -341,7 +356,8 @@ def test_withheld_taps_are_unproven_and_a_short_outage_is_verified(city: City) -
     # Withheld for (almost) a week: still within the seven days a report reads.
     held = city.pi("C-week")
     held.heartbeats(at("14:00"), at("17:00"))
-    held.outage(at("13:59"), at("12:00", DAY + timedelta(days=6)))
+    week_on = DAY + timedelta(days=6)
+    held.outage(at("13:59"), at("12:00", week_on))
     held.cluster(at("14:41"), week[:2], (2.4,))
     held.cluster(at("14:53"), week[2:])
     # An honest 8-minute outage with a child tapping in it: receipts 9 min apart.
@@ -354,6 +370,13 @@ def test_withheld_taps_are_unproven_and_a_short_outage_is_verified(city: City) -
         confirm_all(city, kids, group)
     city.import_all(confirmations_at=at("10:00") + 6 * DAYS + 4 * 60 * 60_000)
     city.reconcile()
+    # The scene: the made-up taps reached the portal only with the late batch.
+    assert {r.received_ms for r in city.stored(afternoon, "badge")} == {at("19:00")}
+    assert {r.received_ms for r in city.stored(held, "badge")} == {at("12:00", week_on)}
+    assert {r.received_ms for r in city.stored(cut, "badge")} == {
+        at("14:40", seconds=1.5),
+        at("14:59"),
+    }
     for kid in noon:
         assert city.status(kid, "G-afternoon")[0] == PRESENT_UNPROVEN, city.status(
             kid, "G-afternoon"
@@ -523,13 +546,13 @@ def test_a_lesson_from_morning_to_night_needs_allow_long_and_is_implausible(
     pi.heartbeats(at("07:30"), at("21:00"))
     city.import_all()  # the honest rows, weeks ahead
     day_long = tmp_path / "long.csv"
-    day_long.write_bytes(csv("schedule", [schedule_line("G-day", "C-1", "08:00", "21:00")]))
+    day_long.write_bytes(csv("schedule", [city.group("G-day", "C-1", "08:00", "21:00")]))
     base = [*cli_args(store), "import", "schedule"]
     assert main([*base, str(day_long)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and str(day_long) in err[0], err
-    with store.engine.connect() as conn:
-        assert "G-day" not in {r.group_id for r in conn.execute(schedule.select())}
+    assert len(err) == 1 and f"{day_long}:2:" in err[0], err
+    with store.engine.connect() as conn:  # refused whole, and nothing stored before lost
+        assert {e.group_id for e in load_schedule(conn)} == {"G-normal", "G-three-hours"}
     assert main([*base, "--allow-long", str(day_long)]) == 0, capsys.readouterr().err
     long_kid = city.kid("K-day", "G-day")
     city.import_file("roster", [city.roster_lines[-1]], now=at("07:00"))
@@ -644,7 +667,8 @@ def test_a_cloned_device_is_suspected_and_an_address_change_is_not(
     # An honest router that gets a new address at 14:45, same Pi, same boot.
     router = city.pi("C-moved")
     router.heartbeats(at("14:00"), at("17:00"))
-    router.switch_uplink(at("14:45"), HttpUplink(server.url, clock, "127.0.0.2"))
+    new_line = HttpUplink(server.url, clock, "127.0.0.2")
+    router.switch_uplink(at("14:45"), new_line)
     router.cluster(at("14:40"), moved[:2], (1.5,))
     router.cluster(at("14:52"), moved[2:], (2.9,))
     for group, kids in (("G-clone", cloned), ("G-takeover", taken), ("G-moved", moved)):
@@ -653,14 +677,19 @@ def test_a_cloned_device_is_suspected_and_an_address_change_is_not(
     try:
         city.reconcile()
     finally:
-        home.close()
-        away.close()
+        for uplink in (home, away, new_line):
+            uplink.close()
+    # The scene: one chain, two boots taking turns; a monotonic clock going back.
+    boots = [r.boot for r in city.stored(first) if r.received_ms >= at("14:00")]
+    assert sum(a != b for a, b in itertools.pairwise(boots)) > 10
+    monos = [r.mono_ns for r in city.stored(original) if r.boot == original.boot_id]
+    assert any(b < a for a, b in itertools.pairwise(monos))
     accused(city, cloned, "G-clone", "device_clone_suspected")
     accused(city, taken, "G-takeover", "device_clone_suspected")
     verified(city, moved, "G-moved")
 
 
-def _unplugged_city(city: City) -> tuple[list[Kid], list[Kid], list[Kid]]:
+def _unplugged_city(city: City) -> tuple[list[Kid], list[Kid], list[Kid], Pi]:
     city.group("G-unplugged", "C-unplugged")
     city.group("G-outage", "C-outage")
     dark = city.kids("K-dark-", 4, "G-unplugged")
@@ -681,12 +710,19 @@ def _unplugged_city(city: City) -> tuple[list[Kid], list[Kid], list[Kid]]:
     confirm_all(city, dark, "G-unplugged")
     confirm_all(city, cut + early, "G-outage")
     city.import_all()
-    return dark, cut, early
+    return dark, cut, early, lost
 
 
 def test_an_unplugged_device_leaves_its_lessons_unverifiable_not_accused(city: City) -> None:
-    dark, cut, early = _unplugged_city(city)
+    dark, cut, early, lost = _unplugged_city(city)
     result = city.reconcile()
+    # The scene: the portal signed a receipt at 14:40 that the device never got, so the
+    # taps of the outage name an older one.
+    signed = city.receipt_times(lost)
+    assert at("14:40") in signed.values()
+    assert at("14:40") not in {r["server_ms"] for r in lost.receipts}
+    in_outage = [r for r in city.stored(lost, "badge") if r.received_ms == at("15:20")]
+    assert len(in_outage) == 2 and all(signed[r.anchor] < at("14:40") for r in in_outage)
     for kid in dark:
         status, reasons = city.status(kid, "G-unplugged")
         assert status == CONFIRMED_DEVICE_OFFLINE, (kid, status, reasons)
