@@ -325,8 +325,10 @@ class Pi:
 class City:
     """One portal store, its centers, groups, children and Pis, played in simulated time."""
 
-    def __init__(self, portal: Portal, uplink: Uplink | None = None) -> None:
+    def __init__(self, portal: Portal, uplink: Uplink | None = None, day: date = DAY) -> None:
         self.portal = portal
+        self.day = day  # the one date of the scene: lessons, confirmations, the report
+        self.installed = local_ms(day - timedelta(days=90), time(11, 0), ZONE)
         self.engine = portal.engine
         self.uplink: Uplink = uplink or DirectUplink(portal)
         self._queue: list[tuple[int, int, Callable[[], None]]] = []
@@ -343,15 +345,17 @@ class City:
 
     def enroll(self, center_id: str, key: Ed25519PrivateKey) -> str:
         if center_id not in self.centers:
-            add_center(self.engine, center_id, f"Центр {center_id}", now=INSTALLED - DAYS)
+            add_center(self.engine, center_id, f"Центр {center_id}", now=self.installed - DAYS)
             self.centers.add(center_id)
-        token = create_enroll_token(self.engine, center_id, HOUR, now=INSTALLED - HOUR)
+        enrolled = self.installed - HOUR
+        token = create_enroll_token(self.engine, center_id, HOUR, now=enrolled)
         done = enroll_device(
-            self.engine, token, public_key_b64(key), "0.1.0", {"model": "pi"}, now=INSTALLED - HOUR
+            self.engine, token, public_key_b64(key), "0.1.0", {"model": "pi"}, now=enrolled
         )
         return done.device_id
 
     def pi(self, center_id: str, **kw: Any) -> Pi:
+        kw.setdefault("installed", self.installed)
         return Pi(self, center_id, **kw)
 
     def group(
@@ -389,21 +393,24 @@ class City:
     def confirm(
         self, kid: Kid, group_id: str, *, at_ms: int | None = None, signer: str | None = None
     ) -> None:
-        when = local(at_ms if at_ms is not None else at("20:00"))
+        when = local(at_ms if at_ms is not None else at("20:00", self.day))
         who = signer if signer is not None else f"Родитель {kid.child_id}"
-        self.confirmation_lines.append(f"{kid.child_id},{group_id},{DAY},{when},{who}")
+        self.confirmation_lines.append(f"{kid.child_id},{group_id},{self.day},{when},{who}")
 
     def import_all(
-        self, *, schedule_at: int = INSTALLED, confirmations_at: int | None = None
+        self, *, schedule_at: int | None = None, confirmations_at: int | None = None
     ) -> None:
         """Schedule and roster long before the period, confirmations after it."""
-        self.import_file("schedule", self.schedule_lines, now=schedule_at)
-        self.import_file("roster", self.roster_lines, now=schedule_at)
+        before = self.installed if schedule_at is None else schedule_at
+        self.import_file("schedule", self.schedule_lines, now=before)
+        self.import_file("roster", self.roster_lines, now=before)
         if self.confirmation_lines:
             self.import_file(
                 "confirmations",
                 self.confirmation_lines,
-                now=confirmations_at if confirmations_at is not None else at("10:00") + DAYS * 6,
+                now=confirmations_at
+                if confirmations_at is not None
+                else at("10:00", self.day) + DAYS * 6,
             )
 
     def import_file(self, kind: str, lines: Iterable[str], *, now: int) -> None:
@@ -424,7 +431,7 @@ class City:
     def reconcile(self, settings: ReconcileSettings | None = None) -> Result:
         self.play()
         self.result = run_reconciliation(
-            self.engine, DAY, DAY, settings or ReconcileSettings(), ZONE
+            self.engine, self.day, self.day, settings or ReconcileSettings(), ZONE
         )
         return self.result
 
