@@ -18,8 +18,9 @@ reason's facts off), SQLite and PostgreSQL alike: every test below fails.
   ``""`` and an old receipt's hash), withheld (an afternoon and a week),
   renamed_simulator (the unlisted driver and the unlisted reader; ``sim`` and
   ``Simulated`` are already closed by the skeleton's rules and pass),
-  double_booking (two centers, two groups of one center; the row only confirmed
-  at the second center is already ``confirmed_without_presence``),
+  double_booking (two centers, two groups of one center, a card read at two
+  centers five minutes apart; the row only confirmed at the second center is
+  already ``confirmed_without_presence``),
   late_schedule (make-up after its date, moved, price raised), early_confirmation,
   shared_signer, cloned_device (taking turns from /cursor on two addresses, and a
   takeover whose monotonic clock goes back).
@@ -436,6 +437,7 @@ def test_double_booking_is_double_presence_and_honest_timetables_are_not(city: C
     rooms = city.kid("K-rooms", "G-1", "G-1-other")  # one tap, paid twice at one center
     paper = city.kid("K-paper", "G-1", "G-2")  # read at C-1, only confirmed at C-2
     evening = city.kid("K-evening", "G-1", "G-2-evening")  # two clubs, 30 min apart
+    fast = city.kid("K-fast", "G-1", "G-2-evening")  # read 5 min apart at two centers
     stays = city.kid("K-stays", "G-1", "G-1-late")  # back-to-back after one tap
     alone = city.kid("K-alone", "G-1")
     one, two = city.pi("C-1"), city.pi("C-2")
@@ -448,12 +450,16 @@ def test_double_booking_is_double_presence_and_honest_timetables_are_not(city: C
     one.cluster(at("14:47"), [evening])
     one.cluster(at("16:33"), [evening])  # taps out, travels 20 min
     two.cluster(at("16:53"), [evening])
+    one.cluster(at("14:49"), [fast])
+    one.cluster(at("16:35"), [fast])
+    two.cluster(at("16:40"), [fast])  # no child crosses the city in five minutes
     one.cluster(at("14:58"), [stays])
     for kid, groups in (
         (both, ("G-1", "G-2")),
         (rooms, ("G-1", "G-1-other")),
         (paper, ("G-1", "G-2")),
         (evening, ("G-1", "G-2-evening")),
+        (fast, ("G-1", "G-2-evening")),
         (stays, ("G-1", "G-1-late")),
         (alone, ("G-1",)),
     ):
@@ -465,6 +471,7 @@ def test_double_booking_is_double_presence_and_honest_timetables_are_not(city: C
     accused(city, [both], "G-2", "double_presence")
     accused(city, [rooms], "G-1", "double_presence")
     accused(city, [rooms], "G-1-other", "double_presence")
+    accused(city, [fast], "G-2-evening", "double_presence")
     status, reasons = city.status(paper, "G-2")
     assert status in AT_RISK, (status, reasons)
     verified(city, [evening], "G-1")
