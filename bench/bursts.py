@@ -394,6 +394,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             6,
         ),
         "recall": {a: round(caught[a] / max(total[a], 1), 4) for a in ATTACKS},
+        # Recall over the stacks the rules claim, whatever the door: slow stacks of at
+        # least burst_slow_min_uids, split stacks of at least burst_min_uids.
+        "recall_claimed": {
+            a: round(
+                sum(caught[f"{a}/{d}/{cut}"] for d in DOORS)
+                / max(sum(total[f"{a}/{d}/{cut}"] for d in DOORS), 1),
+                4,
+            )
+            for a, cut in (
+                ("slow_stack", f"{chosen.burst_slow_min_uids}+"),
+                ("split_stack", f"{chosen.burst_min_uids}+"),
+                ("runs_of_four", "4-12"),
+            )
+        },
         "seconds": round(time.perf_counter() - t0, 1),
         "settings": key,
     }

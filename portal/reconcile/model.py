@@ -29,7 +29,7 @@ class ReconcileSettings:
     burst_min_uids: int = 5
     burst_reader_min_uids: int = 4
     burst_slow_gap_ms: int = 3100
-    burst_slow_min_uids: int = 8
+    burst_slow_min_uids: int = 7
     door_window_ms: int = 60_000
     heartbeat_interval_s: int = 300
     time_tolerance_ms: int = 120_000
