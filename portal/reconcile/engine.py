@@ -6,8 +6,9 @@ sorted per device); every read gets its facts from the index and the reasons of
 :data:`~portal.reconcile.rules.REASONS` that fire on them, once per center; then
 each lesson's window picks its reads, adds the window reasons, and every child
 with a read or a confirmation gets a row whose status
-:func:`~portal.reconcile.rules.status` decides. No I/O: the loader hands in one
-center at a time.
+:func:`~portal.reconcile.rules.status` decides. After the last center one
+city-wide pass (:mod:`.presence`) marks a child present in two places at once.
+No I/O: the loader hands in one center at a time.
 """
 
 from __future__ import annotations

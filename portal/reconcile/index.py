@@ -2,7 +2,8 @@
 
 Built once per center: each device log is placed in trusted time
 (:func:`~portal.reconcile.trusted_time.place`) and reduced to badge reads, door
-timelines per (device, sensor), the door lists of its boot records, heartbeat
+timelines per (device, sensor) with a mark at each boot, what its boot records
+declared (with the latest one before the loaded range), heartbeat
 times, the sorted times of all records, and the spans of its declared holes.
 Every query below is then a binary search, so a center costs its records plus
 its lessons, never their product. Plain data, no I/O.
