@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 __all__ = [
@@ -96,6 +97,15 @@ records = Table(
     PrimaryKeyConstraint("device_id", "seq"),
     Index("ix_records_type_wall", "type", "wall_ms"),
     Index("ix_records_unchecked", "sig_checked"),
+    # Each device's boot records alone (a few per device): its latest boot before a
+    # reconciliation period is one seek, however long ago it was (migration 0008).
+    Index(
+        "ix_records_boots",
+        "device_id",
+        "seq",
+        sqlite_where=text("type = 'boot'"),
+        postgresql_where=text("type = 'boot'"),
+    ),
 )
 
 receipts = Table(

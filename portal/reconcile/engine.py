@@ -6,8 +6,9 @@ sorted per device); every read gets its facts from the index and the reasons of
 :data:`~portal.reconcile.rules.REASONS` that fire on them, once per center; then
 each lesson's window picks its reads, adds the window reasons, and every child
 with a read or a confirmation gets a row whose status
-:func:`~portal.reconcile.rules.status` decides. No I/O: the loader hands in one
-center at a time.
+:func:`~portal.reconcile.rules.status` decides. After the last center one
+city-wide pass (:mod:`.presence`) marks a child present in two places at once.
+No I/O: the loader hands in one center at a time.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 from portal.reconcile import rules
-from portal.reconcile.index import CenterIndex, Coverage, DoorEvent, Read
+from portal.reconcile.index import HELD, OPENED, SHUT, CenterIndex, Coverage, DoorEvent, Read
 from portal.reconcile.lessons import Lesson, ScheduleApproval, ScheduleEntry, instant_ms, lessons
 from portal.reconcile.model import (
     Confirmation,
@@ -29,6 +30,7 @@ from portal.reconcile.model import (
     ReconcileSettings,
     signer_key,
 )
+from portal.reconcile.presence import one_place
 from portal.reconcile.rules import ReadFacts, RowFacts, WindowFacts
 
 # Open ends of a badge's validity (Member.from_ms / to_ms None).
@@ -58,6 +60,7 @@ class Row:
     doors: tuple[DoorEvent, ...] = ()
     coverage: Coverage | None = None
     confirmation: Confirmation | None = None
+    facts: RowFacts | None = None  # what the status was derived from (None: no lesson)
 
 
 @dataclass(slots=True)
@@ -154,29 +157,55 @@ def reconcile(
             shared,
         )
         result.offline_lessons[center_id] = offline
+    one_place(result.rows, settings)  # city-wide: a child is in one place at a time
     return result
 
 
 def read_facts(index: CenterIndex, settings: ReconcileSettings) -> list[ReadFacts]:
     """The facts of every read of the center, in the order of ``index.reads``."""
     reads = index.reads
-    badges = [0] * len(reads)
-    for run in index.reader_runs(settings.burst_gap_ms):
-        n = len({reads[k].uid for k in run})
-        for k in run:
-            badges[k] = n
+    fast = _run_badges(index, settings.burst_gap_ms, per_reader=False)
+    at_reader = _run_badges(index, settings.burst_gap_ms, per_reader=True)
+    slow = _run_badges(index, settings.burst_slow_gap_ms, per_reader=True)
     w = settings.door_window_ms
-    listed, open_within = index.doors_listed, index.open_within
+    boot_of, door_state = index.boot_of, index.door_state
+    centers = index.device_center
     out = []
-    for read, n in zip(reads, badges, strict=True):
-        doors = listed(read)
-        door_open = False
+    for read, n, r, m in zip(reads, fast, at_reader, slow, strict=True):
+        boot = boot_of(read)
+        doors = boot.doors if boot is not None else ()
+        best = SHUT
         for d in doors:
-            if open_within(read.device_id, d, read.time_ms - w, read.time_ms + w):
-                door_open = True
+            best = max(best, door_state(read.device_id, d, read.time_ms - w, read.time_ms + w))
+            if best == OPENED:
                 break
-        out.append(ReadFacts(read, doors, door_open, n))
+        out.append(
+            ReadFacts(
+                read,
+                doors,
+                best != SHUT,
+                n,
+                center_id=centers.get(read.device_id, ""),
+                door_held_open=best == HELD,
+                booted=boot is not None,
+                reader_listed=boot is None or boot.lists(read),
+                reader_run_badges=r,
+                slow_run_badges=m,
+            )
+        )
     return out
+
+
+def _run_badges(index: CenterIndex, gap_ms: int, *, per_reader: bool) -> list[int]:
+    """For each read, the distinct badges of its run at its device or reader."""
+    reads = index.reads
+    badges = [1] * len(reads)
+    for run in index.runs(gap_ms, per_reader=per_reader):
+        if len(run) > 1:
+            n = len({reads[k].uid for k in run})
+            for k in run:
+                badges[k] = n
+    return badges
 
 
 def judge_reads(index: CenterIndex, settings: ReconcileSettings) -> None:
@@ -301,6 +330,7 @@ def _row(
         tuple(sorted(doors.values(), key=lambda d: d.time_ms)),
         coverage,
         conf,
+        facts,
     )
 
 

@@ -2,7 +2,8 @@
 
 Built once per center: each device log is placed in trusted time
 (:func:`~portal.reconcile.trusted_time.place`) and reduced to badge reads, door
-timelines per (device, sensor), the door lists of its boot records, heartbeat
+timelines per (device, sensor) with a mark at each boot, what its boot records
+declared (with the latest one before the loaded range), heartbeat
 times, the sorted times of all records, and the spans of its declared holes.
 Every query below is then a binary search, so a center costs its records plus
 its lessons, never their product. Plain data, no I/O.
@@ -12,10 +13,10 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from portal.reconcile.model import DeviceLog, IntegrityEvent, ReconcileSettings
 from portal.reconcile.trusted_time import place
@@ -59,6 +60,38 @@ class Coverage:
         return bool(self.silences)
 
 
+# What a door timeline says about a span (CenterIndex.door_state); BOOT marks a boot in it.
+SHUT, HELD, OPENED = 0, 1, 2  # ordered: the best door of a read wins
+BOOT = "boot"
+
+
+@dataclass(frozen=True, slots=True)
+class BootFacts:
+    """What one ``boot`` record declared: its door sensors and its (reader, driver) pairs."""
+
+    doors: tuple[str, ...]
+    readers: frozenset[tuple[str, str]]  # casefolded (reader, driver)
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> BootFacts:
+        doors = data.get("doors") or ()
+        pairs = data.get("reader_drivers")
+        if isinstance(pairs, Mapping):
+            readers = frozenset((str(r).casefold(), str(d).casefold()) for r, d in pairs.items())
+        else:
+            # Older agents list names and drivers apart: any listed reader with any driver.
+            names = data.get("readers") or ()
+            drivers = data.get("drivers") or ()
+            readers = frozenset(
+                (str(r).casefold(), str(d).casefold()) for r in names for d in drivers
+            )
+        listed = tuple(str(d) for d in doors) if isinstance(doors, list | tuple) else ()
+        return cls(listed, readers)
+
+    def lists(self, read: Read) -> bool:
+        return (read.reader.casefold(), read.driver.casefold()) in self.readers
+
+
 @dataclass(slots=True)
 class _Timeline:
     times: list[int] = field(default_factory=list)
@@ -81,7 +114,10 @@ class CenterIndex:
         self.reads: list[Read] = []
         self.doors: dict[tuple[str, str], _Timeline] = {}
         self.sensors: dict[str, list[str]] = defaultdict(list)  # device -> its door sensors
-        self.boot_doors: dict[str, tuple[list[int], list[tuple[str, ...]]]] = {}
+        # Per device: the seqs of its boot records (-1 for the one before the range) and
+        # what each declared; a read takes the last one at or before its seq.
+        self.boots: dict[str, tuple[list[int], list[BootFacts]]] = {}
+        self.device_center: dict[str, str] = {}
         self.holes: dict[str, list[tuple[int, int]]] = defaultdict(list)
         self.devices: list[str] = []  # the devices with a log, in the loader's order
         by_device = defaultdict(list)
@@ -97,7 +133,8 @@ class CenterIndex:
         limit = settings.offline_ms
         self.silent_after = [k for k, (a, b) in enumerate(pairwise(times)) if b - a > limit]
         for tl in self.doors.values():
-            order = sorted(range(len(tl.times)), key=tl.times.__getitem__)
+            # Time, then seq: a boot at the same millisecond as an ``open`` comes after it.
+            order = sorted(range(len(tl.times)), key=lambda i: (tl.times[i], tl.seqs[i]))
             tl.times = [tl.times[i] for i in order]
             tl.states = [tl.states[i] for i in order]
             tl.seqs = [tl.seqs[i] for i in order]
@@ -112,8 +149,13 @@ class CenterIndex:
             self.devices.append(dev)
         types = log.type
         self.heartbeats.extend([p for p, t in zip(placed, types, strict=True) if t == "heartbeat"])
+        self.device_center[dev] = log.center_id
         boot_seqs: list[int] = []
-        boot_doors: list[tuple[str, ...]] = []
+        boot_facts: list[BootFacts] = []
+        boot_times: list[tuple[int, int]] = []
+        if log.boot_before is not None:
+            boot_seqs.append(-1)
+            boot_facts.append(BootFacts.of(log.boot_before))
         for i in [i for i, d in enumerate(log.data) if d is not None]:
             data = log.data[i]
             assert data is not None
@@ -141,52 +183,61 @@ class CenterIndex:
                 tl.states.append(str(data.get("state", "")))
                 tl.seqs.append(log.seq[i])
             elif kind == "boot":
-                doors = data.get("doors") or ()
                 boot_seqs.append(log.seq[i])
-                boot_doors.append(tuple(str(d) for d in doors))
-        self.boot_doors[dev] = (boot_seqs, boot_doors)
+                boot_facts.append(BootFacts.of(data))
+                boot_times.append((placed[i], log.seq[i]))
+        self.boots[dev] = (boot_seqs, boot_facts)
+        # Door state resets at each boot: an ``open`` before it no longer holds after it
+        # (the agent records changes only, and nothing says the door stayed open).
+        for sensor in self.sensors.get(dev, ()):
+            tl = self.doors[(dev, sensor)]
+            for at, seq in boot_times:
+                tl.times.append(at)
+                tl.states.append(BOOT)
+                tl.seqs.append(seq)
         for ev in events:
             self.holes[dev].append(_event_span(ev, log, placed))
 
-    def reader_runs(self, gap_ms: int) -> Iterator[list[int]]:
-        """Runs of reads at one reader, each less than ``gap_ms`` after the one before.
-
-        Each run is a list of positions in :attr:`reads` (which is in time order).
-        """
-        by_reader: dict[tuple[str, str], list[int]] = defaultdict(list)
+    def runs(self, gap_ms: int, *, per_reader: bool = False) -> Iterator[list[int]]:
+        """Runs of reads at one device (or one reader), each less than ``gap_ms`` after
+        the one before; each run is a list of positions in :attr:`reads`."""
+        streams: dict[tuple[str, str], list[int]] = defaultdict(list)
         for k, read in enumerate(self.reads):
-            by_reader[(read.device_id, read.reader)].append(k)
-        reads = self.reads
-        for positions in by_reader.values():
+            streams[(read.device_id, read.reader if per_reader else "")].append(k)
+        times = self.read_times
+        for positions in streams.values():
             start = 0
             for k in range(1, len(positions) + 1):
-                if (
-                    k < len(positions)
-                    and reads[positions[k]].time_ms - reads[positions[k - 1]].time_ms < gap_ms
-                ):
+                if k < len(positions) and times[positions[k]] - times[positions[k - 1]] < gap_ms:
                     continue
                 yield positions[start:k]
                 start = k
 
-    def doors_listed(self, read: Read) -> tuple[str, ...]:
-        """The door sensors named by the device's last boot record before the read."""
-        seqs, lists = self.boot_doors.get(read.device_id, ([], []))
+    def boot_of(self, read: Read) -> BootFacts | None:
+        """What the device's latest boot record at or before the read declared, if any."""
+        seqs, facts = self.boots.get(read.device_id, ([], []))
         k = bisect_right(seqs, read.seq) - 1
-        return lists[k] if k >= 0 else ()
+        return facts[k] if k >= 0 else None
 
-    def open_within(self, device: str, sensor: str, lo: int, hi: int) -> bool:
-        """Whether the door was open at any moment from ``lo`` to ``hi``.
+    def door_state(self, device: str, sensor: str, lo: int, hi: int) -> int:
+        """:data:`SHUT`, :data:`OPENED` or :data:`HELD` for ``lo`` to ``hi``.
 
-        Open before ``lo`` and not closed until after it counts (a door held open).
+        ``OPENED``: an ``open`` falls in the span, or the door was opened before ``lo``
+        less than ``door_open_max_ms`` before it (no ``closed``, no boot since). ``HELD``:
+        open at ``lo`` only through an older ``open``.
         """
         tl = self.doors.get((device, sensor))
         if tl is None:
-            return False
+            return SHUT
+        states = tl.states
         k = bisect_right(tl.times, lo) - 1
-        if k >= 0 and tl.states[k] == "open":
-            return True
         end = bisect_right(tl.times, hi)
-        return any(tl.states[j] == "open" for j in range(max(k + 1, 0), end))
+        for j in range(k + 1, end):
+            if states[j] == "open":
+                return OPENED
+        if k >= 0 and states[k] == "open":
+            return OPENED if tl.times[k] + self.settings.door_open_max_ms >= lo else HELD
+        return SHUT
 
     def doors_near(self, read: Read) -> list[DoorEvent]:
         """The device's door events within the door window of the read, and the one before."""
@@ -200,6 +251,7 @@ class CenterIndex:
             out.extend(
                 DoorEvent(device, sensor, tl.seqs[j], tl.states[j], tl.times[j])
                 for j in range(lo, hi)
+                if tl.states[j] != BOOT
             )
         return out
 

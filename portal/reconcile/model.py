@@ -21,8 +21,15 @@ class ReconcileSettings:
     """Thresholds of docs/reconciliation.md, with the trusted-time tolerance."""
 
     margin_s: int = 30 * 60
+    # Bursts (docs/reconciliation.md, bench/bursts.py): a run with gaps under burst_gap_ms
+    # of burst_min_uids badges at one device (any reader) or of burst_reader_min_uids
+    # at one reader, or a run at one reader with gaps under burst_slow_gap_ms of
+    # burst_slow_min_uids badges.
     burst_gap_ms: int = 1500
     burst_min_uids: int = 5
+    burst_reader_min_uids: int = 4
+    burst_slow_gap_ms: int = 3100
+    burst_slow_min_uids: int = 7
     door_window_ms: int = 60_000
     heartbeat_interval_s: int = 300
     time_tolerance_ms: int = 120_000
@@ -30,8 +37,9 @@ class ReconcileSettings:
     time_bracket_ms: int = 600_000
     # Proven time: both receipts of a read at most this far from it (it decides payment).
     proof_bracket_ms: int = 900_000
-    # An ``open`` with no ``closed`` counts as open for at most this long.
-    door_open_max_ms: int = 3_600_000
+    # An ``open`` with no ``closed`` counts as open for at most this long: an honest door
+    # propped for arrivals is open at most 70 min (docs/reconciliation.md, door_held_open).
+    door_open_max_ms: int = 5_400_000
     # Reads of one badge at devices of two centers less than this apart: double_presence.
     travel_min_ms: int = 900_000
     shared_signer_max: int = 3  # children one signer may confirm for (families are small)
@@ -47,6 +55,9 @@ class ReconcileSettings:
             "margin_s",
             "burst_gap_ms",
             "burst_min_uids",
+            "burst_reader_min_uids",
+            "burst_slow_gap_ms",
+            "burst_slow_min_uids",
             "door_window_ms",
             "heartbeat_interval_s",
             "time_tolerance_ms",
@@ -67,18 +78,24 @@ class ReconcileSettings:
     @classmethod
     def from_portal(cls, settings: Any) -> ReconcileSettings:
         """From the portal's :class:`~portal.settings.Settings` (and its ``extra`` map:
-        ``burst_gap_ms``, ``burst_min_uids``, ``door_window_s``)."""
+        ``burst_gap_ms``, ``burst_min_uids``, ``burst_reader_min_uids``,
+        ``burst_slow_gap_ms``, ``burst_slow_min_uids``,
+        ``door_window_s`` and the keys named below)."""
         extra = getattr(settings, "extra", {}) or {}
+        d = cls()  # the defaults
         return cls(
             margin_s=int(settings.lesson_margin_min) * 60,
-            burst_gap_ms=int(extra.get("burst_gap_ms", 1500)),
-            burst_min_uids=int(extra.get("burst_min_uids", 5)),
+            burst_gap_ms=int(extra.get("burst_gap_ms", d.burst_gap_ms)),
+            burst_min_uids=int(extra.get("burst_min_uids", d.burst_min_uids)),
+            burst_reader_min_uids=int(extra.get("burst_reader_min_uids", d.burst_reader_min_uids)),
+            burst_slow_gap_ms=int(extra.get("burst_slow_gap_ms", d.burst_slow_gap_ms)),
+            burst_slow_min_uids=int(extra.get("burst_slow_min_uids", d.burst_slow_min_uids)),
             door_window_ms=int(extra.get("door_window_s", 60)) * 1000,
             heartbeat_interval_s=int(settings.heartbeat_interval_s),
             time_tolerance_ms=int(settings.time_tolerance_s) * 1000,
             time_bracket_ms=int(getattr(settings, "time_bracket_s", 600)) * 1000,
             proof_bracket_ms=int(extra.get("proof_bracket_s", 900)) * 1000,
-            door_open_max_ms=int(extra.get("door_open_max_s", 3600)) * 1000,
+            door_open_max_ms=int(extra.get("door_open_max_s", d.door_open_max_ms // 1000)) * 1000,
             travel_min_ms=int(extra.get("travel_min_s", 900)) * 1000,
             shared_signer_max=int(extra.get("shared_signer_max", 3)),
             shared_signer_allowed=frozenset(
@@ -123,6 +140,9 @@ class DeviceLog:
     anchor_ms: list[int | None] = field(default_factory=list)
     covered_ms: list[int | None] = field(default_factory=list)
     data: list[Mapping[str, Any] | None] = field(default_factory=list)
+    # The data of the device's latest ``boot`` record before ``seq[0]``, however old: the
+    # doors and readers it declared still hold when no boot falls inside the range.
+    boot_before: Mapping[str, Any] | None = None
 
     def __len__(self) -> int:
         return len(self.seq)

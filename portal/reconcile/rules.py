@@ -63,6 +63,10 @@ class ReadFacts:
     # The (reader, driver) pair is listed by that boot record.
     reader_listed: bool = True
     stale_anchor: bool = False  # an anchor older than a receipt the device had been given
+    # Distinct badges in the read's run at its reader (gaps under burst_gap_ms), and at
+    # its reader at the slower tempo (gaps under burst_slow_gap_ms).
+    reader_run_badges: int = 0
+    slow_run_badges: int = 0
 
 
 @dataclass(slots=True)
@@ -87,6 +91,9 @@ class RowFacts:
     double_presence: bool = False  # the child is also present in an overlapping lesson
     # The child was read in an overlapping lesson elsewhere and this row has no read.
     elsewhere: bool = False
+    # No read, but the child was read cleanly at the same center in a lesson that ended
+    # at most the margin before this one started (stayed on after one tap): unverifiable.
+    carried: bool = False
     schedule_changed_late: bool = False  # the lesson's schedule row changed after its date
     confirmed_early: bool = False  # confirmed_at before the lesson's end
     shared_signer: bool = False  # the signer confirmed for more children than allowed
@@ -94,7 +101,11 @@ class RowFacts:
 
 
 def card_burst(f: ReadFacts, s: ReconcileSettings) -> bool:
-    return f.run_badges >= s.burst_min_uids
+    return (
+        f.run_badges >= s.burst_min_uids
+        or f.reader_run_badges >= s.burst_reader_min_uids
+        or f.slow_run_badges >= s.burst_slow_min_uids
+    )
 
 
 def no_door_passage(f: ReadFacts, s: ReconcileSettings) -> bool:
@@ -322,4 +333,6 @@ def status(f: RowFacts, reasons: tuple[str, ...]) -> str:
         return VERIFIED if f.proven else PRESENT_UNPROVEN
     if f.elsewhere:
         return CONFIRMED_WITHOUT_PRESENCE  # the child was read at the same time elsewhere
+    if f.carried:
+        return PRESENT_UNPROVEN  # stayed on from the lesson before: neither proven nor accused
     return CONFIRMED_DEVICE_OFFLINE if f.offline else CONFIRMED_WITHOUT_PRESENCE

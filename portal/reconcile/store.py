@@ -626,6 +626,7 @@ def load_center(conn: Connection, center_id: str, lo_ms: int, hi_ms: int) -> Cen
             log.anchor_ms = list(map(get, anchors))  # "" (no receipt yet) is no key: None
             log.covered_ms = list(covered)
             log.data = list(map(payload.get, seqs))
+        log.boot_before = latest_boot_before(conn, device_id, log.seq[0] if log.seq else first_seq)
         inp.logs.append(log)
         for r in conn.execute(
             select(
@@ -640,6 +641,32 @@ def load_center(conn: Connection, center_id: str, lo_ms: int, hi_ms: int) -> Cen
                 IntegrityEvent(device_id, r.kind, r.first_seq, r.last_seq, r.at_ms, r.reason)
             )
     return inp
+
+
+# The latest boot record before a seq: one seek on the partial index ix_records_boots
+# (the literal ``type = 'boot'`` is what lets both back ends use it).
+_BOOT_SQL = (
+    "SELECT data FROM records WHERE device_id = {p} AND type = 'boot' AND seq < {p} "
+    "ORDER BY seq DESC LIMIT 1"
+)
+
+
+def latest_boot_before(conn: Connection, device_id: str, seq: int) -> dict[str, Any] | None:
+    """The data of the device's latest ``boot`` record before ``seq``, however old.
+
+    A device booted once at install, months before the period, has no boot record in
+    the loaded range; its doors and readers are still those this record declared.
+    """
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(_sql(conn, _BOOT_SQL), (device_id, seq))
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    if row is None:
+        return None
+    data = row[0] if isinstance(row[0], dict) else _DECODER.raw_decode(row[0])[0]
+    return data if isinstance(data, dict) else None
 
 
 @contextmanager

@@ -64,8 +64,22 @@ class Log:
         )
         return self.seq
 
-    def boot_record(self, at: int, doors: tuple[str, ...] = ("front",)) -> int:
-        return self.add("boot", at, {"doors": list(doors), "readers": ["main"]})
+    def boot_record(
+        self,
+        at: int,
+        doors: tuple[str, ...] = ("front",),
+        readers: dict[str, str] | None = None,
+        **kw: Any,
+    ) -> int:
+        """A boot record as the agent writes it: doors, readers and each one's driver."""
+        pairs = {"main": "mfrc522"} if readers is None else readers
+        data = {
+            "doors": list(doors),
+            "readers": list(pairs),
+            "drivers": sorted(set(pairs.values())),
+            "reader_drivers": pairs,
+        }
+        return self.add("boot", at, data, **kw)
 
     def badge(
         self, at: int, uid: str, reader: str = "main", driver: str = "mfrc522", **kw: Any
