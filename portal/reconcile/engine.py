@@ -140,10 +140,14 @@ def reconcile(
     for e in schedule:
         if e.replaced_ms is None:  # the current version of each row
             schedule_by_center[e.center_id].append(e)
+    taps: list[tuple[str, int, str]] = []  # uid, time, center of every read
     for center_id in center_ids:
         inp = load_center(center_id)
         index = CenterIndex(inp.logs, inp.events, settings)
         judge_reads(index, settings)
+        # Every read, not only those in a row: a card read where no lesson of its
+        # child runs still places the child there (docs/reconciliation.md).
+        taps.extend([(r.uid, r.time_ms, center_id) for r in index.reads])
         offline = _reconcile_center(
             index,
             center_id,
@@ -157,7 +161,7 @@ def reconcile(
             shared,
         )
         result.offline_lessons[center_id] = offline
-    one_place(result.rows, settings)  # city-wide: a child is in one place at a time
+    one_place(result.rows, settings, taps)  # city-wide: a child is in one place at a time
     return result
 
 

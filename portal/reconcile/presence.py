@@ -39,11 +39,19 @@ if TYPE_CHECKING:
     from portal.reconcile.engine import Row
 
 
-def one_place(rows: Sequence[Row], settings: ReconcileSettings) -> None:
-    """Mark double presence, presence elsewhere and carried rows; re-judge those rows."""
+def one_place(
+    rows: Sequence[Row],
+    settings: ReconcileSettings,
+    taps: Sequence[tuple[str, int, str]] = (),
+) -> None:
+    """Mark double presence, presence elsewhere and carried rows; re-judge those rows.
+
+    ``taps`` are every read of the city as (uid, time, center), also those that belong
+    to no row (a card read at a center where its child has no lesson then).
+    """
     changed: set[int] = set()
     _overlaps(rows, settings, changed)
-    _travel(rows, settings, changed)
+    _travel(rows, settings, changed, taps)
     for k in changed:
         _rejudge(rows[k], settings)
 
@@ -110,14 +118,21 @@ def _carry(
             return
 
 
-def _travel(rows: Sequence[Row], settings: ReconcileSettings, changed: set[int]) -> None:
+def _travel(
+    rows: Sequence[Row],
+    settings: ReconcileSettings,
+    changed: set[int],
+    taps: Sequence[tuple[str, int, str]],
+) -> None:
     """Rows holding a read of a badge made at another center less than travel_min apart."""
-    reads: list[tuple[str, int, str, int]] = []  # uid, time, center, row
+    holders: dict[tuple[str, int, str], list[int]] = defaultdict(list)  # read: its rows
     for k, row in enumerate(rows):
         if row.facts is None:
             continue
         for read, _ in row.reads:
-            reads.append((read.uid, read.time_ms, row.center_id, k))
+            holders[(read.uid, read.time_ms, row.center_id)].append(k)
+    seen = set(taps)
+    reads = [(u, t, c) for u, t, c in taps] + [key for key in holders if key not in seen]
     if not reads:
         return
     reads.sort()
@@ -130,7 +145,7 @@ def _travel(rows: Sequence[Row], settings: ReconcileSettings, changed: set[int])
         last: tuple[str, int] = ("", 0)  # center and time of the latest read seen
         other: tuple[str, int] | None = None  # the latest at a center other than last's
         for i in order:
-            u, t, center, _ = reads[i]
+            u, t, center = reads[i]
             if u != uid:
                 uid, last, other = u, (center, t), None
                 continue
@@ -141,8 +156,9 @@ def _travel(rows: Sequence[Row], settings: ReconcileSettings, changed: set[int])
                 other = last
             last = (center, t)
     for i, flag in enumerate(hit):
-        if flag:
-            k = reads[i][3]
+        if not flag:
+            continue
+        for k in holders.get(reads[i], ()):
             facts = rows[k].facts
             assert facts is not None
             facts.double_presence = True
