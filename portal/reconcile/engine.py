@@ -150,7 +150,7 @@ def read_facts(index: CenterIndex, settings: ReconcileSettings) -> list[ReadFact
             if open_within(read.device_id, d, read.time_ms - w, read.time_ms + w):
                 door_open = True
                 break
-        out.append(ReadFacts(read, doors, door_open, n))
+        out.append(ReadFacts(read, doors, door_open, n, stale_anchor=read.stale_anchor))
     return out
 
 
@@ -248,6 +248,7 @@ def _row(
     clean = any(not reasons for _, reasons in evidence)
     union = () if clean else rules.ordered(x for _, reasons in evidence for x in reasons)
     facts = RowFacts(conf is not None, True, len(reads), clean, coverage.offline)
+    facts.proven = any(r.proven for r, reasons in evidence if not reasons)
     reasons = _row_reasons(facts, union, settings)
     doors: dict[tuple[str, str, int], DoorEvent] = {}
     for r in reads:
@@ -274,9 +275,10 @@ def _window_reasons(
 ) -> dict[str, tuple[str, ...]]:
     """The window reasons that fire for each device of the center (only those with one)."""
     broken = index.broken_chains(lo, hi)
+    clones = index.clone_suspects(lo, hi)
     out = {}
     for device in index.devices:
-        facts = WindowFacts(device, device in broken)
+        facts = WindowFacts(device, device in broken, device in clones)
         fired = tuple([name for name, check in _WINDOW_CHECKS if check(facts, settings)])
         if fired:
             out[device] = fired

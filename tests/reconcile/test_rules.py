@@ -151,6 +151,7 @@ def test_time_untrusted_read_counts_at_its_claim() -> None:
         boot="b2",
         synced=False,
         wall=START - MIN,
+        anchor_ms=START + 9 * 3600 * S - 5 * MIN,
     )
     log.badge(
         START + 9 * 3600 * S,
