@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import date, time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -27,7 +28,6 @@ from portal.registry import add_center, create_enroll_token, enroll_device
 from portal.settings import Settings
 from portal.state import Portal, open_portal
 from tests.portal.support import LiveServer, SimDevice
-from zoneinfo import ZoneInfo
 
 ZONE = ZoneInfo("Asia/Almaty")
 DAY = date(2024, 6, 3)  # a Monday
@@ -186,7 +186,7 @@ def _day_rest(clock: Clock, machine: Machine, at: int) -> None:
 
 
 def test_unsigned_uploads_note_no_address(site: tuple[Portal, LiveServer, Clock]) -> None:
-    portal, server, clock = site
+    portal, server, _ = site
     key = _enroll(portal)
     junk = SimDevice(device_id=key.device_id)  # another key: signatures fail
     with httpx.Client(

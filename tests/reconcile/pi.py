@@ -36,7 +36,7 @@ class Pi:
         *,
         claim: int | None = None,
         synced: bool = True,
-        anchor: int | None | bool = True,
+        anchor: int | bool | None = True,
     ) -> None:
         """A record made at true time ``at`` (claiming ``claim``), then an upload try."""
         self.log.append(

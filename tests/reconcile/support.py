@@ -58,8 +58,8 @@ class Log:
         *,
         wall: int | None = None,
         synced: bool = True,
-        anchor_ms: int | None | EllipsisType = CONNECTED,
-        covered_ms: int | None | EllipsisType = CONNECTED,
+        anchor_ms: int | EllipsisType | None = CONNECTED,
+        covered_ms: int | EllipsisType | None = CONNECTED,
         boot: str | None = None,
     ) -> int:
         self.seq += 1
