@@ -14,12 +14,14 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import compress, pairwise, repeat
+from operator import eq
 from typing import NamedTuple
 
 from portal.reconcile.clones import address_signs, log_signs
 from portal.reconcile.model import DeviceLog, IntegrityEvent, ReconcileSettings
 from portal.reconcile.trusted_time import place, stale_anchors
+from portal.reconcile.trusted_time import proven as prove
 
 
 @dataclass(slots=True)
@@ -110,8 +112,13 @@ class CenterIndex:
 
     def _take(self, log: DeviceLog, times: list[int], events: list[IntegrityEvent]) -> None:
         s = self.settings
-        placed, trusted, proven = place(log, s.time_tolerance_ms, s.proof_bracket_ms)
-        stale = stale_anchors(log, placed, s.time_tolerance_ms)
+        where = place(log, s.time_tolerance_ms)
+        placed, trusted = where
+        badges = list(compress(range(len(log)), map(eq, log.type, repeat("badge"))))
+        proven = dict(zip(badges, prove(log, where, s.proof_bracket_ms, badges), strict=True))
+        stale = dict(
+            zip(badges, stale_anchors(log, placed, s.time_tolerance_ms, badges), strict=True)
+        )
         times.extend(placed)
         dev = log.device_id
         clones = log_signs(log, placed)

@@ -14,8 +14,8 @@ synced record in its boot at all, its claimed ``wall_ms``.
 - **trusted**: the placed time lies within the bounds that exist. A record is
   untrusted (``time_untrusted``) only when its time provably lies outside them;
   it then keeps its claimed ``wall_ms``.
-- **proven**: trusted, both bounds exist, and each lies within
-  ``proof_bracket_ms`` of the placed time. The receipts then pin the record's
+- **proven** (:func:`proven`): trusted, both bounds exist, and each lies
+  within ``proof_bracket_ms`` of the placed time. The receipts then pin the record's
   real time to within the bracket whatever the device's clock and NTP flag say;
   a trusted but unproven record (made while the device was out of contact) is
   not accused, but it proves nothing either.
@@ -25,20 +25,21 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
+from itertools import islice
+from operator import le
 from typing import NamedTuple
 
 from portal.reconcile.model import DeviceLog
 
 
 class Placed(NamedTuple):
-    """Per record of a log, in its order: the time the rules use, trusted, proven."""
+    """Per record of a log, in its order: the time the rules use, and whether it is trusted."""
 
     times: list[int]
     trusted: list[bool]
-    proven: list[bool]
 
 
-def place(log: DeviceLog, tolerance_ms: int, proof_bracket_ms: int) -> Placed:
+def place(log: DeviceLog, tolerance_ms: int) -> Placed:
     """Place every record of ``log`` (docs/reconciliation.md, How times are checked)."""
     wall, synced, boot, mono = log.wall_ms, log.synced, log.boot, log.mono_ns
     candidate = list(wall)
@@ -58,17 +59,29 @@ def place(log: DeviceLog, tolerance_ms: int, proof_bracket_ms: int) -> Placed:
             if k > 0 and (j < 0 or mono[i] - mono[near[k - 1]] <= mono[j] - mono[i]):
                 j = near[k - 1]
             candidate[i] = wall[j] + (mono[i] - mono[j]) // 1_000_000
-    tol, bracket = tolerance_ms, proof_bracket_ms
-    times: list[int] = []
-    trusted: list[bool] = []
-    proven: list[bool] = []
-    for c, w, lo, hi in zip(candidate, wall, log.anchor_ms, log.covered_ms, strict=True):
-        ok = (lo is None or c >= lo - tol) and (hi is None or c <= hi + tol)
-        times.append(c if ok else w)
-        trusted.append(ok)
-        tight = lo is not None and hi is not None and lo >= c - bracket and hi <= c + bracket
-        proven.append(ok and tight)
-    return Placed(times, trusted, proven)
+    tol = tolerance_ms
+    trusted = [
+        (lo is None or c >= lo - tol) and (hi is None or c <= hi + tol)
+        for c, lo, hi in zip(candidate, log.anchor_ms, log.covered_ms, strict=True)
+    ]
+    times = [c if t else w for c, t, w in zip(candidate, trusted, wall, strict=True)]
+    return Placed(times, trusted)
+
+
+def proven(log: DeviceLog, placed: Placed, proof_bracket_ms: int, at: list[int]) -> list[bool]:
+    """For the records at positions ``at``: trusted, with both receipts within the bracket."""
+    times, trusted, lows, highs = placed.times, placed.trusted, log.anchor_ms, log.covered_ms
+    out = []
+    for i in at:
+        lo, hi, t = lows[i], highs[i], times[i]
+        out.append(
+            trusted[i]
+            and lo is not None
+            and hi is not None
+            and lo >= t - proof_bracket_ms
+            and hi <= t + proof_bracket_ms
+        )
+    return out
 
 
 # Receipts newer than a record's anchor, each signed more than the tolerance before the
@@ -77,8 +90,9 @@ def place(log: DeviceLog, tolerance_ms: int, proof_bracket_ms: int) -> Placed:
 STALE_ANSWERS = 2
 
 
-def stale_anchors(log: DeviceLog, times: list[int], tolerance_ms: int) -> list[bool]:
-    """Per record: its anchor is older than a receipt the device provably had.
+def stale_anchors(log: DeviceLog, times: list[int], tolerance_ms: int, at: list[int]) -> list[bool]:
+    """For the records at positions ``at`` (ascending): the anchor is older than a receipt
+    the device provably had.
 
     The device had a receipt when (a) an earlier record of its chain already
     named it or a newer one (an anchor never goes backwards along seq), or
@@ -87,15 +101,28 @@ def stale_anchors(log: DeviceLog, times: list[int], tolerance_ms: int) -> list[b
     record's time (``log.receipt_ms``). An anchor of ``""`` counts as older
     than every receipt; it is honest only before the first one.
     """
-    receipts = log.receipt_ms
-    out: list[bool] = []
-    newest: int | None = None  # the newest anchor named so far along the chain
-    for anchor, t in zip(log.anchor_ms, times, strict=True):
-        if newest is not None and (anchor is None or anchor < newest):
-            out.append(True)
+    if not at:
+        return []
+    anchors, receipts, tol = log.anchor_ms, log.receipt_ms, tolerance_ms
+    # (a) at C speed for the usual chain, whose anchors never go back: then none of its
+    # records is stale by (a), and only (b) is left to ask.
+    named = list(filter(None, anchors))  # receipt times are positive
+    first = next((k for k, a in enumerate(anchors) if a is not None), len(anchors))
+    backwards = not all(map(le, named, islice(named, 1, None))) or None in anchors[first:]
+    newest, upto = -1, 0  # the newest anchor named by the records before ``upto``
+    out = []
+    for i in at:
+        anchor = anchors[i]
+        if backwards:
+            if i > upto:
+                newest = max(newest, max(filter(None, anchors[upto:i]), default=-1))
+                upto = i
+            if newest >= 0 and (anchor is None or anchor < newest):
+                out.append(True)
+                continue
+        if not receipts or (anchor is not None and anchor >= times[i] - tol):
+            out.append(False)  # no receipt can lie between the anchor and the read
             continue
         after = 0 if anchor is None else bisect_right(receipts, anchor)
-        out.append(bisect_left(receipts, t - tolerance_ms) - after >= STALE_ANSWERS)
-        if anchor is not None:
-            newest = anchor
+        out.append(bisect_left(receipts, times[i] - tol) - after >= STALE_ANSWERS)
     return out

@@ -51,7 +51,7 @@ def test_an_honest_reboot_starts_with_its_boot_record() -> None:
     pi.tap(TAP)
     pi.record("heartbeat", START + 4 * 3600 * S)
     log = pi.log
-    assert log_signs(log, place(log, 120 * S, 900 * S).times) == []
+    assert log_signs(log, place(log, 120 * S).times) == []
 
 
 def test_a_new_boot_id_without_its_boot_record_is_a_clone() -> None:

@@ -14,7 +14,7 @@ import pytest
 from portal.reconcile import rules
 from portal.reconcile.model import DeviceLog, ReconcileSettings
 from portal.reconcile.totals import totals
-from portal.reconcile.trusted_time import place, stale_anchors
+from portal.reconcile.trusted_time import Placed, place, proven, stale_anchors
 
 from .pi import Pi, day
 from .support import MIN, START, S, confirm, run, status
@@ -22,6 +22,12 @@ from .support import MIN, START, S, confirm, run, status
 T0 = START
 TOL = 120 * S
 PROOF = 900 * S
+
+
+def judged(log: DeviceLog) -> tuple[list[bool], list[bool]]:
+    """(trusted, proven) of every record."""
+    placed: Placed = place(log, TOL)
+    return placed.trusted, proven(log, placed, PROOF, list(range(len(log))))
 
 
 def one(claim: int, anchor: int | None, covered: int | None, synced: bool = True) -> DeviceLog:
@@ -45,26 +51,22 @@ def one(claim: int, anchor: int | None, covered: int | None, synced: bool = True
 
 @pytest.mark.parametrize("synced", [True, False])
 def test_receipts_within_the_bracket_prove_the_time_whatever_synced_says(synced: bool) -> None:
-    got = place(one(T0, T0 - PROOF, T0 + PROOF, synced), TOL, PROOF)
-    assert got.trusted == [True] and got.proven == [True]
+    assert judged(one(T0, T0 - PROOF, T0 + PROOF, synced)) == ([True], [True])
 
 
 def test_one_ms_beyond_the_bracket_on_either_side_is_unproven_but_trusted() -> None:
-    early = place(one(T0, T0 - PROOF - 1, T0 + 10 * S), TOL, PROOF)
-    late = place(one(T0, T0 - 10 * S, T0 + PROOF + 1), TOL, PROOF)
-    assert early.trusted == late.trusted == [True]
-    assert early.proven == late.proven == [False]
+    assert judged(one(T0, T0 - PROOF - 1, T0 + 10 * S)) == ([True], [False])
+    assert judged(one(T0, T0 - 10 * S, T0 + PROOF + 1)) == ([True], [False])
 
 
 def test_a_missing_bound_proves_nothing() -> None:
-    assert place(one(T0, None, T0 + 1), TOL, PROOF).proven == [False]
-    assert place(one(T0, T0 - 1, None), TOL, PROOF).proven == [False]
+    assert judged(one(T0, None, T0 + 1)) == ([True], [False])
+    assert judged(one(T0, T0 - 1, None)) == ([True], [False])
 
 
 def test_an_untrusted_time_is_never_proven() -> None:
     # Tight receipts, but the claim lies an hour before them: provably wrong.
-    got = place(one(T0 - 3600 * S, T0 - 10 * S, T0 + 10 * S), TOL, PROOF)
-    assert got.trusted == [False] and got.proven == [False]
+    assert judged(one(T0 - 3600 * S, T0 - 10 * S, T0 + 10 * S)) == ([False], [False])
 
 
 # --- the engine: honest outages ---------------------------------------------------------
@@ -114,7 +116,7 @@ def test_a_device_that_never_syncs_is_verified_by_its_receipts() -> None:
 
 
 def _stale(log: DeviceLog) -> list[bool]:
-    return stale_anchors(log, place(log, TOL, PROOF).times, TOL)
+    return stale_anchors(log, place(log, TOL).times, TOL, list(range(len(log))))
 
 
 def test_an_anchor_going_back_along_the_chain_is_stale() -> None:

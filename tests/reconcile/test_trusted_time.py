@@ -12,11 +12,10 @@ T0 = 1_717_000_000_000
 S = 1000
 DAY = 86_400 * S
 TOL = 120 * S
-PROOF = 900 * S
 
 
 def place(log: DeviceLog, tol: int) -> tuple[list[int], list[bool]]:
-    placed: Placed = _place(log, tol, PROOF)
+    placed: Placed = _place(log, tol)
     return placed.times, placed.trusted
 
 
