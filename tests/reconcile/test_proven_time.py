@@ -9,15 +9,21 @@ than a receipt the device provably had is stale_anchor.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from portal.ingest.batch import ingest_batch
 from portal.reconcile import rules
 from portal.reconcile.model import DeviceLog, ReconcileSettings
+from portal.reconcile.store import DAY_MS, apply_import, run_reconciliation
 from portal.reconcile.totals import totals
 from portal.reconcile.trusted_time import Placed, place, proven, stale_anchors
+from portal.registry import add_center, create_enroll_token, enroll_device
+from portal.state import Portal
 
 from .pi import Pi, day
-from .support import MIN, START, S, confirm, run, status
+from .support import DAY, MIN, START, ZONE, S, confirm, run, status
 
 T0 = START
 TOL = 120 * S
@@ -200,3 +206,116 @@ def test_a_frozen_anchor_escapes_stale_anchor_but_not_the_proof() -> None:
     badge_at = max(i for i, t in enumerate(pi.log.type) if t == "badge")
     assert not stale[badge_at]
     assert status(run([pi.log], [confirm()])) == ("present_unproven", ())
+
+
+# --- through the real ingest and store (receipt timeline from the database) ---------------
+
+
+class Signed:
+    """A device signing records and uploading them through ``ingest_batch``."""
+
+    def __init__(self, store: Portal) -> None:
+        from tests.portal.support import SimDevice
+
+        self.store = store
+        add_center(store.engine, "C1", "Center one", now=START - DAY_MS)
+        self.key = SimDevice()
+        token = create_enroll_token(store.engine, "C1", 3_600_000, now=START - DAY_MS)
+        self.key.device_id = enroll_device(
+            store.engine, token, self.key.public_key, "test", {}, now=START - DAY_MS
+        ).device_id
+        self.anchor = ""
+        self.pending: list[dict[str, Any]] = []
+        self.online = True
+        self.use_receipts = True
+
+    def record(self, at: int, kind: str, data: dict[str, Any], **over: Any) -> None:
+        self.key.wall_ms = over.pop("claim", at) - 1000
+        fields = {"mono_ns": (at - START + 10 * 3600 * S) * 1_000_000, "anchor": self.anchor}
+        self.pending.append(self.key.record(kind, data, **{**fields, **over}))
+        if self.online:
+            self.upload(at + 1500)
+
+    def upload(self, now: int, *, lost: bool = False) -> None:
+        out = ingest_batch(
+            self.store.engine, self.store.key, self.key.device_id, self.pending, now=now
+        )
+        assert out.status == 200, out.body()
+        self.pending = []
+        if not lost and self.use_receipts:
+            self.anchor = out.receipt["hash"]
+
+    def day(self, *, outage: tuple[int, int] | None = None, taps: tuple[int, ...] = (TAP,)) -> None:
+        first = START - 2 * 3600 * S
+        self.record(first, "boot", {"doors": ["front"], "readers": ["main"]})
+        events = [(t, "beat") for t in range(first + MIN, START + 2 * 3600 * S, 5 * MIN)]
+        events += [(t, "tap") for t in taps]
+        for at, kind in sorted(events):
+            if outage is not None and self.online and outage[0] <= at < outage[1]:
+                # The answer to the last upload before the outage never came back.
+                self.online = False
+                self.record(at, "heartbeat", {"pending": 0})
+                self.upload(at + 1500, lost=True)
+                continue
+            if outage is not None and not self.online and at >= outage[1]:
+                self.online = True
+                self.upload(outage[1])
+            if kind == "beat":
+                self.record(at, "heartbeat", {"pending": 0})
+            else:
+                self.tap(at)
+
+    def tap(self, at: int, **over: Any) -> None:
+        door = {"sensor": "front", "state": "open"}
+        early = {k: v - 3 * S if k == "claim" else v for k, v in over.items()}
+        self.record(at - 3 * S, "door", door, **early)
+        badge = {"reader": "main", "driver": "mfrc522", "uid": "04A1B2C3", "uid_len": 4}
+        self.record(at, "badge", badge, **over)
+
+    def reconcile(self) -> tuple[str, tuple[str, ...]]:
+        files = {
+            "schedule": b"group_id,center_id,weekday,start,end,price_kzt\n"
+            b"G1,C1,1,15:00,16:30,3000\n",
+            "roster": b"child_id,badge_uid,center_id,group_id\nK1,04A1B2C3,C1,G1\n",
+            "confirmations": b"child_id,group_id,date,confirmed_at,signer\n"
+            b"K1,G1,2024-06-03,2024-06-03 20:00,parent\n",
+        }
+        for kind, data in files.items():
+            apply_import(self.store.engine, kind, data, f"{kind}.csv", now=START)
+        result = run_reconciliation(self.store.engine, DAY, DAY, ReconcileSettings(), ZONE)
+        (row,) = result.rows
+        return row.status, row.reasons
+
+
+def test_through_the_store_an_online_day_is_verified(store: Portal) -> None:
+    device = Signed(store)
+    device.day()
+    assert device.reconcile() == ("verified", ())
+
+
+def test_through_the_store_a_backdated_read_with_an_empty_anchor_is_stale(store: Portal) -> None:
+    device = Signed(store)
+    device.day(taps=())
+    # Online, the attacker's tool signs a door and a read claiming the lesson's time,
+    # naming no receipt (the one way to let the claim precede every receipt).
+    device.tap(START + 2 * 3600 * S, claim=TAP, anchor="")
+    status, reasons = device.reconcile()
+    assert status == "suspect" and "stale_anchor" in reasons, (status, reasons)
+
+
+def test_through_the_store_a_device_that_never_names_its_receipts_is_stale(
+    store: Portal,
+) -> None:
+    # Every record names "": no anchor ever goes back, so only the receipt timeline the
+    # store loads (the portal answered it all day) shows that it was in contact.
+    device = Signed(store)
+    device.use_receipts = False
+    device.day()
+    status, reasons = device.reconcile()
+    assert status == "suspect" and "stale_anchor" in reasons, (status, reasons)
+
+
+def test_through_the_store_a_lost_answer_and_a_long_outage_are_not_stale(store: Portal) -> None:
+    device = Signed(store)
+    device.day(outage=(TAP - 20 * MIN, TAP + 90 * MIN))
+    assert device.reconcile() == ("present_unproven", ())
