@@ -70,7 +70,7 @@ def device_month(rng: random.Random, counts: Counts, days: int = 30) -> DeviceLo
     offline_until = -1
     for at, kind in events:
         while k < len(outages) and outages[k][0] <= at:
-            start, stop = outages[k]
+            _, stop = outages[k]
             k += 1
             if stop <= at:
                 continue
