@@ -291,7 +291,10 @@ class Demo:
                 club.relay.cut()
                 say(
                     f"   {club.center_id}: the club's network goes down "
-                    f"for {self.o.offline_s:.0f} s"
+                    f"for {self.o.offline_s:.0f} s (the taps wait at the device; the "
+                    "receipts before and after the outage are under 15 min apart, so "
+                    "their times stay proven: an outage longer than that would leave "
+                    "the rows present_unproven, unverifiable but not accused)"
                 )
                 outage_started = time.monotonic()
             self.pin(club, 17, True)
@@ -514,7 +517,7 @@ def _summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         price = int(row.get("price_kzt") or 0)
         if status in ("confirmed_without_presence", "suspect"):
             at_risk += price
-        elif status == "confirmed_device_offline":
+        elif status in ("confirmed_device_offline", "present_unproven"):
             unverifiable += price
     return {
         "by_status": by_status,
@@ -531,6 +534,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         "suspect",
         "confirmed_without_presence",
         "confirmed_device_offline",
+        "present_unproven",
         "present_not_confirmed",
     ):
         say(f"   {status:28} {summary['by_status'].get(status, 0):6}")

@@ -140,7 +140,8 @@ async def upload_records(device_id: str, request: Request) -> JSONResponse:
     limited = await run_in_threadpool(_limited, portal, device_id, request, first)
     if limited is not None:
         return limited
-    outcome = await run_in_threadpool(_ingest_parsed, portal, device_id, batch)
+    client = request.client.host if request.client else None
+    outcome = await run_in_threadpool(_ingest_parsed, portal, device_id, batch, client)
     return JSONResponse(outcome.body(), status_code=outcome.status)
 
 
@@ -170,7 +171,9 @@ def _parse_batch(portal: Portal, body: bytes) -> list[Any]:
     return batch
 
 
-def _ingest_parsed(portal: Portal, device_id: str, batch: list[Any]) -> IngestOutcome:
+def _ingest_parsed(
+    portal: Portal, device_id: str, batch: list[Any], client: str | None
+) -> IngestOutcome:
     return ingest_batch(
         portal.engine,
         portal.key,
@@ -179,6 +182,7 @@ def _ingest_parsed(portal: Portal, device_id: str, batch: list[Any]) -> IngestOu
         now=portal.clock(),
         signatures=portal.settings.check_signatures,
         pool=portal.pool,
+        client=client,
     )
 
 

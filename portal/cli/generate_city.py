@@ -59,8 +59,11 @@ def generate_city(
             f"{first!r} is not a date YYYY-MM-DD", param_hint="--from"
         ) from None
     portal = ctx.portal()
+    # Devices upload every 10 min: inside the 15 min proof bracket, so honest taps come
+    # out verified (an hourly upload would leave every one present_unproven; the real
+    # agent uploads every 30 s).
     config = CityConfig(
-        centers=centers, days=days, first=day, seed=seed, upload_s=3600, unsynced=unsynced
+        centers=centers, days=days, first=day, seed=seed, upload_s=600, unsynced=unsynced
     )
     city, _ = generate(config, IngestUplink(portal.engine, portal.key, now=portal.clock()))
     files = {

@@ -31,6 +31,7 @@ __all__ = [
     "admin_tokens",
     "centers",
     "declared_gaps",
+    "device_addresses",
     "devices",
     "enroll_tokens",
     "integrity_events",
@@ -217,4 +218,19 @@ rate_buckets = Table(
     Column("tokens", Double, nullable=False),
     Column("at_s", Double, nullable=False),  # wall clock, seconds
     Column("granted", Boolean, nullable=False),  # did the last take succeed
+)
+
+# Where a device's signed uploads came from, as runs: a new row when the address
+# differs from the device's latest run, else that run's last_ms and count move on.
+# An honest device has a row per address change; the clone check reads the runs.
+device_addresses = Table(
+    "device_addresses",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device_id", String(64), ForeignKey("devices.device_id"), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("first_ms", BigInteger, nullable=False),
+    Column("last_ms", BigInteger, nullable=False),
+    Column("uploads", Integer, nullable=False),
+    Index("ix_device_addresses_device", "device_id", "id"),
 )

@@ -20,6 +20,7 @@ One module per job, :mod:`portal.ingest.batch` putting them together:
 - :mod:`~portal.ingest.gaps`: declared holes
 - :mod:`~portal.ingest.evidence`: refused records kept, integrity events
 - :mod:`~portal.ingest.abuse`: the abuse log
+- :mod:`~portal.ingest.addresses`: the network addresses of signed uploads (clone check)
 - :mod:`~portal.ingest.outcome`: what an upload is answered
 - :mod:`~portal.ingest.bundles`: bundles from a USB stick, through the same ingest
 - :mod:`~portal.ingest.reverify`: stored chains re-verified (``qatysu-portal verify``)

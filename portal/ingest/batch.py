@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from agent.protocol import seal_digest, signature_valid
 from portal.db.engine import write_transaction
+from portal.ingest.addresses import note_address
 from portal.ingest.content import CheckedContent, check_content
 from portal.ingest.evidence import keep_evidence
 from portal.ingest.gaps import gap_record, record_gap
@@ -41,22 +42,25 @@ def ingest_batch(
     now: int,
     signatures: str = "all",
     pool: Executor | None = None,
+    client: str | None = None,
 ) -> IngestOutcome:
     """Verify ``batch`` against the stored head of ``device_id`` and store its valid prefix.
 
-    Raises :class:`UnknownDeviceError` or :class:`RevokedDeviceError`; every
-    other problem is an :class:`IngestOutcome` (409 or 422) with a receipt.
+    ``client`` is the network address the batch came from, noted for a signed
+    upload (:mod:`~portal.ingest.addresses`). Raises :class:`UnknownDeviceError`
+    or :class:`RevokedDeviceError`; every other problem is an
+    :class:`IngestOutcome` (409 or 422) with a receipt.
     """
     with engine.connect() as conn:
         device = load_device(conn, device_id)
     refuse_revoked(device)
     tail_only = signatures == "tail"
     content = check_content(batch, device_id, device.public_key, not tail_only, pool, now)
-    outcome = _store(engine, key, device, batch, content, now)
+    outcome = _store(engine, key, device, batch, content, now, client)
     if tail_only and outcome is None:
         # A tail signature failed to cover the stored prefix: check every one.
         content = check_content(batch, device_id, device.public_key, True, pool, now)
-        outcome = _store(engine, key, device, batch, content, now)
+        outcome = _store(engine, key, device, batch, content, now, client)
     assert outcome is not None
     return outcome
 
@@ -68,6 +72,7 @@ def _store(
     batch: Sequence[object],
     content: CheckedContent,
     now: int,
+    client: str | None,
 ) -> IngestOutcome | None:
     """The sequence phase in one transaction; None asks the caller to check every signature."""
     good: list[dict[str, Any]] = [r for r in batch[: len(content.data)]]  # type: ignore[misc]
@@ -87,6 +92,8 @@ def _store(
             content.sig_checked[accepted[-1]] = True
         # Only a verified signature of the device marks it seen and keeps the receipt.
         signed = any(content.sig_checked)
+        if signed:
+            note_address(conn, head.device_id, client, now)
         if failure is not None and failure.reason == "gap" and done.failed_at == 0:
             receipt = answer_receipt(
                 conn, key, head.device_id, head.head_seq, head.head_hash, now, signed=signed

@@ -192,9 +192,10 @@ def read_facts(index: CenterIndex, settings: ReconcileSettings) -> list[ReadFact
                 center_id=centers.get(read.device_id, ""),
                 door_held_open=best == HELD,
                 booted=boot is not None,
-                reader_listed=boot is None or boot.lists(read),
+                reader_listed=boot is not None and boot.lists(read),
                 reader_run_badges=r,
                 slow_run_badges=m,
+                stale_anchor=read.stale_anchor,
             )
         )
     return out
@@ -316,6 +317,7 @@ def _row(
         # No time (empty or unreadable) is no proof the parent signed after the lesson.
         facts.confirmed_early = conf.confirmed_ms is None or conf.confirmed_ms < lesson.end_ms
         facts.shared_signer = signer_key(conf.signer) in shared
+    facts.proven = any(r.proven for r, reasons in evidence if not reasons)
     reasons = _row_reasons(facts, union, settings)
     doors: dict[tuple[str, str, int], DoorEvent] = {}
     for r in reads:
@@ -343,9 +345,10 @@ def _window_reasons(
 ) -> dict[str, tuple[str, ...]]:
     """The window reasons that fire for each device of the center (only those with one)."""
     broken = index.broken_chains(lo, hi)
+    clones = index.clone_suspects(lo, hi)
     out = {}
     for device in index.devices:
-        facts = WindowFacts(device, device in broken)
+        facts = WindowFacts(device, device in broken, device in clones)
         fired = tuple([name for name, check in _WINDOW_CHECKS if check(facts, settings)])
         if fired:
             out[device] = fired

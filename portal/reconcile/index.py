@@ -15,11 +15,14 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import compress, pairwise, repeat
+from operator import eq
 from typing import Any, NamedTuple
 
+from portal.reconcile.clones import address_signs, log_signs
 from portal.reconcile.model import DeviceLog, IntegrityEvent, ReconcileSettings
-from portal.reconcile.trusted_time import place
+from portal.reconcile.trusted_time import place, stale_anchors
+from portal.reconcile.trusted_time import proven as prove
 
 
 @dataclass(slots=True)
@@ -33,8 +36,10 @@ class Read:
     uid: str
     time_ms: int
     wall_ms: int
-    trusted: bool
+    trusted: bool  # its time does not provably lie outside its receipt bounds
     reasons: tuple[str, ...] = ()  # set by the engine, in the order of rules.REASONS
+    proven: bool = False  # both receipt bounds within proof_bracket_ms of its time
+    stale_anchor: bool = False  # its anchor is older than a receipt the device had
 
 
 class DoorEvent(NamedTuple):
@@ -119,6 +124,7 @@ class CenterIndex:
         self.boots: dict[str, tuple[list[int], list[BootFacts]]] = {}
         self.device_center: dict[str, str] = {}
         self.holes: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        self.clone_spans: dict[str, list[tuple[int, int]]] = defaultdict(list)
         self.devices: list[str] = []  # the devices with a log, in the loader's order
         by_device = defaultdict(list)
         for ev in events:
@@ -142,9 +148,20 @@ class CenterIndex:
         self.read_times = [r.time_ms for r in self.reads]
 
     def _take(self, log: DeviceLog, times: list[int], events: list[IntegrityEvent]) -> None:
-        placed, trusted = place(log, self.settings.time_tolerance_ms, self.settings.time_bracket_ms)
+        s = self.settings
+        where = place(log, s.time_tolerance_ms)
+        placed, trusted = where
+        badges = list(compress(range(len(log)), map(eq, log.type, repeat("badge"))))
+        proven = dict(zip(badges, prove(log, where, s.proof_bracket_ms, badges), strict=True))
+        stale = dict(
+            zip(badges, stale_anchors(log, placed, s.time_tolerance_ms, badges), strict=True)
+        )
         times.extend(placed)
         dev = log.device_id
+        clones = log_signs(log, placed)
+        clones += address_signs(log.uploads, s.clone_switches, s.clone_window_ms)
+        if clones:
+            self.clone_spans[dev].extend(clones)
         if dev not in self.devices:
             self.devices.append(dev)
         types = log.type
@@ -171,6 +188,8 @@ class CenterIndex:
                         placed[i],
                         log.wall_ms[i],
                         trusted[i],
+                        proven=proven[i],
+                        stale_anchor=stale[i],
                     )
                 )
             elif kind == "door":
@@ -282,6 +301,14 @@ class CenterIndex:
         """Devices with a declared hole or a refused record overlapping ``lo`` to ``hi``."""
         return {
             dev for dev, spans in self.holes.items() if any(a <= hi and b >= lo for a, b in spans)
+        }
+
+    def clone_suspects(self, lo: int, hi: int) -> set[str]:
+        """Devices with a sign of a second machine holding their key overlapping the window."""
+        return {
+            dev
+            for dev, spans in self.clone_spans.items()
+            if any(a <= hi and b >= lo for a, b in spans)
         }
 
 

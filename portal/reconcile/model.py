@@ -33,7 +33,7 @@ class ReconcileSettings:
     door_window_ms: int = 60_000
     heartbeat_interval_s: int = 300
     time_tolerance_ms: int = 120_000
-    # Portal-bracketed time (decision 0810): 0 = receipts only.
+    # Retired with decision 0810 (decision 0820): read from the settings, no effect.
     time_bracket_ms: int = 600_000
     # Proven time: both receipts of a read at most this far from it (it decides payment).
     proof_bracket_ms: int = 900_000
@@ -48,6 +48,10 @@ class ReconcileSettings:
     lesson_max_min: int = 180  # a longer lesson is refused at import, or implausible
     # Centers whose devices may run without a door sensor (no_door_sensor off there).
     door_optional_centers: frozenset[str] = frozenset()
+    # Uploads of one device switching address this many times within clone_window_ms
+    # (A, B, A, B): two machines with one key (decision 0822).
+    clone_switches: int = 3
+    clone_window_ms: int = 600_000
     timezone: str = "Asia/Almaty"
 
     def __post_init__(self) -> None:
@@ -67,6 +71,8 @@ class ReconcileSettings:
             "travel_min_ms",
             "shared_signer_max",
             "lesson_max_min",
+            "clone_switches",
+            "clone_window_ms",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"reconciliation setting {name} must not be negative")
@@ -103,6 +109,8 @@ class ReconcileSettings:
             ),
             lesson_max_min=int(extra.get("lesson_max_min", 180)),
             door_optional_centers=frozenset(_names(extra.get("door_optional_centers", ()))),
+            clone_switches=int(extra.get("clone_switches", 3)),
+            clone_window_ms=int(extra.get("clone_window_s", 600)) * 1000,
             timezone=str(settings.tz),
         )
 
@@ -126,7 +134,11 @@ class DeviceLog:
     ``anchor_ms`` is the ``server_ms`` of the receipt the record names as its
     anchor (None for ``""`` or an unknown receipt), ``covered_ms`` the
     ``server_ms`` of the first receipt that covered it. ``data`` is kept only
-    for the types in :data:`DATA_TYPES`.
+    for the types in :data:`DATA_TYPES`. ``receipt_ms`` is the sorted
+    ``server_ms`` of the receipts the portal kept for the device (those of the
+    loaded period and the first one ever: what ``stale_anchor`` compares
+    anchors with); ``uploads`` the runs of its signed uploads from one network
+    address, as ``(first_ms, last_ms, address)`` in order (the clone check).
     """
 
     device_id: str
@@ -143,6 +155,8 @@ class DeviceLog:
     # The data of the device's latest ``boot`` record before ``seq[0]``, however old: the
     # doors and readers it declared still hold when no boot falls inside the range.
     boot_before: Mapping[str, Any] | None = None
+    receipt_ms: list[int] = field(default_factory=list)
+    uploads: list[tuple[int, int, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.seq)

@@ -59,6 +59,7 @@ def _read(read: Read, reasons: tuple[str, ...], zone: ZoneInfo) -> dict[str, Any
         "time": _local(read.time_ms, zone),
         "wall_ms": read.wall_ms,
         "time_trusted": read.trusted,
+        "time_proven": read.proven,
         "reasons": list(reasons),
     }
 

@@ -35,7 +35,14 @@ from sqlalchemy import (
 
 from agent.protocol import normalise_uid
 from portal.db.engine import write_transaction
-from portal.db.schema import centers, devices, integrity_events, receipts, records
+from portal.db.schema import (
+    centers,
+    device_addresses,
+    devices,
+    integrity_events,
+    receipts,
+    records,
+)
 from portal.exceptions import ImportFileError, NotFoundError, PortalError
 from portal.reconcile import imports
 from portal.reconcile.engine import CenterInput, Result, reconcile
@@ -614,8 +621,34 @@ def load_center(conn: Connection, center_id: str, lo_ms: int, hi_ms: int) -> Cen
             }
         finally:
             cursor.close()
+        # The receipt timeline stale_anchor reads: the period's receipts and the first
+        # one ever (an anchor "" is honest only before it).
+        timeline = sorted(server_ms.values())
+        first_ever = conn.execute(
+            select(func.min(receipts.c.server_ms)).where(receipts.c.device_id == device_id)
+        ).scalar()
+        if first_ever is not None and (not timeline or first_ever < timeline[0]):
+            timeline.insert(0, int(first_ever))
+        log.receipt_ms = timeline
+        log.uploads = [
+            (int(r.first_ms), int(r.last_ms), str(r.address))
+            for r in conn.execute(
+                select(
+                    device_addresses.c.first_ms,
+                    device_addresses.c.last_ms,
+                    device_addresses.c.address,
+                )
+                .where(
+                    device_addresses.c.device_id == device_id,
+                    device_addresses.c.last_ms >= lo_ms - DAY_MS,
+                    device_addresses.c.first_ms <= hi_ms + LATE_MS,
+                )
+                .order_by(device_addresses.c.id)
+            )
+        ]
         if rows:
             seqs, kinds, walls, synced, boots, monos, anchors, covered = zip(*rows, strict=True)
+            _resolve_anchors(conn, device_id, set(anchors), server_ms)
             get = server_ms.get
             log.seq = list(seqs)
             log.type = list(kinds)
@@ -667,6 +700,23 @@ def latest_boot_before(conn: Connection, device_id: str, seq: int) -> dict[str, 
         return None
     data = row[0] if isinstance(row[0], dict) else _DECODER.raw_decode(row[0])[0]
     return data if isinstance(data, dict) else None
+
+
+def _resolve_anchors(
+    conn: Connection, device_id: str, anchors: set[str], server_ms: dict[str, int]
+) -> None:
+    """Add the receipts named as anchors but signed before the loaded range (few: an old
+    anchor is a device that was out of contact, or one that kept using an old receipt)."""
+    missing = sorted(a for a in anchors if a and a not in server_ms)
+    for k in range(0, len(missing), 500):
+        server_ms.update(
+            conn.execute(
+                select(receipts.c.hash, receipts.c.server_ms).where(
+                    receipts.c.device_id == device_id,
+                    receipts.c.hash.in_(missing[k : k + 500]),
+                )
+            ).all()
+        )
 
 
 @contextmanager

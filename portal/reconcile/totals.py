@@ -3,7 +3,8 @@
 ``lessons`` counts rows (child-lessons) by status; ``share_verified`` is the
 verified share of confirmed rows (what the city is asked to pay for); KZT at
 risk sums ``price_kzt`` of ``confirmed_without_presence`` and ``suspect`` rows,
-KZT unverifiable that of ``confirmed_device_offline``. Centers whose devices
+KZT unverifiable that of the unverifiable statuses (:data:`~portal.reconcile.rules.UNVERIFIABLE`:
+``confirmed_device_offline``, ``present_unproven``). Centers whose devices
 went offline during any lesson are ranked first, then by KZT at risk.
 """
 
@@ -14,9 +15,9 @@ from typing import Any
 from portal.reconcile.engine import Result
 from portal.reconcile.rules import (
     AT_RISK,
-    CONFIRMED_DEVICE_OFFLINE,
     PRESENT_NOT_CONFIRMED,
     STATUSES,
+    UNVERIFIABLE,
     VERIFIED,
 )
 
@@ -37,7 +38,7 @@ def _add(acc: dict[str, Any], status: str, price: int) -> None:
         acc["confirmed"] += 1
     if status in AT_RISK:
         acc["kzt_at_risk"] += price
-    elif status == CONFIRMED_DEVICE_OFFLINE:
+    elif status in UNVERIFIABLE:
         acc["kzt_unverifiable"] += price
 
 

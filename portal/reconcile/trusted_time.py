@@ -1,33 +1,46 @@
-"""Trusted time per record (docs/reconciliation.md), for one device's log in seq order.
+"""Trusted and proven time per record (docs/reconciliation.md), one device's log in seq order.
 
 A record was made after its anchor receipt's ``server_ms`` and before the
 ``server_ms`` of the first receipt that covered it (each bound widened by the
-tolerance). Its candidate time is its own ``wall_ms`` when it was made while
-``synced``; otherwise the ``wall_ms`` of the nearest synced record of the same
-boot (by monotonic distance, before or after) plus the ``mono_ns`` difference.
-The time is trusted when a candidate exists and lies within the bounds; else
-the record keeps its claimed ``wall_ms`` and is ``time_untrusted``.
+tolerance). Both bounds are readings of the portal's clock, which the device
+cannot move; everything else it says about time (``wall_ms``, ``synced``) is a
+claim.
 
-Portal-bracketed time (an extension, decision 0810): a record with no synced
-reference at all is still trusted at its claimed ``wall_ms`` when both bounds
-exist, lie at most ``bracket_ms`` apart, and hold the claim (± tolerance).
-Both bounds are portal clock readings the device cannot move, so the claim is
-checked to within the bracket whatever the device's NTP flag says. A
-``bracket_ms`` of 0 turns the extension off (receipts-only).
+The record's *placed* time is its own ``wall_ms`` when it claims ``synced``;
+otherwise the ``wall_ms`` of the nearest synced record of the same boot (by
+monotonic distance, before or after) plus the ``mono_ns`` difference; with no
+synced record in its boot at all, its claimed ``wall_ms``.
+
+- **trusted**: the placed time lies within the bounds that exist. A record is
+  untrusted (``time_untrusted``) only when its time provably lies outside them;
+  it then keeps its claimed ``wall_ms``.
+- **proven** (:func:`proven`): trusted, both bounds exist, and each lies
+  within ``proof_bracket_ms`` of the placed time. The receipts then pin the record's
+  real time to within the bracket whatever the device's clock and NTP flag say;
+  a trusted but unproven record (made while the device was out of contact) is
+  not accused, but it proves nothing either.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
+from itertools import islice
+from operator import le
+from typing import NamedTuple
 
 from portal.reconcile.model import DeviceLog
 
-_NONE = -(2**62)
+
+class Placed(NamedTuple):
+    """Per record of a log, in its order: the time the rules use, and whether it is trusted."""
+
+    times: list[int]
+    trusted: list[bool]
 
 
-def place(log: DeviceLog, tolerance_ms: int, bracket_ms: int = 0) -> tuple[list[int], list[bool]]:
-    """``(times, trusted)`` for every record of ``log``, in its order."""
+def place(log: DeviceLog, tolerance_ms: int) -> Placed:
+    """Place every record of ``log`` (docs/reconciliation.md, How times are checked)."""
     wall, synced, boot, mono = log.wall_ms, log.synced, log.boot, log.mono_ns
     candidate = list(wall)
     unsynced = [i for i, s in enumerate(synced) if not s]
@@ -40,31 +53,76 @@ def place(log: DeviceLog, tolerance_ms: int, bracket_ms: int = 0) -> tuple[list[
         for i in unsynced:
             near = anchors.get(boot[i])
             if not near:
-                candidate[i] = _NONE
-                continue
+                continue  # no synced reference: the claim itself, judged by the bounds
             k = bisect_left(near, i)
             j = near[k] if k < len(near) else -1
             if k > 0 and (j < 0 or mono[i] - mono[near[k - 1]] <= mono[j] - mono[i]):
                 j = near[k - 1]
             candidate[i] = wall[j] + (mono[i] - mono[j]) // 1_000_000
     tol = tolerance_ms
-    lows, highs = log.anchor_ms, log.covered_ms
     trusted = [
-        c != _NONE and (lo is None or c >= lo - tol) and (hi is None or c <= hi + tol)
-        for c, lo, hi in zip(candidate, lows, highs, strict=True)
+        (lo is None or c >= lo - tol) and (hi is None or c <= hi + tol)
+        for c, lo, hi in zip(candidate, log.anchor_ms, log.covered_ms, strict=True)
     ]
-    if bracket_ms > 0 and unsynced:
-        for i in unsynced:
-            if candidate[i] != _NONE:
-                continue  # a synced reference exists: docs/reconciliation.md decides alone
-            lo, hi = lows[i], highs[i]
-            if (
-                lo is not None
-                and hi is not None
-                and hi - lo <= bracket_ms
-                and lo - tol <= wall[i] <= hi + tol
-            ):
-                candidate[i] = wall[i]
-                trusted[i] = True
     times = [c if t else w for c, t, w in zip(candidate, trusted, wall, strict=True)]
-    return times, trusted
+    return Placed(times, trusted)
+
+
+def proven(log: DeviceLog, placed: Placed, proof_bracket_ms: int, at: list[int]) -> list[bool]:
+    """For the records at positions ``at``: trusted, with both receipts within the bracket."""
+    times, trusted, lows, highs = placed.times, placed.trusted, log.anchor_ms, log.covered_ms
+    out = []
+    for i in at:
+        lo, hi, t = lows[i], highs[i], times[i]
+        out.append(
+            trusted[i]
+            and lo is not None
+            and hi is not None
+            and lo >= t - proof_bracket_ms
+            and hi <= t + proof_bracket_ms
+        )
+    return out
+
+
+# Receipts newer than a record's anchor, each signed more than the tolerance before the
+# record's time, that make the anchor stale: one may be an answer the device never got
+# (lost at the start of an outage); a second is a further answer after it.
+STALE_ANSWERS = 2
+
+
+def stale_anchors(log: DeviceLog, times: list[int], tolerance_ms: int, at: list[int]) -> list[bool]:
+    """For the records at positions ``at`` (ascending): the anchor is older than a receipt
+    the device provably had.
+
+    The device had a receipt when (a) an earlier record of its chain already
+    named it or a newer one (an anchor never goes backwards along seq), or
+    (b) the portal answered the device at least :data:`STALE_ANSWERS` times
+    after the anchor's receipt, all more than ``tolerance_ms`` before the
+    record's time (``log.receipt_ms``). An anchor of ``""`` counts as older
+    than every receipt; it is honest only before the first one.
+    """
+    if not at:
+        return []
+    anchors, receipts, tol = log.anchor_ms, log.receipt_ms, tolerance_ms
+    # (a) at C speed for the usual chain, whose anchors never go back: then none of its
+    # records is stale by (a), and only (b) is left to ask.
+    named = list(filter(None, anchors))  # receipt times are positive
+    first = next((k for k, a in enumerate(anchors) if a is not None), len(anchors))
+    backwards = not all(map(le, named, islice(named, 1, None))) or None in anchors[first:]
+    newest, upto = -1, 0  # the newest anchor named by the records before ``upto``
+    out = []
+    for i in at:
+        anchor = anchors[i]
+        if backwards:
+            if i > upto:
+                newest = max(newest, max(filter(None, anchors[upto:i]), default=-1))
+                upto = i
+            if newest >= 0 and (anchor is None or anchor < newest):
+                out.append(True)
+                continue
+        if not receipts or (anchor is not None and anchor >= times[i] - tol):
+            out.append(False)  # no receipt can lie between the anchor and the read
+            continue
+        after = 0 if anchor is None else bisect_right(receipts, anchor)
+        out.append(bisect_left(receipts, times[i] - tol) - after >= STALE_ANSWERS)
+    return out

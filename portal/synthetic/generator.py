@@ -154,6 +154,7 @@ class TrueRecord:
     # Set by the labeller: the time the rules see, and whether the portal can trust it.
     rule_ms: int = 0
     trusted: bool = True
+    proven: bool = True  # both receipts within the proof bracket of rule_ms
 
 
 @dataclass(slots=True)
@@ -767,27 +768,27 @@ Labels = dict[tuple[str, str, date], tuple[str, tuple[str, ...]]]
 
 
 def _judge_times(kept: list[TrueRecord], s: ReconcileSettings) -> None:
-    """Which time the rules see for each record, and whether it is trusted.
+    """Which time the rules see for each record, whether it is trusted and proven.
 
     A record with a synced reference (itself, or a synced record of its boot) is
     placed at its true time: honest boots are placed exactly, and forged boots
-    never sync. Without one, the rules see the claimed clock, trusted only when
-    the portal's receipts bracket it (decision 0810; off when the bracket is 0).
+    never sync. Without one, the rules see the claimed clock. Either way it is
+    trusted unless that time lies outside the receipts' bounds (± tolerance), and
+    proven when both receipts lie within the proof bracket of it (decision 0820).
     """
     synced_boots = {t.boot for t in kept if t.synced}
-    tol, width = s.time_tolerance_ms, s.time_bracket_ms
+    tol, bracket = s.time_tolerance_ms, s.proof_bracket_ms
     for t in kept:
-        if t.synced or t.boot in synced_boots:
-            t.rule_ms, t.trusted = t.true_ms, True
-            continue
         lo, hi = t.anchor_ms, t.covered_ms
-        t.rule_ms = t.claimed_ms
-        t.trusted = (
-            width > 0
+        t.rule_ms = t.true_ms if t.synced or t.boot in synced_boots else t.claimed_ms
+        c = t.rule_ms
+        t.trusted = (lo is None or c >= lo - tol) and (hi is None or c <= hi + tol)
+        t.proven = (
+            t.trusted
             and lo is not None
             and hi is not None
-            and hi - lo <= width
-            and lo - tol <= t.claimed_ms <= hi + tol
+            and lo >= c - bracket
+            and hi <= c + bracket
         )
 
 
@@ -873,13 +874,17 @@ def label(city: City, settings: ReconcileSettings) -> Labels:
         dev = truth.get(lesson.center_id)
         moments = [lo, hi]
         present: dict[str, list[set[str]]] = defaultdict(list)
+        proven: set[str] = set()  # children with a clean read whose time is proven
         if dev is not None:
             i, j = bisect.bisect_left(dev.moments, lo), bisect.bisect_right(dev.moments, hi)
             moments = [lo, *dev.moments[i:j], hi]
             i, j = bisect.bisect_left(dev.badge_times, lo), bisect.bisect_right(dev.badge_times, hi)
             for t in dev.badges[i:j]:
                 for child in owner[lesson.group_id].get(t.data["uid"], ()):
-                    present[child].append(dev.reasons(t, lo, hi, settings))
+                    why = dev.reasons(t, lo, hi, settings)
+                    present[child].append(why)
+                    if not why and t.proven:
+                        proven.add(child)
         offline = any(b - a > settings.offline_ms for a, b in itertools.pairwise(moments))
         yes = confirmed.get((lesson.group_id, lesson.date), set())
         for child in set(present) | yes:
@@ -889,7 +894,10 @@ def label(city: City, settings: ReconcileSettings) -> Labels:
             if child not in yes:
                 status = "present_not_confirmed"
             elif reads:
-                status = "verified" if clean else "suspect"
+                if not clean:
+                    status = "suspect"
+                else:
+                    status = "verified" if child in proven else "present_unproven"
             else:
                 status = "confirmed_device_offline" if offline else "confirmed_without_presence"
             out[(child, lesson.group_id, lesson.date)] = (status, reasons)

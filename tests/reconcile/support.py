@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, time
+from types import EllipsisType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,8 +30,19 @@ MEMBERS = [
 ]
 
 
+# A connected device: each record names the receipt of the upload before it (under a
+# heartbeat interval earlier) and is covered by its own upload seconds later.
+CONNECTED = ...
+ANCHOR_BEFORE = 60 * S
+COVERED_AFTER = 2 * S
+
+
 class Log:
-    """Appends synced records to a device log, one heartbeat every 5 minutes by default."""
+    """Appends synced records to a device log, one heartbeat every 5 minutes by default.
+
+    Unless given, a record's receipt bounds are a connected device's (``CONNECTED``);
+    pass None for a bound the record lacks.
+    """
 
     def __init__(self, device: str = "D1", center: str = "C1", boot: str = "b1") -> None:
         self.log = DeviceLog(device, center)
@@ -46,11 +58,17 @@ class Log:
         *,
         wall: int | None = None,
         synced: bool = True,
-        anchor_ms: int | None = None,
-        covered_ms: int | None = None,
+        anchor_ms: int | EllipsisType | None = CONNECTED,
+        covered_ms: int | EllipsisType | None = CONNECTED,
         boot: str | None = None,
     ) -> int:
         self.seq += 1
+        if anchor_ms is CONNECTED:
+            anchor_ms = at - ANCHOR_BEFORE
+        if covered_ms is CONNECTED:
+            covered_ms = at + COVERED_AFTER
+        assert not isinstance(anchor_ms, EllipsisType)
+        assert not isinstance(covered_ms, EllipsisType)
         self.log.append(
             seq=self.seq,
             type=type,

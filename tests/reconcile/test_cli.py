@@ -142,27 +142,14 @@ def test_generate_city_with_devices_that_never_sync(
         == 0
     )
     capsys.readouterr()
-    shares = []
-    for bracket in ("600", "0"):
-        monkeypatch.setenv("QATYSU_PORTAL_TIME_BRACKET_S", bracket)
-        assert (
-            main(
-                [
-                    *base,
-                    "reconcile",
-                    "--from",
-                    "2024-06-03",
-                    "--to",
-                    "2024-06-05",
-                    "--format",
-                    "json",
-                ]
-            )
-            == 0
-        )
-        rows = json.loads(capsys.readouterr().out)["rows"]
-        reads = [e for r in rows for e in r["evidence"]["records"]]
-        shares.append(sum(e["time_trusted"] for e in reads) / len(reads))
-    # Bracketed by their receipts, the reads are trusted (an injected forged clock
-    # aside); taken literally (bracket off), none of them is.
-    assert shares[0] > 0.9 and shares[1] == 0, shares
+    assert (
+        main([*base, "reconcile", "--from", "2024-06-03", "--to", "2024-06-05", "--format", "json"])
+        == 0
+    )
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    reads = [e for r in rows for e in r["evidence"]["records"]]
+    # The NTP flag never set, the receipts still pin the connected device's reads:
+    # proven (an injected forged clock aside), whatever `synced` says.
+    proven = sum(e["time_proven"] for e in reads) / len(reads)
+    assert proven > 0.9, proven
+    assert all(e["time_trusted"] for e in reads if e["time_proven"])

@@ -61,7 +61,8 @@ def test_engine_agrees_with_labels_everywhere(seed: int) -> None:
         "no_lesson_scheduled",
     }
     statuses = Counter(status for status, _ in got.values())
-    assert set(statuses) == {
+    # present_unproven: a tap made during an outage longer than the proof bracket.
+    assert set(statuses) - {"present_unproven"} == {
         "verified",
         "suspect",
         "confirmed_without_presence",
@@ -116,21 +117,24 @@ def test_honest_devices_that_never_sync_are_verified_by_their_receipts() -> None
     center_of = {g.group_id: g.center_id for g in city.schedule}
     honest = [k for k in city.tapped_rows if center_of[k[1]] in unsynced]
     shares = {}
-    for bracket_ms in (600_000, 0):
-        settings = ReconcileSettings(time_bracket_ms=bracket_ms)
+    for bracket_ms in (900_000, 0):
+        settings = ReconcileSettings(proof_bracket_ms=bracket_ms)
         labels = label(city, settings)
         result = _reconcile(city, link, settings)
         got = {(r.child_id, r.group_id, r.date): (r.status, r.reasons) for r in result.rows}
         wrong = {k for k in set(labels) | set(got) if labels.get(k) != got.get(k)}
         assert not wrong, sorted(wrong)[:5]
-        assert sum(got[k][0] in AT_RISK for k in city.fraud_rows) == len(city.fraud_rows)
-        shares[bracket_ms] = sum(got[k][0] in AT_RISK for k in honest) / len(honest)
+        assert sum(got[k][0] != "verified" for k in city.fraud_rows) == len(city.fraud_rows)
+        assert sum(got[k][0] in AT_RISK for k in honest) / len(honest) < 0.01
+        shares[bracket_ms] = sum(got[k][0] == "verified" for k in honest) / len(honest)
     print(
-        f"\nhonest rows of never-synced devices at risk: {shares[600_000]:.2%} with the "
-        f"bracket, {shares[0]:.2%} receipts-only ({len(honest)} rows)"
+        f"\nhonest rows of never-synced devices verified: {shares[900_000]:.2%} with the "
+        f"proof bracket, {shares[0]:.2%} with none ({len(honest)} rows)"
     )
-    assert shares[600_000] < 0.01
-    assert shares[0] > 0.9  # receipts-only: everything they record is time_untrusted
+    # Their receipts prove their times whatever the NTP flag says; with no bracket
+    # nothing is proven, and the rows are unverifiable (present_unproven), not at risk.
+    assert shares[900_000] > 0.9
+    assert shares[0] == 0
 
 
 def test_honest_behaviour_has_the_shape_the_issue_asks_for() -> None:

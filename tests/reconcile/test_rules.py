@@ -147,7 +147,13 @@ def test_time_untrusted_read_counts_at_its_claim() -> None:
     log.door(START - 5 * S, "open")
     log.door(START + 8 * S, "closed")
     # Made 9 h later in a boot that never synced, claiming the lesson's time.
-    log.boot_record(START + 9 * 3600 * S - MIN, boot="b2", synced=False, wall=START - MIN)
+    log.boot_record(
+        START + 9 * 3600 * S - MIN,
+        boot="b2",
+        synced=False,
+        wall=START - MIN,
+        anchor_ms=START + 9 * 3600 * S - 5 * MIN,
+    )
     log.badge(
         START + 9 * 3600 * S,
         UID,

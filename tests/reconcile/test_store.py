@@ -123,7 +123,7 @@ def test_the_bracket_setting_comes_from_the_environment() -> None:
 
 
 def test_a_never_synced_device_through_the_real_ingest_is_verified(store: Portal) -> None:
-    # Receipts signed by the real ingest bracket each record (decision 0810).
+    # Receipts signed by the real ingest prove each record's time (decision 0820).
     config = CityConfig(
         centers=1,
         days=3,
@@ -142,8 +142,8 @@ def test_a_never_synced_device_through_the_real_ingest_is_verified(store: Portal
     ):
         apply_import(store.engine, kind, data, f"{kind}.csv", now=T0)
     zone = load_zone("Asia/Almaty")
-    for bracket_ms, want in ((600_000, "verified"), (0, "suspect")):
-        settings = ReconcileSettings(time_bracket_ms=bracket_ms)
+    for bracket_ms, want in ((900_000, "verified"), (0, "present_unproven")):
+        settings = ReconcileSettings(proof_bracket_ms=bracket_ms)
         result = run_reconciliation(store.engine, config.first, city.last, settings, zone)
         labels = label(city, settings)
         got = {(r.child_id, r.group_id, r.date): (r.status, r.reasons) for r in result.rows}

@@ -1,14 +1,22 @@
-"""Trusted time (docs/reconciliation.md): receipt bounds, bridging by mono_ns in a boot."""
+"""Trusted time (docs/reconciliation.md): receipt bounds, bridging by mono_ns in a boot.
+
+Proven time has its own file (test_proven_time.py)."""
 
 from __future__ import annotations
 
 from portal.reconcile.model import DeviceLog
-from portal.reconcile.trusted_time import place
+from portal.reconcile.trusted_time import Placed
+from portal.reconcile.trusted_time import place as _place
 
 T0 = 1_717_000_000_000
 S = 1000
 DAY = 86_400 * S
 TOL = 120 * S
+
+
+def place(log: DeviceLog, tol: int) -> tuple[list[int], list[bool]]:
+    placed: Placed = _place(log, tol)
+    return placed.times, placed.trusted
 
 
 def log_of(*rows: tuple[int, int, bool, str, int | None, int | None]) -> DeviceLog:
@@ -67,14 +75,17 @@ def test_the_nearer_synced_record_by_monotonic_distance_is_used() -> None:
     assert times[1] == T0 + 90 * S
 
 
-def test_unsynced_without_a_synced_record_in_its_boot_is_untrusted_at_its_claim() -> None:
-    claim = T0 - 9 * 3600 * S
+def test_unsynced_without_a_synced_record_in_its_boot_is_judged_at_its_claim() -> None:
+    # No reference to bridge from: the claim itself meets the bounds. Outside them it is
+    # untrusted; inside them it is not accused (whether it is proven is another matter).
     log = log_of(
         (T0 - 100 * S, T0 - 100 * S, True, "a", None, None),  # another boot: no bridge
-        (T0, claim, False, "b", T0 - 60 * S, T0 + 600 * S),
+        (T0, T0 - 9 * 3600 * S, False, "b", T0 - 60 * S, T0 + 600 * S),
+        (T0 + 10 * S, T0 + 15 * S, False, "b", T0 - 60 * S, T0 + 600 * S),
     )
     times, trusted = place(log, TOL)
-    assert times[1] == claim and trusted[1] is False
+    assert times[1:] == [T0 - 9 * 3600 * S, T0 + 15 * S]
+    assert trusted[1:] == [False, True]
 
 
 def test_a_synced_claim_before_the_anchor_bound_is_untrusted() -> None:
@@ -116,64 +127,45 @@ def test_same_boot_id_after_another_boot_still_bridges() -> None:
         (T0 + 20 * S, T0 + 5 * DAY, False, "a", None, None),
     )
     times, trusted = place(log, TOL)
-    assert trusted == [True, False, True]
+    # Boot "b" has no synced record and no bounds: its claim stands, unchecked.
+    assert trusted == [True, True, True]
     assert times == [T0, T0 - DAY, T0 + 20 * S]
 
 
-# --- portal-bracketed time (decision 0810) --------------------------------------------
-
-BRACKET = 600 * S
+# --- trust is "not provably outside" (decision 0820) ------------------------------
 
 
-def test_an_unsynced_record_bracketed_within_600_s_is_trusted_at_its_claim() -> None:
-    # A kernel that never reports NTP sync, clock right to 20 s: receipts 300 s apart.
-    claim = T0 + 20 * S
-    log = log_of((T0, claim, False, "b", T0 - 299 * S, T0 + 1 * S))
-    times, trusted = place(log, TOL, BRACKET)
-    assert times == [claim] and trusted == [True]
-
-
-def test_a_bracket_of_exactly_the_setting_is_enough_and_one_ms_more_is_not() -> None:
-    edge = log_of((T0, T0, False, "b", T0 - 300 * S, T0 + 300 * S))
-    wider = log_of((T0, T0, False, "b", T0 - 300 * S, T0 + 300 * S + 1))
-    assert place(edge, TOL, BRACKET)[1] == [True]
-    assert place(wider, TOL, BRACKET)[1] == [False]
-
-
-def test_a_wider_bracket_leaves_the_record_untrusted() -> None:
-    # Offline for an hour: the device could have claimed any time within it.
+def test_a_never_synced_claim_within_wide_bounds_is_trusted() -> None:
+    # Out of contact for an hour: the claim cannot be checked closely, but nothing shows
+    # it wrong, so it is not time_untrusted (it is unproven: test_proven_time.py).
     log = log_of((T0, T0, False, "b", T0 - 3600 * S, T0 + 60 * S))
-    times, trusted = place(log, TOL, BRACKET)
-    assert times == [T0] and trusted == [False]
+    assert place(log, TOL) == ([T0], [True])
 
 
-def test_a_claim_outside_its_bracket_is_untrusted() -> None:
-    inside = log_of((T0, T0 + 60 * S + TOL, False, "b", T0 - 60 * S, T0 + 60 * S))
-    outside = log_of((T0, T0 + 60 * S + TOL + 1, False, "b", T0 - 60 * S, T0 + 60 * S))
-    early = log_of((T0, T0 - 60 * S - TOL - 1, False, "b", T0 - 60 * S, T0 + 60 * S))
-    assert place(inside, TOL, BRACKET)[1] == [True]
-    assert place(outside, TOL, BRACKET)[1] == [False]
-    assert place(early, TOL, BRACKET)[1] == [False]
+def test_a_claim_outside_its_bounds_is_untrusted_whatever_synced_says() -> None:
+    for synced in (True, False):
+        inside = log_of((T0, T0 + 60 * S + TOL, synced, "b", T0 - 60 * S, T0 + 60 * S))
+        outside = log_of((T0, T0 + 60 * S + TOL + 1, synced, "b", T0 - 60 * S, T0 + 60 * S))
+        early = log_of((T0, T0 - 60 * S - TOL - 1, synced, "b", T0 - 60 * S, T0 + 60 * S))
+        assert place(inside, TOL)[1] == [True]
+        assert place(outside, TOL)[1] == [False]
+        assert place(early, TOL)[1] == [False]
 
 
-def test_a_missing_bound_leaves_the_record_untrusted() -> None:
+def test_a_missing_bound_checks_only_the_other() -> None:
     no_anchor = log_of((T0, T0, False, "b", None, T0 + 10 * S))  # before the first receipt
     never_covered = log_of((T0, T0, False, "b", T0 - 10 * S, None))
-    assert place(no_anchor, TOL, BRACKET)[1] == [False]
-    assert place(never_covered, TOL, BRACKET)[1] == [False]
+    late_claim = log_of((T0, T0 + 3600 * S, False, "b", None, T0 + 10 * S))
+    assert place(no_anchor, TOL)[1] == [True]
+    assert place(never_covered, TOL)[1] == [True]
+    assert place(late_claim, TOL)[1] == [False]
 
 
-def test_disabled_the_rule_is_spec_literal() -> None:
-    log = log_of((T0, T0, False, "b", T0 - 10 * S, T0 + 10 * S))
-    assert place(log, TOL, 0) == ([T0], [False])
-    assert place(log, TOL) == ([T0], [False])  # the pure function defaults to off
-
-
-def test_a_synced_reference_decides_even_when_the_bracket_would_trust() -> None:
-    # The bridge from a lying "synced" neighbour lands outside the bounds: the record
-    # stays untrusted; the bracket only speaks for records with no reference at all.
+def test_a_synced_reference_decides_for_a_record_that_has_one() -> None:
+    # The bridge from a lying "synced" neighbour lands outside the bounds: the record is
+    # untrusted even though its own claim would have fitted them.
     log = log_of(
         (T0, T0 + DAY, True, "b", T0 - 10 * S, T0 + 60 * S),
         (T0 + 10 * S, T0 + 10 * S, False, "b", T0 - 10 * S, T0 + 60 * S),
     )
-    assert place(log, TOL, BRACKET)[1] == [False, False]
+    assert place(log, TOL)[1] == [False, False]

@@ -35,7 +35,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         Settings(data_dir=tmp_path_factory.mktemp("web") / "data", cookie_secure=False)
     )
     config = CityConfig(
-        centers=2, days=7, seed=11, injected=0.4, upload_s=3600, first=date(2024, 6, 3)
+        centers=2, days=7, seed=11, injected=0.4, upload_s=600, first=date(2024, 6, 3)
     )
     city: City
     city, _ = generate(config, IngestUplink(portal.engine, portal.key, now=T0))

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_import_history"
-down_revision = "0004_rate_buckets"
+down_revision = "0005_device_addresses"
 branch_labels = None
 depends_on = None
 
