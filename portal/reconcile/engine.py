@@ -192,7 +192,7 @@ def read_facts(index: CenterIndex, settings: ReconcileSettings) -> list[ReadFact
                 center_id=centers.get(read.device_id, ""),
                 door_held_open=best == HELD,
                 booted=boot is not None,
-                reader_listed=boot is not None and boot.lists(read),
+                reader_listed=boot is None or boot.lists(read),
                 reader_run_badges=r,
                 slow_run_badges=m,
                 stale_anchor=read.stale_anchor,

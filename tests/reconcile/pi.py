@@ -64,7 +64,7 @@ class Pi:
             self.before_last, self.anchor = self.anchor, at
 
     def boot_record(self, at: int) -> None:
-        self.record("boot", at, {"doors": ["front"], "readers": ["main"]})
+        self.record("boot", at, {"doors": ["front"], "readers": ["main"], "drivers": ["mfrc522"]})
 
     def tap(self, at: int, uid: str = UID, **kw: Any) -> None:
         """A child at the door: open, tap, closed (the closed comes with the next beat)."""

@@ -106,11 +106,14 @@ def test_door_open_max_is_a_setting() -> None:
 
 def test_a_boot_resets_the_door() -> None:
     # Opened, then the device rebooted: nothing says the door is still open.
-    log = _quiet(Log())
+    log = Log()
     log.boot_record(START - 6 * 3600 * S)
+    log.heartbeats(START - 2 * 3600 * S, START - 11 * MIN)
     log.door(START - 20 * MIN, "open")
     log.boot_record(START - 10 * MIN, boot="b2")
-    log.badge(START, UID, boot="b2")
+    log.boot = "b2"  # every later record is of the new boot (else: a clone sign)
+    log.heartbeats(START - 5 * MIN, END + 3600 * S)
+    log.badge(START, UID)
     log.log = sorted_log(log.log)
     assert status(run([log.log], [confirm()])) == ("suspect", ("no_door_passage",))
 
