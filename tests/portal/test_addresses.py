@@ -116,7 +116,12 @@ def _reconcile(portal: Portal) -> tuple[str, tuple[str, ...]]:
 def _day(clock: Clock, beats: list[Machine], tap: Machine) -> None:
     """A boot, heartbeats every 5 min from ``beats[k % len]``, one tap before the lesson."""
     first = beats[0]
-    first.send(clock, START - 2 * 3600 * S, "boot", {"doors": ["front"], "readers": ["main"], "drivers": ["mfrc522"]})
+    first.send(
+        clock,
+        START - 2 * 3600 * S,
+        "boot",
+        {"doors": ["front"], "readers": ["main"], "drivers": ["mfrc522"]},
+    )
     at = START - 2 * 3600 * S + MIN
     tapped = False
     k = 0
@@ -161,7 +166,9 @@ def test_an_honest_address_change_is_not_a_clone(site: tuple[Portal, LiveServer,
     before = Machine(key, server.url, "127.0.0.1", boot)
     after = Machine(key, server.url, "127.0.0.2", boot)  # the same Pi, a new lease
     first = START - 2 * 3600 * S
-    before.send(clock, first, "boot", {"doors": ["front"], "readers": ["main"], "drivers": ["mfrc522"]})
+    before.send(
+        clock, first, "boot", {"doors": ["front"], "readers": ["main"], "drivers": ["mfrc522"]}
+    )
     at = first + MIN
     while at < START - 30 * MIN:
         before.send(clock, at, "heartbeat", {"pending": 0})

@@ -247,7 +247,9 @@ class Signed:
 
     def day(self, *, outage: tuple[int, int] | None = None, taps: tuple[int, ...] = (TAP,)) -> None:
         first = START - 2 * 3600 * S
-        self.record(first, "boot", {"doors": ["front"], "readers": ["main"], "drivers": ["mfrc522"]})
+        self.record(
+            first, "boot", {"doors": ["front"], "readers": ["main"], "drivers": ["mfrc522"]}
+        )
         events = [(t, "beat") for t in range(first + MIN, START + 2 * 3600 * S, 5 * MIN)]
         events += [(t, "tap") for t in taps]
         for at, kind in sorted(events):
