@@ -82,11 +82,14 @@ def reconcile(
     settings: ReconcileSettings,
     zone: ZoneInfo,
     centers: Iterable[str] | None = None,
+    observe: Callable[[str, CenterIndex], None] | None = None,
 ) -> Result:
     """Reconcile every lesson and confirmation from ``first`` to ``last`` (inclusive).
 
     ``centers`` limits the run; ``load_center`` is called once per center, in
     sorted order, so a database loader holds one center in memory at a time.
+    ``observe`` is shown each center's index once its reads are judged (the risk
+    queue keeps the reads to look for departures, :mod:`portal.reconcile.risk`).
     """
     wanted = set(centers) if centers is not None else None
     group_center = {e.group_id: e.center_id for e in schedule}
@@ -117,6 +120,8 @@ def reconcile(
         inp = load_center(center_id)
         index = CenterIndex(inp.logs, inp.events, settings)
         judge_reads(index, settings)
+        if observe is not None:
+            observe(center_id, index)
         offline = _reconcile_center(
             index,
             center_id,

@@ -21,7 +21,7 @@ from sqlalchemy import (
 
 from portal.db.schema import metadata, records
 
-__all__ = ["RECONCILE_COLUMNS", "badges", "confirmations", "roster", "schedule"]
+__all__ = ["RECONCILE_COLUMNS", "badges", "confirmations", "roster", "schedule", "spotchecks"]
 
 # What the reconciliation reads of every record, so that a city-month is read from
 # this index alone and not from the wide rows (docs/decisions/0801).
@@ -80,4 +80,19 @@ confirmations = Table(
     Column("imported_ms", BigInteger, nullable=False),
     PrimaryKeyConstraint("child_id", "group_id", "date"),
     Index("ix_confirmations_date", "date"),
+)
+
+# An inspector's unannounced count at a center (the risk queue shows it next to the
+# score of that center and week). Created by revision ``0007_spotchecks``.
+spotchecks = Table(
+    "spotchecks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("center_id", String(64), nullable=False),
+    Column("date", String(10), nullable=False),
+    Column("present", Integer, nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    Column("by", Text, nullable=False, default=""),
+    Column("recorded_ms", BigInteger, nullable=False),
+    Index("ix_spotchecks_center_date", "center_id", "date"),
 )
