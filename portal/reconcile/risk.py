@@ -17,10 +17,11 @@ enrolled child-lessons), ``p`` the city's share over all center-weeks, ``tau``
 the city's spread between centers beyond chance (0 when the centers differ by
 chance alone). A small center's ``n`` is small, so chance alone explains its
 100 %: its z stays small, and the factor n / (n + 20) shrinks it further (the
-normal approximation overstates rare shares of few cases). One standard deviation is ordinary variation; above
-it each counts one point, at most ``CAP`` per feature, so no single feature
-ranks a center alone. Every figure is a count an auditor can redo in a
-spreadsheet from the reconciliation CSV.
+normal approximation overstates rare shares of few cases). One standard
+deviation is ordinary variation; above it each counts one point, at most
+``CAP`` (4) per feature, so no single feature ranks a center alone. Every
+figure is a count an auditor can redo in a spreadsheet from the reconciliation
+CSV.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ class RiskSettings:
     # A feature of n cases counts n / (n + small_n) of its z: a center with few children
     # cannot rank on a share that chance gives it (9 cases count 31 %, 120 count 86 %).
     small_n: int = 20
+    # The features that count (all by default; the benchmark measures subsets).
+    features: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +232,7 @@ def risk_queue(
         features = []
         for name in FEATURES:
             k, n = acc.kn[name]
-            if n == 0:
+            if n == 0 or (s.features and name not in s.features):
                 continue
             p = rates[name]
             z = _z(k, n, p, spreads[name]) * n / (n + s.small_n)

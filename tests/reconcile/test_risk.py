@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, time
 
@@ -12,7 +13,14 @@ from portal.reconcile.engine import Result, Row
 from portal.reconcile.index import Read
 from portal.reconcile.lessons import Lesson, ScheduleEntry, lessons
 from portal.reconcile.model import Confirmation, Member
-from portal.reconcile.risk import FEATURES, RiskEntry, SpotCheck, iso_week, risk_queue
+from portal.reconcile.risk import (
+    FEATURES,
+    RiskEntry,
+    RiskSettings,
+    SpotCheck,
+    iso_week,
+    risk_queue,
+)
 from portal.reconcile.rules import CONFIRMED_DEVICE_OFFLINE, PRESENT_NOT_CONFIRMED, VERIFIED
 
 from .support import ZONE
@@ -80,10 +88,17 @@ class City:
     def result(self) -> Result:
         return Result(FIRST, LAST, self.rows)
 
-    def queue(self, **kw: object) -> list[RiskEntry]:
+    def queue(
+        self, spotchecks: Sequence[SpotCheck] = (), settings: RiskSettings | None = None
+    ) -> list[RiskEntry]:
         return risk_queue(
-            self.result(), members=self.members, lessons=self.lessons, reads=self.reads, **kw
-        )  # type: ignore[arg-type]
+            self.result(),
+            members=self.members,
+            lessons=self.lessons,
+            reads=self.reads,
+            spotchecks=spotchecks,
+            settings=settings,
+        )
 
 
 def _row(

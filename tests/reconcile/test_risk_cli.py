@@ -6,7 +6,6 @@ import csv
 import io
 import json
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
