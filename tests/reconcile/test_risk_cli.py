@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -13,11 +14,13 @@ from fastapi.testclient import TestClient
 
 from portal.app import create_app
 from portal.cli import main
-from portal.reconcile.risk_store import load_spotchecks
+from portal.exceptions import NotFoundError, PortalConfigError
+from portal.reconcile.risk import SpotCheck
+from portal.reconcile.risk_store import add_spotcheck, load_spotchecks
 from portal.reconcile.store import apply_import
 from portal.registry import add_center, create_admin_token
 from portal.settings import Settings
-from portal.state import open_portal
+from portal.state import Portal, open_portal
 from portal.synthetic.feed import IngestUplink
 from portal.synthetic.generator import CityConfig, generate
 
@@ -166,3 +169,16 @@ def test_risk_api_json_csv_auth_and_bad_dates(data_dir: dict[str, Any]) -> None:
             assert too_long.status_code == 400 and "366" in too_long.json()["detail"]
     finally:
         portal.close()
+
+
+def test_spotchecks_are_stored_and_read_back_on_every_back_end(store: Portal) -> None:
+    add_center(store.engine, "C1", "Центр", now=T0)
+    check = SpotCheck("C1", date(2024, 4, 3), 11, "Жанна: всё в порядке", "Инспектор", T0)
+    number = add_spotcheck(store.engine, check, now=T0)
+    assert number >= 1
+    with pytest.raises(NotFoundError, match="center 'C2' is not registered"):
+        add_spotcheck(store.engine, replace(check, center_id="C2"), now=T0)
+    with pytest.raises(PortalConfigError, match="--present"):
+        add_spotcheck(store.engine, replace(check, present=10_001), now=T0)
+    assert load_spotchecks(store.engine, date(2024, 4, 1), date(2024, 4, 30)) == [check]
+    assert load_spotchecks(store.engine, date(2024, 5, 1), date(2024, 5, 30)) == []
