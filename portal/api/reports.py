@@ -103,6 +103,24 @@ def reconciliation_report(
     return Response(renderer.render(result, zone), media_type=renderer.media_type, headers=headers)
 
 
+def risk_entries(request: Request, first: date, last: date) -> list[RiskEntry]:
+    """The risk queue of the period with its spot checks, cached for a minute."""
+    portal = _portal(request)
+    cache: dict[tuple[Any, ...], tuple[float, list[RiskEntry]]] = (
+        request.app.state.__dict__.setdefault("risk_cache", {})
+    )
+    now = time.monotonic()
+    hit = cache.get((first, last))
+    if hit is not None and now - hit[0] < CACHE_S:
+        return hit[1]
+    settings = ReconcileSettings.from_portal(portal.settings)
+    entries = run_risk(portal.engine, first, last, settings, load_zone(settings.timezone))
+    for stale in [k for k, (at, _) in cache.items() if now - at >= CACHE_S]:
+        del cache[stale]
+    cache[(first, last)] = (now, entries)
+    return entries
+
+
 @router.get("/api/v1/reports/risk", response_model=None)
 def risk_report(
     request: Request,
@@ -113,20 +131,7 @@ def risk_report(
 ) -> Response:
     """docs/reconciliation.md, "Risk queue": ``{"from", "to", "entries"}``, or CSV."""
     day1, day2 = period(request, first, last)
-    portal = _portal(request)
-    cache: dict[tuple[Any, ...], tuple[float, list[RiskEntry]]] = (
-        request.app.state.__dict__.setdefault("risk_cache", {})
-    )
-    now = time.monotonic()
-    hit = cache.get((day1, day2))
-    if hit is not None and now - hit[0] < CACHE_S:
-        entries = hit[1]
-    else:
-        settings = ReconcileSettings.from_portal(portal.settings)
-        entries = run_risk(portal.engine, day1, day2, settings, load_zone(settings.timezone))
-        for stale in [k for k, (at, _) in cache.items() if now - at >= CACHE_S]:
-            del cache[stale]
-        cache[(day1, day2)] = (now, entries)
+    entries = risk_entries(request, day1, day2)
     render, media_type = RISK_RENDERERS[format]
     headers = {}
     if format == "csv":

@@ -167,6 +167,12 @@ def test_risk_api_json_csv_auth_and_bad_dates(data_dir: dict[str, Any]) -> None:
             assert reversed_.status_code == 400
             too_long = http.get("/api/v1/reports/risk?from=2023-01-01&to=2024-03-01", headers=auth)
             assert too_long.status_code == 400 and "366" in too_long.json()["detail"]
+            page = http.get(f"/audit/risk?from={FIRST}&to={city.last}&lang=en", headers=auth)
+            assert page.status_code == 200 and "Risk queue" in page.text
+            assert "<script" not in page.text.lower()
+            top = doc["entries"][0]
+            assert f">{top['center_id']}</a>" in page.text
+            assert http.get(f"/audit/risk?from={FIRST}&to={city.last}").status_code in (303, 401)
     finally:
         portal.close()
 
