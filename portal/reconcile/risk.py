@@ -8,7 +8,7 @@ each (center, ISO week) :func:`risk_queue` computes a few shares, each compared
 with the city's base rate, and adds up their standardised excesses
 (docs/reconciliation.md, "Risk queue"):
 
-    z = (k - n*p) / sqrt(n*p*(1-p) + (n*tau)**2) * n / (n + 20)
+    z = (k - n*p) / sqrt(n*p*(1-p) + (n*tau)**2) * n / (n + 20)   (n + 2 for lessons)
     points = min(CAP, max(0, z - 1))
     score = sum of the points of every feature
 
@@ -61,6 +61,8 @@ class RiskSettings:
     # A rare feature's city rate is taken as at least this (one shared signer in a
     # city with none is not 30 standard deviations).
     rate_floor: float = 0.01
+    # The same for the features counted in lessons: an outage now and then is ordinary.
+    lesson_rate_floor: float = 0.05
     # A departure: the child's badge read again at the center at least this long after
     # the arrival and at most ``departure_after_end_ms`` after the lesson's end.
     min_stay_ms: int = 20 * MIN_MS
@@ -72,6 +74,8 @@ class RiskSettings:
     # A feature of n cases counts n / (n + small_n) of its z: a center with few children
     # cannot rank on a share that chance gives it (9 cases count 31 %, 120 count 86 %).
     small_n: int = 20
+    # The same for the features counted in lessons (a week has about ten per center).
+    small_lessons: int = 2
     # The features that count (all by default; the benchmark measures subsets).
     features: tuple[str, ...] = ()
 
@@ -140,6 +144,13 @@ FEATURES = (
 )
 
 
+# Counted in lessons, not rows: one outage or one office decision touches every row of a
+# lesson at once, and twelve rows of one lesson are one event, not twelve.
+LESSON_FEATURES = frozenset(
+    {"unverifiable_share", "suspect_share", "shared_signer_share", "late_schedule_share"}
+)
+
+
 def iso_week(day: date) -> str:
     year, week, _ = day.isocalendar()
     return f"{year}-W{week:02d}"
@@ -153,6 +164,8 @@ class _Counts:
     kzt: int = 0
     prices: list[int] = field(default_factory=list)
     rows: int = 0
+    # (group, date) -> the lesson features any of its confirmed rows has
+    lessons: dict[tuple[str, date], set[str]] = field(default_factory=dict)
 
     def add(self, name: str, hit: bool) -> None:
         pair = self.kn[name]
@@ -210,10 +223,15 @@ def risk_queue(
             acc.kn["attendance_share"][0] += 1
             acc.prices.append(r.price_kzt)
             period[r.center_id][0] += 1
-        acc.add("unverifiable_share", r.status in UNVERIFIABLE)
-        acc.add("suspect_share", r.status in AT_RISK)
-        acc.add("shared_signer_share", "shared_signer" in r.reasons)
-        acc.add("late_schedule_share", "schedule_changed_late" in r.reasons)
+        flags = acc.lessons.setdefault((r.group_id, r.date), set())
+        if r.status in UNVERIFIABLE:
+            flags.add("unverifiable_share")
+        if r.status in AT_RISK:
+            flags.add("suspect_share")
+        if "shared_signer" in r.reasons:
+            flags.add("shared_signer_share")
+        if "schedule_changed_late" in r.reasons:
+            flags.add("late_schedule_share")
         if r.status in (VERIFIED, PRESENT_UNPROVEN) and r.reads and r.lesson is not None:
             center_reads = by_center_reads.get(r.center_id)
             first = min(r.reads, key=lambda x: x[0].time_ms)[0]
@@ -226,6 +244,8 @@ def risk_queue(
         weeks[key].rows += 0  # a spot check shows even in a week without rows
     for (center, _week), acc in weeks.items():
         acc.kn["attendance_period"] = list(period.get(center, [0, 0]))
+        for name in LESSON_FEATURES:
+            acc.kn[name] = [sum(name in f for f in acc.lessons.values()), len(acc.lessons)]
     rates, spreads = _city(weeks, s)
     out = []
     for (center, week), acc in weeks.items():
@@ -235,7 +255,8 @@ def risk_queue(
             if n == 0 or (s.features and name not in s.features):
                 continue
             p = rates[name]
-            z = _z(k, n, p, spreads[name]) * n / (n + s.small_n)
+            small = s.small_lessons if name in LESSON_FEATURES else s.small_n
+            z = _z(k, n, p, spreads[name]) * n / (n + small)
             points = min(s.cap, max(0.0, z - s.dead_zone))
             features.append(RiskReason(name, k / n, rates[name], k, n, z, round(points, 4)))
         score = round(sum(f.points for f in features), 4)
@@ -327,7 +348,9 @@ def _city(
         k = sum(acc.kn[name][0] for acc in weeks.values())
         n = sum(acc.kn[name][1] for acc in weeks.values())
         p = k / n if n else 0.0
-        if name not in ("attendance_share", "attendance_period", "lone_arrival_share"):
+        if name in LESSON_FEATURES:
+            p = max(p, s.lesson_rate_floor)
+        elif name not in ("attendance_share", "attendance_period", "lone_arrival_share"):
             p = max(p, s.rate_floor)  # rare by nature: one case must not count for 30
         p = min(p, 1 - s.rate_floor)
         rates[name] = p

@@ -240,3 +240,29 @@ def test_every_feature_is_documented(name: str) -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "reconciliation.md").read_text()
     section = doc[doc.index("## Risk queue") :]
     assert f"`{name}`" in section
+
+
+def test_one_outage_is_one_event_not_a_row_per_child() -> None:
+    """A lesson's rows go offline together: the share counts lessons, so one outage in a
+    week gives at most a point, and several give more."""
+    city = honest_city(seed=10)
+    city.center("O01", 14, 0.86, random.Random(11))
+    first, second = (
+        x for x in city.lessons if x.center_id == "O01" and x.date < FIRST.replace(day=6)
+    )
+    for lesson, keep in ((first, True), (second, False)):
+        for k, r in enumerate(city.rows):
+            if (r.group_id, r.date) == (lesson.group_id, lesson.date) and (keep or k % 2):
+                city.rows[k] = _row(r.child_id, lesson, CONFIRMED_DEVICE_OFFLINE, ())
+    week = {e.center_id: e for e in city.queue() if e.week == iso_week(FIRST)}
+    unverifiable = next(f for f in week["O01"].features if f.name == "unverifiable_share")
+    assert (unverifiable.k, unverifiable.n) == (2, 3)
+    assert unverifiable.points > 1.5  # two lessons of three: a pattern
+
+    city = honest_city(seed=10)
+    city.center("O01", 14, 0.86, random.Random(11))
+    for k, r in enumerate(city.rows):
+        if (r.group_id, r.date) == (first.group_id, first.date):
+            city.rows[k] = _row(r.child_id, first, CONFIRMED_DEVICE_OFFLINE, ())
+    one = next(e for e in city.queue() if (e.center_id, e.week) == ("O01", iso_week(FIRST)))
+    assert one.score < 1.0
