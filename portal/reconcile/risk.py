@@ -188,7 +188,7 @@ def risk_queue(
     lessons (a lesson nobody attended still counts in the attendance
     denominator); by default the lessons of the rows. ``reads``: every badge read
     of each center in the period, as the engine placed them
-    (:func:`portal.reconcile.store.run_for_risk` collects them); without them
+    (:func:`portal.reconcile.risk_store.run_for_risk` collects them); without them
     departures are not looked for and aloneness is judged on the rows' reads
     only. Ties: higher KZT, then center id, then week.
     """
@@ -254,6 +254,8 @@ def risk_queue(
             k, n = acc.kn[name]
             if n == 0 or (s.features and name not in s.features):
                 continue
+            if name == "attendance_period" and n == acc.kn["attendance_share"][1]:
+                continue  # the period is this week: the same figure must not count twice
             p = rates[name]
             small = s.small_lessons if name in LESSON_FEATURES else s.small_n
             z = _z(k, n, p, spreads[name]) * n / (n + small)

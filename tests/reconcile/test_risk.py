@@ -266,3 +266,14 @@ def test_one_outage_is_one_event_not_a_row_per_child() -> None:
             city.rows[k] = _row(r.child_id, first, CONFIRMED_DEVICE_OFFLINE, ())
     one = next(e for e in city.queue() if (e.center_id, e.week) == ("O01", iso_week(FIRST)))
     assert one.score < 1.0
+
+
+def test_a_one_week_period_counts_attendance_once() -> None:
+    city = honest_city(seed=12)
+    city.center("P01", 14, 0.86, random.Random(5), claim=0.8)
+    week_end = date(2024, 6, 9)
+    one = Result(FIRST, week_end, [r for r in city.rows if r.date <= week_end])
+    (entry, *_) = risk_queue(one, members=city.members, lessons=city.lessons, reads=city.reads)
+    assert entry.center_id == "P01" and {e.week for e in [entry]} == {iso_week(FIRST)}
+    names = [f.name for f in entry.features]
+    assert "attendance_share" in names and "attendance_period" not in names
