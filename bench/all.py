@@ -9,7 +9,7 @@ import sys
 from bench.common import FRAGMENTS, ROOT, machine, parse_args
 
 # Order of the sections in docs/benchmarks.md.
-BENCHMARKS = ["protocol", "buffer", "reader", "ingest", "drain", "reconcile", "bursts"]
+BENCHMARKS = ["protocol", "buffer", "reader", "ingest", "drain", "reconcile", "bursts", "risk"]
 
 
 def assemble() -> None:

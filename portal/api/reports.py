@@ -15,6 +15,9 @@ from portal.reconcile.engine import Result
 from portal.reconcile.lessons import load_zone
 from portal.reconcile.model import ReconcileSettings
 from portal.reconcile.report import RENDERERS
+from portal.reconcile.risk import RiskEntry
+from portal.reconcile.risk_report import RENDERERS as RISK_RENDERERS
+from portal.reconcile.risk_store import run_risk
 from portal.reconcile.store import KINDS, apply_import, run_reconciliation
 from portal.state import Portal
 
@@ -100,6 +103,43 @@ def reconciliation_report(
     return Response(renderer.render(result, zone), media_type=renderer.media_type, headers=headers)
 
 
+def risk_entries(request: Request, first: date, last: date) -> list[RiskEntry]:
+    """The risk queue of the period with its spot checks, cached for a minute."""
+    portal = _portal(request)
+    cache: dict[tuple[Any, ...], tuple[float, list[RiskEntry]]] = (
+        request.app.state.__dict__.setdefault("risk_cache", {})
+    )
+    now = time.monotonic()
+    hit = cache.get((first, last))
+    if hit is not None and now - hit[0] < CACHE_S:
+        return hit[1]
+    settings = ReconcileSettings.from_portal(portal.settings)
+    entries = run_risk(portal.engine, first, last, settings, load_zone(settings.timezone))
+    for stale in [k for k, (at, _) in cache.items() if now - at >= CACHE_S]:
+        del cache[stale]
+    cache[(first, last)] = (now, entries)
+    return entries
+
+
+@router.get("/api/v1/reports/risk", response_model=None)
+def risk_report(
+    request: Request,
+    _who: Auditor,
+    first: Annotated[str, Query(alias="from", description="First date, YYYY-MM-DD")],
+    last: Annotated[str, Query(alias="to", description="Last date (inclusive)")],
+    format: Annotated[str, Query(pattern=f"^({'|'.join(API_FORMATS)})$")] = "json",
+) -> Response:
+    """docs/reconciliation.md, "Risk queue": ``{"from", "to", "entries"}``, or CSV."""
+    day1, day2 = period(request, first, last)
+    entries = risk_entries(request, day1, day2)
+    render, media_type = RISK_RENDERERS[format]
+    headers = {}
+    if format == "csv":
+        headers["Content-Disposition"] = f'attachment; filename="risk-{day1}-{day2}.csv"'
+    body = render(entries, day1, day2).encode("utf-8")
+    return Response(body, media_type=media_type, headers=headers)
+
+
 @router.post("/api/v1/admin/imports/{kind}", response_model=None)
 async def import_file(
     request: Request,
@@ -141,6 +181,7 @@ async def import_file(
     except ImportFileError as exc:
         return JSONResponse({"error": "import", "detail": str(exc)}, 422)
     request.app.state.__dict__.get("reconcile_cache", {}).clear()
+    request.app.state.__dict__.get("risk_cache", {}).clear()
     return JSONResponse(
         {
             "kind": kind,

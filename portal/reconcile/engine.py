@@ -92,6 +92,7 @@ def reconcile(
     zone: ZoneInfo,
     centers: Iterable[str] | None = None,
     approvals: Iterable[ScheduleApproval] = (),
+    observe: Callable[[str, CenterIndex], None] | None = None,
 ) -> Result:
     """Reconcile every lesson and confirmation from ``first`` to ``last`` (inclusive).
 
@@ -99,6 +100,8 @@ def reconcile(
     sorted order, so a database loader holds one center in memory at a time.
     ``schedule`` may hold every stored version of the schedule and ``approvals``
     the operators' approvals of late changes (:func:`~portal.reconcile.lessons.lessons`).
+    ``observe`` is shown each center's index once its reads are judged (the risk
+    queue keeps the reads to look for departures, :mod:`portal.reconcile.risk`).
     """
     wanted = set(centers) if centers is not None else None
     group_center = {e.group_id: e.center_id for e in schedule}
@@ -148,6 +151,8 @@ def reconcile(
         # Every read, not only those in a row: a card read where no lesson of its
         # child runs still places the child there (docs/reconciliation.md).
         taps.extend([(r.uid, r.time_ms, center_id) for r in index.reads])
+        if observe is not None:
+            observe(center_id, index)
         offline = _reconcile_center(
             index,
             center_id,

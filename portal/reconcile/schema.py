@@ -39,6 +39,7 @@ __all__ = [
     "schedule",
     "schedule_approvals",
     "schedule_versions",
+    "spotchecks",
 ]
 
 # What the reconciliation reads of every record, so that a city-month is read from
@@ -169,4 +170,19 @@ schedule_approvals = Table(
     Column("by", Text, nullable=False),
     Column("note", Text, nullable=False, default=""),
     Index("ix_schedule_approvals_group", "group_id"),
+)
+
+# An inspector's unannounced count at a center (the risk queue shows it next to the
+# score of that center and week). Created by revision ``0007_spotchecks``.
+spotchecks = Table(
+    "spotchecks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("center_id", String(64), nullable=False),
+    Column("date", String(10), nullable=False),
+    Column("present", Integer, nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    Column("by", Text, nullable=False, default=""),
+    Column("recorded_ms", BigInteger, nullable=False),
+    Index("ix_spotchecks_center_date", "center_id", "date"),
 )

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import desc, select
 
-from portal.api.reports import parse_day, period, reconciled
+from portal.api.reports import parse_day, period, reconciled, risk_entries
 from portal.auth import Principal, current_principal
 from portal.db.schema import integrity_events, records
 from portal.exceptions import NotFoundError, PortalConfigError
@@ -150,6 +150,29 @@ def lesson_page(request: Request, center_id: str, group_id: str, day: str) -> Re
             "coverage": rows[0]["evidence"]["heartbeats"] if rows else None,
         },
     )
+
+
+@router.get("/audit/risk", response_model=None)
+def risk_page(request: Request) -> Response:
+    """The risk queue (docs/reconciliation.md, "Risk queue"): where to send inspectors."""
+    principal, ctx = _context(request)
+    if principal is None:
+        return login_required(request)
+    try:
+        first, last = period(
+            request, request.query_params.get("from"), request.query_params.get("to")
+        )
+    except PortalConfigError as exc:
+        return _error(request, ctx, exc, 400)
+    entries = risk_entries(request, first, last)
+    return _page(
+        request,
+        "audit_risk.html",
+        {**ctx, "first": first, "last": last, "entries": entries[:RISK_PAGE_ROWS]},
+    )
+
+
+RISK_PAGE_ROWS = 200  # the page shows the head of the queue; the CSV has all of it
 
 
 @router.get("/audit/devices", response_model=None)

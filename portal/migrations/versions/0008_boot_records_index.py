@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_boot_records_index"
-down_revision = "0006_import_history"
+down_revision = "0007_spotchecks"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,152 @@
+"""Renderers of the risk queue: JSON (the API's shape), CSV (Excel) and a terminal table.
+
+JSON: ``{"from", "to", "entries": [{"center_id", "week", "score", "reasons": [{"name",
+"figure", "city", "k", "n", "z", "points", "text"}], "kzt", "kzt_excess", "rows",
+"spotchecks": [{"date", "present", "recorded", "confirmed", "note", "by"}]}]}``.
+CSV: one line per entry, the reasons and spot checks as text; text cells never
+start a formula (the reconciliation CSV's rule).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Sequence
+from datetime import date
+from typing import Any
+
+from portal.reconcile.report import _csv_cell
+from portal.reconcile.risk import RiskEntry, RiskReason, SpotCheckSeen
+
+CSV_COLUMNS = (
+    "rank",
+    "center_id",
+    "week",
+    "score",
+    "reasons",
+    "kzt",
+    "kzt_excess",
+    "confirmed_rows",
+    "spotchecks",
+)
+
+
+def _reason(r: RiskReason) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "figure": round(r.figure, 4),
+        "city": round(r.city, 4),
+        "k": r.k,
+        "n": r.n,
+        "z": round(r.z, 3),
+        "points": r.points,
+        "text": r.text,
+    }
+
+
+def _check(c: SpotCheckSeen) -> dict[str, Any]:
+    return {
+        "date": c.check.date.isoformat(),
+        "present": c.check.present,
+        "recorded": c.recorded,
+        "confirmed": c.confirmed,
+        "note": c.check.note,
+        "by": c.check.by,
+    }
+
+
+def _check_text(c: SpotCheckSeen) -> str:
+    by = f" by {c.check.by}" if c.check.by else ""
+    note = f" ({c.check.note})" if c.check.note else ""
+    return f"{c.check.date}: {c.check.present} present, device {c.recorded}{by}{note}"
+
+
+def entry_dict(e: RiskEntry, rank: int) -> dict[str, Any]:
+    return {
+        "rank": rank,
+        "center_id": e.center_id,
+        "week": e.week,
+        "score": e.score,
+        "reasons": [_reason(r) for r in e.reasons],
+        "kzt": e.kzt,
+        "kzt_excess": e.kzt_excess,
+        "rows": e.rows,
+        "spotchecks": [_check(c) for c in e.spotchecks],
+    }
+
+
+def as_json(entries: Sequence[RiskEntry], first: date, last: date) -> dict[str, Any]:
+    return {
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "entries": [entry_dict(e, k) for k, e in enumerate(entries, 1)],
+    }
+
+
+def _flat(e: RiskEntry, rank: int) -> list[Any]:
+    return [
+        rank,
+        e.center_id,
+        e.week,
+        e.score,
+        "; ".join(r.text for r in e.reasons),
+        e.kzt,
+        e.kzt_excess,
+        e.rows,
+        "; ".join(_check_text(c) for c in e.spotchecks),
+    ]
+
+
+def as_csv(entries: Sequence[RiskEntry], first: date, last: date) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for k, e in enumerate(entries, 1):
+        writer.writerow([_csv_cell(v) for v in _flat(e, k)])
+    return out.getvalue()
+
+
+def as_table(entries: Sequence[RiskEntry], first: date, last: date, width: int = 160) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=io.StringIO(), width=width, record=True, color_system=None)
+    table = Table(title=f"Risk queue {first} .. {last}")
+    for h in ("#", "center", "week", "score", "reasons", "KZT", "KZT excess", "spot checks"):
+        table.add_column(h, justify="right" if h in ("#", "score", "KZT", "KZT excess") else "left")
+    for k, e in enumerate(entries, 1):
+        table.add_row(
+            str(k),
+            e.center_id,
+            e.week,
+            f"{e.score:.2f}",
+            "\n".join(r.text for r in e.reasons),
+            str(e.kzt),
+            str(e.kzt_excess),
+            "\n".join(_check_text(c) for c in e.spotchecks),
+        )
+    console.print(table)
+    return console.export_text()
+
+
+def _json(entries: Sequence[RiskEntry], first: date, last: date) -> str:
+    return json.dumps(as_json(entries, first, last), ensure_ascii=False)
+
+
+RENDERERS: dict[str, tuple[Callable[[Sequence[RiskEntry], date, date], str], str]] = {
+    "table": (as_table, "text/plain; charset=utf-8"),
+    "csv": (as_csv, "text/csv; charset=utf-8"),
+    "json": (_json, "application/json"),
+}
+FORMATS = tuple(RENDERERS)
+
+
+def render(entries: Sequence[RiskEntry], first: date, last: date, fmt: str) -> bytes:
+    renderer = RENDERERS.get(fmt)
+    if renderer is None:
+        raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    return renderer[0](entries, first, last).encode("utf-8")
+
+
+__all__ = ["CSV_COLUMNS", "FORMATS", "RENDERERS", "as_csv", "as_json", "entry_dict", "render"]
