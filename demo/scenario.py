@@ -416,13 +416,17 @@ class Demo:
                 # Technicians copy UIDs with separators; the import normalises them.
                 pretty = ":".join(child.uid[i : i + 2] for i in range(0, 10, 2)).lower()
                 roster.append((child.child_id, pretty, club.center_id, club.group_id, child.name))
+            # Parents sign after the lesson ends (a confirmation before it is
+            # confirmed_early); the demo's lesson may still be running, so it stamps
+            # the minute after the end.
+            signed = max(datetime.now(ZONE), lesson["end"] + timedelta(minutes=1))
             for child_id in club.confirmed:
                 confirmations.append(
                     (
                         child_id,
                         club.group_id,
                         day.isoformat(),
-                        datetime.now(ZONE).isoformat(timespec="seconds"),
+                        signed.isoformat(timespec="seconds"),
                         "EDS parent of " + child_id,
                     )
                 )
