@@ -715,7 +715,7 @@ def _deal(
     """Deal the attacks: lessons, days, patient centers, double bookings, late schedules."""
     cfg = city.config
     n_patient = round(len(city.centers) * cfg.patient_centers)
-    if len(city.centers) >= 5:
+    if len(city.centers) >= 5 and cfg.patient_centers > 0:
         n_patient = max(1, n_patient)
     city.patient_centers = set(rng.sample(city.centers, n_patient)) if n_patient else set()
     plan.two_readers = {c for c in city.centers if rng.random() < cfg.two_readers}
@@ -776,7 +776,7 @@ def _deal(
     ]
     rng.shuffle(pairs)
     wanted = round(len(city.centers) * cfg.double_bookings)
-    if len(city.centers) > 1:
+    if len(city.centers) > 1 and cfg.double_bookings > 0:
         wanted = max(1, wanted)
     victims = [c for c in city.children if c.extra is None]
     by_primary: dict[str, list[Child]] = defaultdict(list)
@@ -1028,9 +1028,6 @@ def _center(
                 row.features.add("makeup")
             if taint:
                 row.features.add("collateral")
-            raised = plan.price_raised.get((lesson.group_id, lesson.date.isoweekday()))
-            if raised and raised[0] <= lesson.date < raised[1]:
-                row.label = "late_schedule"
             if label == "shared_signer":
                 row.features.add("collateral")
                 city.confirmations.append(_confirm_club(rng, c, lesson, city.zone, center))
@@ -1046,8 +1043,12 @@ def _center(
                     row.features.add("family_of_4")
             else:
                 stats["forgot_confirm"] += 1
+            raised = plan.price_raised.get((lesson.group_id, lesson.date.isoweekday()))
+            if raised and raised[0] <= lesson.date < raised[1] and row.confirmed:
+                row.label = "late_schedule"  # paid at a price raised after the date
         # The fraud: claimed children, their confirmations and the club's records.
         for c in fakes:
+            assert label is not None  # only a class claims children
             row = truth((c.child_id, lesson.group_id, lesson.date))
             row.label = label
             row.confirmed = True
@@ -1419,7 +1420,8 @@ def _segments(
         key=lambda x: x[0],
     )
     out: list[_Segment] = [_Segment(install, begin, resume_ms=begin)]
-    t, doors = begin, ("front",)
+    t = begin
+    doors: tuple[str, ...] = ("front",)
     for a, b, offset, next_doors in spans:
         if a > t:
             out.append(_Segment(t, a, doors=doors))
