@@ -976,14 +976,19 @@ def _center(
         label = "late_schedule" if fake_lesson else _fraud_label(kind, dkind, patient)
         want = 0 if fake_lesson else _fake_count(rng, label)
         if want:
-            while len(absent) < want:  # make room: the club claims children who stayed home
-                pick = rng.choice([c for c in primary if c.child_id in attending])
+            while sum(c.extra is None for c in absent) < want:  # make room: the club
+                # claims children who stayed home
+                pick = rng.choice(
+                    [c for c in primary if c.child_id in attending and c.extra is None]
+                )
                 attending.discard(pick.child_id)
                 absent.append(pick)
         if fake_lesson:
             fakes = rng.sample(primary, min(len(primary), rng.randint(3, 6)))
         else:
-            fakes = rng.sample(absent, want) if want else []
+            # Claimed children are away from the center (not early for a lesson there).
+            away = [c for c in absent if c.extra is None]
+            fakes = rng.sample(away, min(want, len(away))) if want else []
         arrivals = [members[x] for x in sorted(attending) if x in members]
         arrivals.sort(key=lambda c: (c.family, rng.random()))  # siblings side by side
         fam_order = {f: rng.random() for f in sorted({c.family for c in arrivals})}
@@ -993,7 +998,7 @@ def _center(
         propped = lesson.date in warm and not cancelled
         if propped:
             a = start - rng.randint(20, 40) * MIN
-            b = start + rng.randint(10, 30) * MIN
+            b = start + rng.randint(11, 30) * MIN  # after the last arrival's tap
             actions.append(_door(a, "open"))
             actions.append(_door(b, "closed"))
             quiet_doors.append((a + 1, b - 1))
