@@ -132,7 +132,6 @@ LESSON_KINDS = (
     "late_schedule",
 )
 DAY_KINDS = ("no_door_config", "door_stuck_open", "withheld", "cloned_device")
-INJECTION_KINDS = (*FRAUD_KINDS, "offline")
 # Lessons and days whose honest rows an attack spoils on purpose (``collateral``).
 _TAINT_LESSON = frozenset(
     {"slow_stack", "split_stack", "runs_of_four", "card_stack", "backdated_online",
@@ -975,6 +974,7 @@ def _center(
         absent = [c for c in primary if c.child_id not in attending]
         label = "late_schedule" if fake_lesson else _fraud_label(kind, dkind, patient)
         want = 0 if fake_lesson else _fake_count(rng, label)
+        want = min(want, sum(c.extra is None for c in primary))
         if want:
             while sum(c.extra is None for c in absent) < want:  # make room: the club
                 # claims children who stayed home
