@@ -8,8 +8,7 @@ from pathlib import Path
 import click
 
 from portal.cli.base import Context, cli
-from portal.reconcile.store import apply_import
-from portal.synthetic.feed import IngestUplink
+from portal.synthetic.feed import IngestUplink, apply_plan
 from portal.synthetic.generator import CityConfig, generate
 
 
@@ -48,9 +47,11 @@ def generate_city(
     csv_dir: Path | None,
 ) -> int:
     """Simulate CENTERS clubs for DAYS days: devices upload signed records through the
-    portal's own ingest, and the schedule, roster and confirmations are imported.
+    portal's own ingest, and the schedule, roster and confirmations are imported, each
+    file at its simulated time (late schedule changes after their dates).
 
-    Synthetic data with injected fraud, for demos and trials only.
+    Synthetic data with every attack class of docs/reconciliation.md ("The generated
+    city") injected, for demos and trials only.
     """
     try:
         day = datetime.strptime(first, "%Y-%m-%d").date()
@@ -66,15 +67,16 @@ def generate_city(
         centers=centers, days=days, first=day, seed=seed, upload_s=600, unsynced=unsynced
     )
     city, _ = generate(config, IngestUplink(portal.engine, portal.key, now=portal.clock()))
-    files = {
-        "schedule": city.schedule_csv(),
-        "roster": city.roster_csv(),
-        "confirmations": city.confirmations_csv(),
-    }
-    for kind, data in files.items():
-        apply_import(portal.engine, kind, data, f"{kind}.csv", now=portal.clock())
-        if csv_dir is not None:
-            csv_dir.mkdir(parents=True, exist_ok=True)
+    # The files at the times the city's clubs and parents sent them: the schedule and
+    # roster before the period, make-ups before their dates, late changes after theirs.
+    apply_plan(portal.engine, city.import_plan())
+    if csv_dir is not None:
+        csv_dir.mkdir(parents=True, exist_ok=True)
+        for kind, data in (
+            ("schedule", city.schedule_csv()),
+            ("roster", city.roster_csv()),
+            ("confirmations", city.confirmations_csv()),
+        ):
             (csv_dir / f"{kind}.csv").write_bytes(data)
     click.echo(
         f"{centers} centers, {len(city.children)} children, {city.record_count()} "

@@ -15,6 +15,7 @@ paths store the same thing.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -29,8 +30,9 @@ from portal.exceptions import PortalError
 from portal.ingest.batch import ingest_batch
 from portal.ingest.gaps import declare_gap
 from portal.ingest.storage import insert_records, record_row
+from portal.reconcile.store import apply_import
 from portal.registry import add_center, create_enroll_token, enroll_device
-from portal.synthetic.generator import City, Device, LocalPortal
+from portal.synthetic.generator import City, Device, ImportStep, LocalPortal
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +60,10 @@ class IngestUplink:
             self.engine, token, public_key_b64(key), "0.1.0", {"model": "synthetic"}, now=self.now
         ).device_id
 
-    def upload(self, device: Device, batch: list[dict[str, Any]], now_ms: int) -> str:
+    def upload(
+        self, device: Device, batch: list[dict[str, Any]], now_ms: int, address: str = ""
+    ) -> str:
+        # The ingest records no upload address yet: ``address`` is dropped here.
         outcome = None
         for i in range(0, max(len(batch), 1), 5000):
             outcome = ingest_batch(
@@ -76,6 +81,28 @@ class IngestUplink:
         if outcome.status != 200:
             raise PortalError(f"gap declaration refused for {device.device_id}: {outcome.body()}")
         return str(outcome.receipt["hash"])
+
+
+def apply_plan(engine: Engine, plan: Iterable[ImportStep]) -> int:
+    """Import the city's files in order, each at its simulated time; returns rows read.
+
+    A step with ``allow_long`` passes ``allow_long=True`` when the import takes it
+    (lessons longer than the portal's maximum are refused otherwise).
+    """
+    takes_long = "allow_long" in inspect.signature(apply_import).parameters
+    rows = 0
+    for n, step in enumerate(plan):
+        extra: dict[str, Any] = {"allow_long": True} if step.allow_long and takes_long else {}
+        outcome = apply_import(
+            engine,
+            step.kind,
+            step.data,
+            f"{n:03d}-{step.note}-{step.kind}.csv",
+            now=step.imported_ms,
+            **extra,
+        )
+        rows += outcome.rows
+    return rows
 
 
 def _rows(device: Device, covered: dict[int, int]) -> Iterable[tuple[Any, ...]]:
