@@ -187,24 +187,19 @@ def _share(flags: list[bool]) -> float | None:
 
 # ---------------------------------------------------------------- the risk queue
 
-RISK_UNAVAILABLE = "risk queue unavailable"
 
+def risk_queue(city: City, link: LocalPortal) -> tuple[Result, list[Any]]:
+    """The city reconciled in memory with every center's reads kept, and its risk queue
+    (entries with center_id, week, score, highest first): the one call of
+    :mod:`portal.reconcile.risk`; the reads give it the departures."""
+    from portal.reconcile.risk import risk_queue as queue
 
-def risk_queue(result: Result, city: City) -> list[Any] | None:
-    """The risk queue of ``result`` (entries with center_id, week, score), or None.
-
-    The one place that calls :mod:`portal.reconcile.risk`: None when the module or
-    its ``risk_queue`` is missing, so the figures say so instead of guessing.
-    """
-    try:
-        from portal.reconcile import risk  # type: ignore[attr-defined, unused-ignore]
-    except ImportError:
-        return None
-    fn = getattr(risk, "risk_queue", None)
-    if fn is None:
-        return None
-    entries = list(fn(result, members=city.members(), lessons=city.lessons))
-    return sorted(entries, key=lambda e: -float(e.score))
+    reads: dict[str, Any] = {}
+    result = reconcile_local(
+        city, link, ReconcileSettings(), observe=lambda c, ix: reads.__setitem__(c, ix.reads)
+    )
+    entries = queue(result, members=city.members(), lessons=city.lessons, reads=reads)
+    return result, sorted(entries, key=lambda e: -float(e.score))
 
 
 def _week(value: Any) -> tuple[int, int]:
@@ -414,32 +409,25 @@ def main() -> None:
     # The risk queue: precision of its first 10 entries on the city-month, and whether
     # every patient center ranks in its top 10 % (the city-month and more cities).
     assert main_result is not None
-    entries = risk_queue(main_result, city)
-    if entries is None:
-        out["risk_queue_precision_at_10"] = RISK_UNAVAILABLE
-        out["patient"] = RISK_UNAVAILABLE
-        body += f"\n\nRisk queue: {RISK_UNAVAILABLE} (no `portal.reconcile.risk.risk_queue`)."
-    else:
-        first = risk_scores(city, entries)
-        passed = [first["patient_in_top_10pct"]]
-        extra = 4 if args.quick else 9
-        for i in range(extra):
-            more_cfg = replace(base, centers=base.centers if args.quick else 30,
-                               seed=base.seed + 100 + i, extra_children=0)  # fmt: skip
-            more, more_link = generate(more_cfg)
-            assert isinstance(more_link, LocalPortal)
-            more_result = reconcile_local(more, more_link, ReconcileSettings())
-            more_entries = risk_queue(more_result, more) or []
-            passed.append(risk_scores(more, more_entries)["patient_in_top_10pct"])
-        judged = [p for p in passed if p is not None]
-        out["risk_queue_precision_at_10"] = first["precision_at_10"]
-        out["patient"] = round(sum(judged) / len(judged), 6) if judged else None
-        body += (
-            f"\n\nRisk queue: {first['entries']} entries; precision of the first 10 "
-            f"(center-weeks with a fraudulent row) {_pct(first['precision_at_10'])}; every "
-            f"patient center in the top 10 % in {sum(judged)} of {len(judged)} cities."
-        )
-
+    _, entries = risk_queue(city, link)
+    first = risk_scores(city, entries)
+    passed = [first["patient_in_top_10pct"]]
+    extra = 4 if args.quick else 9
+    for i in range(extra):
+        more_cfg = replace(base, centers=base.centers if args.quick else 30,
+                           seed=base.seed + 100 + i, extra_children=0)  # fmt: skip
+        more, more_link = generate(more_cfg)
+        assert isinstance(more_link, LocalPortal)
+        _, more_entries = risk_queue(more, more_link)
+        passed.append(risk_scores(more, more_entries)["patient_in_top_10pct"])
+    judged = [p for p in passed if p is not None]
+    out["risk_queue_precision_at_10"] = first["precision_at_10"]
+    out["patient"] = round(sum(judged) / len(judged), 6) if judged else None
+    body += (
+        f"\n\nRisk queue: {first['entries']} entries; precision of the first 10 "
+        f"(center-weeks with a fraudulent row) {_pct(first['precision_at_10'])}; every "
+        f"patient center in the top 10 % in {sum(judged)} of {len(judged)} cities."
+    )
     # 3. Scaling on SQLite: the same month with 1x, 2x, 4x the centers. Chunk k (the city
     # above, then more cities under other center prefixes) goes into every store >= k.
     scales = (1, 2, 4)

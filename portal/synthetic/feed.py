@@ -25,14 +25,14 @@ from sqlalchemy import Engine, insert, select
 
 from agent.protocol import ZERO_HASH, public_key_b64
 from portal.db.engine import write_transaction
-from portal.db.schema import centers, devices, integrity_events, receipts
+from portal.db.schema import centers, device_addresses, devices, integrity_events, receipts
 from portal.exceptions import PortalError
 from portal.ingest.batch import ingest_batch
 from portal.ingest.gaps import declare_gap
 from portal.ingest.storage import insert_records, record_row
 from portal.reconcile.store import apply_import
 from portal.registry import add_center, create_enroll_token, enroll_device
-from portal.synthetic.generator import City, Device, ImportStep, LocalPortal
+from portal.synthetic.generator import City, Device, ImportStep, LocalPortal, upload_runs
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +63,15 @@ class IngestUplink:
     def upload(
         self, device: Device, batch: list[dict[str, Any]], now_ms: int, address: str = ""
     ) -> str:
-        # The ingest records no upload address yet: ``address`` is dropped here.
         outcome = None
         for i in range(0, max(len(batch), 1), 5000):
             outcome = ingest_batch(
-                self.engine, self.key, device.device_id, batch[i : i + 5000], now=now_ms
+                self.engine,
+                self.key,
+                device.device_id,
+                batch[i : i + 5000],
+                now=now_ms,
+                client=address or None,
             )
             if outcome.status != 200:
                 raise PortalError(
@@ -171,6 +175,23 @@ def bulk_load(
                     for e in portal.events
                 ],
             )
+        # The addresses the ingest notes for signed uploads, as its runs per device.
+        address_rows = []
+        for d in city.devices:
+            uploads = portal.addresses[d.device_id]
+            for lo, hi, address in upload_runs(uploads):
+                n = sum(1 for at, a, _, _ in uploads if a == address and lo <= at <= hi)
+                address_rows.append(
+                    {
+                        "device_id": d.device_id,
+                        "address": address,
+                        "first_ms": lo,
+                        "last_ms": hi,
+                        "uploads": n,
+                    }
+                )
+        for i in range(0, len(address_rows), chunk):
+            conn.execute(insert(device_addresses), address_rows[i : i + chunk])
     for d in city.devices:
         rows = list(_rows(d, portal.covered[d.device_id]))
         for i in range(0, len(rows), chunk):

@@ -363,13 +363,29 @@ class LocalPortal:
         return self._receipt(device.device_id, d["last_seq"], d["last_hash"], now_ms)
 
     def log(self, device: Device) -> DeviceLog:
-        return DeviceLog.from_records(
+        log = DeviceLog.from_records(
             device.device_id,
             device.center_id,
             device.records,
             self.receipt_ms,
             self.covered[device.device_id],
         )
+        log.uploads = upload_runs(self.addresses[device.device_id])
+        return log
+
+
+def upload_runs(uploads: list[tuple[int, str, int, int]]) -> list[tuple[int, int, str]]:
+    """Uploads ``(server_ms, address, first_seq, last_seq)`` as the runs the ingest keeps:
+    ``(first_ms, last_ms, address)`` per stretch from one address (no address: none)."""
+    runs: list[tuple[int, int, str]] = []
+    for at, address, _, _ in sorted(uploads):
+        if not address:
+            continue
+        if runs and runs[-1][2] == address:
+            runs[-1] = (runs[-1][0], at, address)
+        else:
+            runs.append((at, at, address))
+    return runs
 
 
 @dataclass(slots=True)
@@ -1688,8 +1704,11 @@ def _run(
     return recorded
 
 
-def reconcile_local(city: City, link: LocalPortal, settings: Any, centers: Any = None) -> Any:
-    """The engine over the city as the in-memory portal holds it (no database)."""
+def reconcile_local(
+    city: City, link: LocalPortal, settings: Any, centers: Any = None, observe: Any = None
+) -> Any:
+    """The engine over the city as the in-memory portal holds it (no database);
+    ``observe`` is the engine's hook that is shown each center's index."""
     from portal.reconcile.engine import CenterInput, reconcile
 
     logs = {d.center_id: link.log(d) for d in city.devices}
@@ -1707,4 +1726,5 @@ def reconcile_local(city: City, link: LocalPortal, settings: Any, centers: Any =
         settings=settings,
         zone=city.zone,
         centers=centers,
+        observe=observe,
     )
