@@ -21,14 +21,20 @@ class BadgeRead:
     driver: str
     uid: str  # uppercase hex of the real UID bytes, never a check byte
     uid_len: int  # bytes
+    # The card's own proof of this read (docs/cards.md), e.g. a SUN message's
+    # ``{"kind": "ntag424-sun", "picc": ..., "mac": ...}``; None for UID-only cards.
+    card: dict[str, str] | None = None
 
     def record_data(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "reader": self.reader,
             "driver": self.driver,
             "uid": self.uid,
             "uid_len": self.uid_len,
         }
+        if self.card is not None:
+            data["card"] = dict(self.card)
+        return data
 
 
 @dataclass(frozen=True)
