@@ -17,12 +17,21 @@ from agent.protocol import private_key_from_raw, private_key_raw
 from portal.db.private_files import private_dir, refuse_shared
 from portal.exceptions import PortalConfigError
 
-__all__ = ["KEY_FILE", "SESSION_SECRET_FILE", "load_or_create_key", "load_or_create_secret"]
+__all__ = [
+    "CARD_MASTER_FILE",
+    "KEY_FILE",
+    "SESSION_SECRET_FILE",
+    "load_or_create_card_master",
+    "load_or_create_key",
+    "load_or_create_secret",
+]
 
 logger = logging.getLogger(__name__)
 
 KEY_FILE = "portal.key"
 SESSION_SECRET_FILE = "session.secret"
+# The AES-128 master from which every card's keys are derived (docs/cards.md, decision 0920).
+CARD_MASTER_FILE = "card-master.key"
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -66,3 +75,29 @@ def load_or_create_secret(data_dir: Path) -> str:
         with contextlib.suppress(FileExistsError):  # another process made it first
             _write_private(path, secrets.token_hex(32).encode("ascii"))
     return _read_private(path).decode("ascii").strip()
+
+
+def load_or_create_card_master(data_dir: Path) -> bytes:
+    """The card master key in ``data_dir`` (16 bytes); created (mode 0600) when missing.
+
+    Refused, like the portal key, when group or others may read it. Never logged: the
+    log line names the file only.
+    """
+    private_dir(data_dir)
+    path = data_dir / CARD_MASTER_FILE
+    if not path.exists():
+        raw = secrets.token_bytes(16)
+        try:
+            _write_private(path, raw.hex().encode("ascii") + b"\n")
+            logger.info("generated the card master key %s", path)
+            return raw
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+    text = _read_private(path).decode("ascii", "replace").strip()
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    if len(raw) != 16:
+        raise PortalConfigError(f"{path}: not a card master key (32 hex characters)")
+    return raw

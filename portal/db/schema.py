@@ -23,12 +23,16 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     text,
 )
 
 __all__ = [
     "abuse_log",
     "admin_tokens",
+    "card_counters",
+    "card_grants",
+    "cards",
     "centers",
     "declared_gaps",
     "device_addresses",
@@ -58,6 +62,8 @@ centers = Table(
     Column("center_id", String(64), primary_key=True),
     Column("name", Text, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
+    # Reads of cards not registered as ntag424-sun are card_not_authenticated (0009).
+    Column("require_card_auth", Boolean, nullable=False, server_default=false()),
 )
 
 devices = Table(
@@ -233,4 +239,51 @@ device_addresses = Table(
     Column("last_ms", BigInteger, nullable=False),
     Column("uploads", Integer, nullable=False),
     Index("ix_device_addresses_device", "device_id", "id"),
+)
+
+# Cards with their own proof of a read (NTAG 424 DNA SUN, docs/cards.md; migration 0009).
+# Keys are never stored in the clear: ``diversified`` cards' keys are derived from the
+# card master key in the data dir; ``imported`` cards' keys are sealed under a key
+# derived from it (``sealed_keys``, AES-GCM, hex).
+cards = Table(
+    "cards",
+    metadata,
+    Column("uid", String(14), primary_key=True),
+    Column("kind", String(32), nullable=False),  # ntag424-sun
+    Column("state", String(16), nullable=False),  # issued | active | revoked | replaced
+    Column("key_source", String(16), nullable=False),  # diversified | imported
+    Column("sealed_keys", Text, nullable=True),
+    Column("activated_counter", BigInteger, nullable=True),  # the activation read's counter
+    Column("grant_hash", String(64), nullable=True),  # the station grant that issued it
+    Column("created_ms", BigInteger, nullable=False),
+    Column("activated_ms", BigInteger, nullable=True),
+    Column("revoked_ms", BigInteger, nullable=True),  # revoked or replaced: reads after fail
+    Column("replaced_by", String(14), nullable=True),
+)
+
+# A personalisation station's grant: like an enrollment token, stored hashed, good for
+# ``count`` cards until ``expires_ms``.
+card_grants = Table(
+    "card_grants",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("used", Integer, nullable=False),
+    Column("url", Text, nullable=False),  # the base URL written into the cards' NDEF file
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+)
+
+# Every SUN read the reconciliation accepted, by its position in time: the counters a
+# later period's reads must exceed (decision 0921).
+card_counters = Table(
+    "card_counters",
+    metadata,
+    Column("uid", String(14), nullable=False),
+    Column("device_id", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("counter", BigInteger, nullable=False),
+    Column("time_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("uid", "device_id", "seq"),
+    Index("ix_card_counters_uid_time", "uid", "time_ms"),
 )

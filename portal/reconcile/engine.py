@@ -20,7 +20,17 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 from portal.reconcile import rules
-from portal.reconcile.index import HELD, OPENED, SHUT, CenterIndex, Coverage, DoorEvent, Read
+from portal.reconcile.cards import CardBook, check_reads, order_counters, rejudge_replays
+from portal.reconcile.index import (
+    CARD_AUTHENTIC,
+    HELD,
+    OPENED,
+    SHUT,
+    CenterIndex,
+    Coverage,
+    DoorEvent,
+    Read,
+)
 from portal.reconcile.lessons import Lesson, ScheduleApproval, ScheduleEntry, instant_ms, lessons
 from portal.reconcile.model import (
     Confirmation,
@@ -78,6 +88,8 @@ class Result:
     last: date
     rows: list[Row]
     offline_lessons: dict[str, int] = field(default_factory=dict)  # center -> lessons offline
+    # SUN reads whose counters were accepted: (uid, device_id, seq, counter, time_ms).
+    card_accepted: list[tuple[str, str, int, int, int]] = field(default_factory=list)
 
 
 def reconcile(
@@ -93,6 +105,7 @@ def reconcile(
     centers: Iterable[str] | None = None,
     approvals: Iterable[ScheduleApproval] = (),
     observe: Callable[[str, CenterIndex], None] | None = None,
+    cards: CardBook | None = None,
 ) -> Result:
     """Reconcile every lesson and confirmation from ``first`` to ``last`` (inclusive).
 
@@ -102,6 +115,8 @@ def reconcile(
     the operators' approvals of late changes (:func:`~portal.reconcile.lessons.lessons`).
     ``observe`` is shown each center's index once its reads are judged (the risk
     queue keeps the reads to look for departures, :mod:`portal.reconcile.risk`).
+    ``cards`` is the card registry with its keys: without it no read is checked by
+    its card (:mod:`portal.reconcile.cards`).
     """
     wanted = set(centers) if centers is not None else None
     group_center = {e.group_id: e.center_id for e in schedule}
@@ -144,10 +159,16 @@ def reconcile(
         if e.replaced_ms is None:  # the current version of each row
             schedule_by_center[e.center_id].append(e)
     taps: list[tuple[str, int, str]] = []  # uid, time, center of every read
+    card_reads: list[tuple[Read, str]] = []  # the SUN reads that check, to order
     for center_id in center_ids:
         inp = load_center(center_id)
         index = CenterIndex(inp.logs, inp.events, settings)
-        judge_reads(index, settings)
+        if cards is not None:
+            check_reads(index.reads, cards)
+            card_reads.extend(
+                [(r, center_id) for r in index.reads if r.card_check == CARD_AUTHENTIC]
+            )
+        judge_reads(index, settings, cards.require_auth if cards is not None else frozenset())
         # Every read, not only those in a row: a card read where no lesson of its
         # child runs still places the child there (docs/reconciliation.md).
         taps.extend([(r.uid, r.time_ms, center_id) for r in index.reads])
@@ -166,11 +187,16 @@ def reconcile(
             shared,
         )
         result.offline_lessons[center_id] = offline
+    if cards is not None:  # city-wide: each card's counters in order of time
+        result.card_accepted = order_counters(card_reads, cards)
+        rejudge_replays(result.rows, settings)
     one_place(result.rows, settings, taps)  # city-wide: a child is in one place at a time
     return result
 
 
-def read_facts(index: CenterIndex, settings: ReconcileSettings) -> list[ReadFacts]:
+def read_facts(
+    index: CenterIndex, settings: ReconcileSettings, require_card_auth: frozenset[str] = frozenset()
+) -> list[ReadFacts]:
     """The facts of every read of the center, in the order of ``index.reads``."""
     reads = index.reads
     fast = _run_badges(index, settings.burst_gap_ms, per_reader=False)
@@ -201,6 +227,7 @@ def read_facts(index: CenterIndex, settings: ReconcileSettings) -> list[ReadFact
                 reader_run_badges=r,
                 slow_run_badges=m,
                 stale_anchor=read.stale_anchor,
+                require_card_auth=centers.get(read.device_id, "") in require_card_auth,
             )
         )
     return out
@@ -218,10 +245,12 @@ def _run_badges(index: CenterIndex, gap_ms: int, *, per_reader: bool) -> list[in
     return badges
 
 
-def judge_reads(index: CenterIndex, settings: ReconcileSettings) -> None:
+def judge_reads(
+    index: CenterIndex, settings: ReconcileSettings, require_card_auth: frozenset[str] = frozenset()
+) -> None:
     """Give every read the reasons of the read rules that fire on its facts."""
     checks = _READ_CHECKS
-    for facts in read_facts(index, settings):
+    for facts in read_facts(index, settings, require_card_auth):
         facts.read.reasons = tuple([name for name, check in checks if check(facts, settings)])
 
 

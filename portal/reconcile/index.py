@@ -24,6 +24,14 @@ from portal.reconcile.model import DeviceLog, IntegrityEvent, ReconcileSettings
 from portal.reconcile.trusted_time import place, stale_anchors
 from portal.reconcile.trusted_time import proven as prove
 
+# What a read's card says (Read.card_check, set by portal.reconcile.cards): "" for a
+# card not registered as ntag424-sun; authentic (message checks, counter not yet
+# ordered), then proven or replayed; or not_authenticated.
+CARD_AUTHENTIC = "authentic"
+CARD_NOT_AUTHENTICATED = "not_authenticated"
+CARD_PROVEN = "proven"
+CARD_REPLAYED = "replayed"
+
 
 @dataclass(slots=True)
 class Read:
@@ -40,6 +48,11 @@ class Read:
     reasons: tuple[str, ...] = ()  # set by the engine, in the order of rules.REASONS
     proven: bool = False  # both receipt bounds within proof_bracket_ms of its time
     stale_anchor: bool = False  # its anchor is older than a receipt the device had
+    card: Any = None  # the badge record's ``card`` object, as received (None: none)
+    card_kind: str = ""  # the kind the card is registered as ("" unregistered)
+    card_check: str = ""  # CARD_* above
+    card_counter: int | None = None  # the SUN read counter, when it decrypted
+    card_jump: int | None = None  # reads of the card elsewhere since its last one here
 
 
 class DoorEvent(NamedTuple):
@@ -190,6 +203,7 @@ class CenterIndex:
                         trusted[i],
                         proven=proven[i],
                         stale_anchor=stale[i],
+                        card=data.get("card"),
                     )
                 )
             elif kind == "door":

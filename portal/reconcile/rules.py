@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from agent.protocol.drivers import HARDWARE_DRIVERS, SIMULATED_DRIVER
-from portal.reconcile.index import Read
+from agent.protocol.ntag424 import KIND as SUN_KIND
+from portal.reconcile.index import CARD_NOT_AUTHENTICATED, CARD_REPLAYED, Read
 from portal.reconcile.model import ReconcileSettings
 
 VERIFIED = "verified"
@@ -67,6 +68,7 @@ class ReadFacts:
     # its reader at the slower tempo (gaps under burst_slow_gap_ms).
     reader_run_badges: int = 0
     slow_run_badges: int = 0
+    require_card_auth: bool = False  # the read's center requires cards that prove reads
 
 
 @dataclass(slots=True)
@@ -137,6 +139,18 @@ def unknown_reader(f: ReadFacts, s: ReconcileSettings) -> bool:
     if driver == SIMULATED_DRIVER:
         return False  # simulated_reader says it
     return driver not in HARDWARE_DRIVERS or not f.reader_listed
+
+
+def card_not_authenticated(f: ReadFacts, s: ReconcileSettings) -> bool:
+    card = f.read
+    if card.card_check == CARD_NOT_AUTHENTICATED:
+        return True
+    return f.require_card_auth and card.card_kind != SUN_KIND
+
+
+def card_replayed(f: ReadFacts, s: ReconcileSettings) -> bool:
+    # Known only once every center's reads of the card are ordered (portal.reconcile.cards).
+    return f.read.card_check == CARD_REPLAYED
 
 
 def chain_integrity(f: WindowFacts, s: ReconcileSettings) -> bool:
@@ -242,6 +256,22 @@ REASONS: tuple[Reason[Any], ...] = (
         ReadFacts,
         unknown_reader,
         "the driver is no known hardware driver, or its boot record did not list the reader",
+        SUSPECT,
+    ),
+    Reason(
+        "card_not_authenticated",
+        ReadFacts,
+        card_not_authenticated,
+        "a card registered as ntag424-sun sent no valid proof of the read (none, undecryptable, "
+        "wrong UID or MAC, or revoked), or the center requires such cards and this is none",
+        SUSPECT,
+    ),
+    Reason(
+        "card_replayed",
+        ReadFacts,
+        card_replayed,
+        "the card's read counter is not above one already accepted for that card: an old "
+        "message sent again",
         SUSPECT,
     ),
     Reason(

@@ -36,6 +36,7 @@ from sqlalchemy import (
 from agent.protocol import normalise_uid
 from portal.db.engine import write_transaction
 from portal.db.schema import (
+    card_counters,
     centers,
     device_addresses,
     devices,
@@ -45,6 +46,7 @@ from portal.db.schema import (
 )
 from portal.exceptions import ImportFileError, NotFoundError, PortalError
 from portal.reconcile import imports
+from portal.reconcile.cards import CardBook
 from portal.reconcile.engine import CenterInput, Result, reconcile
 from portal.reconcile.lessons import (
     ScheduleApproval,
@@ -739,15 +741,22 @@ def run_reconciliation(
     zone: ZoneInfo,
     *,
     center: str | None = None,
+    cards: CardBook | None = None,
 ) -> Result:
-    """Reconcile ``first`` .. ``last`` (inclusive) from the database."""
+    """Reconcile ``first`` .. ``last`` (inclusive) from the database.
+
+    ``cards`` (from :func:`portal.cards.registry.card_book`) checks each read by its
+    card; the counters it accepts are kept for later periods (decision 0921).
+    """
     lo = local_ms(first, time(0), zone) - settings.margin_s * 1000
     hi = local_ms(last + timedelta(days=1), time(0), zone)
     with engine.connect() as conn, _no_gc():
         known = known_centers(conn)
         if center is not None and center not in known:
             raise NotFoundError(f"center {center!r} is not registered")
-        return reconcile(
+        if cards is not None:
+            cards = CardBook(cards.keys, cards.require_auth, load_card_counters(conn, lo, hi))
+        result = reconcile(
             first,
             last,
             schedule=load_schedule(conn),
@@ -758,4 +767,42 @@ def run_reconciliation(
             zone=zone,
             centers=None if center is None else [center],
             approvals=load_approvals(conn),
+            cards=cards,
         )
+    if result.card_accepted:
+        keep_card_counters(engine, result.card_accepted)
+    return result
+
+
+def load_card_counters(
+    conn: Connection, lo_ms: int, hi_ms: int
+) -> dict[str, list[tuple[int, str, int, int]]]:
+    """Counters accepted by earlier runs: per card the highest before ``lo_ms`` (all a
+    read of the period must exceed) and each one in ``[lo_ms, hi_ms)`` (a read there
+    not loaded this time still orders those after it)."""
+    c = card_counters.c
+    out: dict[str, list[tuple[int, str, int, int]]] = defaultdict(list)
+    before = select(c.uid, func.max(c.counter)).where(c.time_ms < lo_ms).group_by(c.uid)
+    for uid, counter in conn.execute(before):
+        out[uid].append((lo_ms - 1, "", 0, int(counter)))
+    during = select(c.uid, c.time_ms, c.device_id, c.seq, c.counter).where(
+        c.time_ms >= lo_ms, c.time_ms < hi_ms
+    )
+    for uid, t, dev, seq, counter in conn.execute(during):
+        out[uid].append((int(t), dev, int(seq), int(counter)))
+    return out
+
+
+def keep_card_counters(engine: Engine, accepted: list[tuple[str, str, int, int, int]]) -> None:
+    """Store the accepted SUN reads (once each: a rerun of a period adds nothing)."""
+    rows = [
+        {"uid": u, "device_id": d, "seq": q, "counter": n, "time_ms": t}
+        for u, d, q, n, t in accepted
+    ]
+    with write_transaction(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
+        for k in range(0, len(rows), 1000):
+            conn.execute(upsert(card_counters).on_conflict_do_nothing(), rows[k : k + 1000])
