@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from portal import __version__
-from portal.api import admin, devices, reports
+from portal.api import admin, cards, devices, reports
 from portal.api.browser_guards import BrowserGuards
 from portal.api.models import Health
 from portal.api.request_encoding import InflateRequestBodies
@@ -85,6 +85,7 @@ def create_app(settings: Settings, *, portal: Portal | None = None) -> FastAPI:
     # Outermost: its headers reach every answer, errors and the 413 included.
     app.add_middleware(BrowserGuards)
     app.include_router(devices.router)
+    app.include_router(cards.router)
     app.include_router(admin.router)
     app.include_router(pages.router)
     app.include_router(reports.router)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from portal.auth import Auditor, Operator
+from portal.cards.registry import card_book
 from portal.exceptions import ImportFileError, PortalConfigError
 from portal.reconcile.engine import Result
 from portal.reconcile.lessons import load_zone
@@ -74,7 +75,13 @@ def reconciled(request: Request, first: date, last: date, center: str | None) ->
         return hit[1]
     settings = ReconcileSettings.from_portal(portal.settings)
     result = run_reconciliation(
-        portal.engine, first, last, settings, load_zone(settings.timezone), center=center
+        portal.engine,
+        first,
+        last,
+        settings,
+        load_zone(settings.timezone),
+        center=center,
+        cards=card_book(portal.engine, portal.settings.data_dir),
     )
     for stale in [k for k, (at, _) in cache.items() if now - at >= CACHE_S]:
         del cache[stale]

@@ -21,5 +21,6 @@ from portal.cli import reconcile as _reconcile  # noqa: F401  # isort: skip
 from portal.cli import schedule as _schedule  # noqa: F401  # isort: skip
 from portal.cli import generate_city as _generate_city  # noqa: F401  # isort: skip
 from portal.cli import risk as _risk  # noqa: F401  # isort: skip
+from portal.cli import cards as _cards  # noqa: F401  # isort: skip
 
 __all__ = ["cli", "main"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from portal.cards.registry import card_book
 from portal.cli.base import Context, Exit, cli
 from portal.reconcile.lessons import load_zone
 from portal.reconcile.model import ReconcileSettings
@@ -43,7 +44,10 @@ def reconcile_command(
     portal = ctx.portal()
     settings = ReconcileSettings.from_portal(portal.settings)
     zone = load_zone(settings.timezone)
-    result = run_reconciliation(portal.engine, day1, day2, settings, zone, center=center)
+    cards = card_book(portal.engine, portal.settings.data_dir)
+    result = run_reconciliation(
+        portal.engine, day1, day2, settings, zone, center=center, cards=cards
+    )
     data = render(result, zone, fmt)
     if output is not None:
         try:

@@ -61,6 +61,16 @@ def _read(read: Read, reasons: tuple[str, ...], zone: ZoneInfo) -> dict[str, Any
         "time_trusted": read.trusted,
         "time_proven": read.proven,
         "reasons": list(reasons),
+        # What the card proved (docs/cards.md): None for a card not registered as one
+        # that proves its reads; ``jump`` counts its reads elsewhere since the last here.
+        "card": None
+        if not read.card_kind
+        else {
+            "kind": read.card_kind,
+            "check": read.card_check,
+            "counter": read.card_counter,
+            "jump": read.card_jump,
+        },
     }
 
 

@@ -86,6 +86,8 @@ _EN = {
     "stale_anchor": "stale anchor",
     "simulated_reader": "simulated reader",
     "unknown_reader": "unknown reader",
+    "card_not_authenticated": "card not authenticated",
+    "card_replayed": "card message replayed",
     "chain_integrity": "chain integrity",
     "device_clone_suspected": "device clone suspected",
     "double_presence": "in two places at once",
@@ -173,6 +175,8 @@ _RU = {
     "stale_anchor": "устаревшая квитанция",
     "simulated_reader": "имитация считывателя",
     "unknown_reader": "неизвестный считыватель",
+    "card_not_authenticated": "карта не подтвердила чтение",
+    "card_replayed": "повтор старого сообщения карты",
     "chain_integrity": "нарушена цепочка записей",
     "device_clone_suspected": "подозрение на клон устройства",
     "double_presence": "в двух местах одновременно",
@@ -183,7 +187,13 @@ _RU = {
     "implausible_schedule": "неправдоподобное расписание",
 }
 
-_KK = {**_RU, "welcome": "Қош келдіңіз", "language": "Тіл"}
+_KK = {
+    **_RU,
+    "welcome": "Қош келдіңіз",
+    "language": "Тіл",
+    "card_not_authenticated": "карта оқуды растамады",
+    "card_replayed": "картаның ескі хабары қайталанды",
+}
 
 MESSAGES = {"en": _EN, "ru": _RU, "kk": _KK}
 

@@ -19,9 +19,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("centers") as batch:
         batch.add_column(
-            sa.Column(
-                "require_card_auth", sa.Boolean(), nullable=False, server_default=sa.false()
-            )
+            sa.Column("require_card_auth", sa.Boolean(), nullable=False, server_default=sa.false())
         )
     op.create_table(
         "cards",

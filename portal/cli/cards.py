@@ -1,0 +1,105 @@
+"""``qatysu-portal cards ...`` and ``center set``: cards that prove their reads (docs/cards.md).
+
+Keys are never printed: ``cards list`` shows states and counters only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from portal.cards.registry import (
+    create_grant,
+    import_cards,
+    list_cards,
+    revoke_card,
+    set_require_card_auth,
+)
+from portal.cli.base import Context, Exit, cli
+from portal.cli.centers import center
+from portal.cli.tokens import parse_ttl
+from portal.keys import load_or_create_card_master
+
+
+@cli.group("cards")
+def cards() -> None:
+    """NTAG 424 DNA cards: station grants, imports, the registry, revocation."""
+
+
+@cards.command("issue")
+@click.option("--count", type=int, required=True, help="How many cards the station may make.")
+@click.option("--ttl", default="8h", show_default=True, help="Validity: 30m, 8h, 2d, ...")
+@click.option(
+    "--url",
+    default="https://qatysu.kz/c",
+    show_default=True,
+    help="The base URL written into each card's NDEF file.",
+)
+@click.pass_obj
+def cards_issue(ctx: Context, count: int, ttl: str, url: str) -> int:
+    """Print once a station grant good for COUNT cards; only its hash is kept."""
+    ttl_ms = parse_ttl(ttl)
+    portal = ctx.portal()
+    load_or_create_card_master(portal.settings.data_dir)  # refuse a shared one now
+    click.echo(create_grant(portal.engine, count, ttl_ms, url, now=portal.clock()))
+    return 0
+
+
+@cards.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.pass_obj
+def cards_import(ctx: Context, file: Path) -> int:
+    """Register cards personalised elsewhere (CSV badge_uid,kind,meta_key,file_key)."""
+    portal = ctx.portal()
+    master = load_or_create_card_master(portal.settings.data_dir)
+    done = import_cards(portal.engine, master, file.read_bytes(), str(file), now=portal.clock())
+    click.echo(done.summary(str(file)))
+    return 0
+
+
+@cards.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
+@click.pass_obj
+def cards_list(ctx: Context, as_json: bool) -> int:
+    """Registered cards: UID, kind, state, key source, activation counter (never keys)."""
+    rows = list_cards(ctx.portal().engine)
+    if as_json:
+        click.echo(json.dumps(rows, sort_keys=True))
+        return 0
+    for r in rows:
+        counter = "" if r["activated_counter"] is None else r["activated_counter"]
+        click.echo(f"{r['uid']}\t{r['kind']}\t{r['state']}\t{r['key_source']}\t{counter}")
+    return 0
+
+
+@cards.command("revoke")
+@click.argument("uid")
+@click.option("--replaced-by", metavar="UID", help="The card that replaces it.")
+@click.pass_obj
+def cards_revoke(ctx: Context, uid: str, replaced_by: str | None) -> int:
+    """Revoke card UID (lost or replaced): its reads from now on are not authenticated."""
+    portal = ctx.portal()
+    uid, replaced_by = uid.upper(), replaced_by.upper() if replaced_by else None
+    revoke_card(portal.engine, uid, now=portal.clock(), replaced_by=replaced_by)
+    click.echo(f"card {uid} {'replaced by ' + replaced_by if replaced_by else 'revoked'}")
+    return 0
+
+
+@center.command("set")
+@click.argument("center_id", metavar="ID")
+@click.option(
+    "--require-card-auth",
+    type=click.Choice(["on", "off"]),
+    required=True,
+    help="on: reads of cards that do not prove their reads are card_not_authenticated.",
+)
+@click.pass_obj
+def center_set(ctx: Context, center_id: str, require_card_auth: str) -> int:
+    """Change a center's settings."""
+    if "\x00" in center_id:
+        raise Exit(f"center {center_id!r} does not exist")
+    set_require_card_auth(ctx.portal().engine, center_id, require_card_auth == "on")
+    click.echo(f"center {center_id}: require_card_auth {require_card_auth}")
+    return 0
