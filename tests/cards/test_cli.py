@@ -1,0 +1,58 @@
+"""``cards issue``, ``cards revoke`` and ``center set --require-card-auth`` on the CLI."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from portal.cards.registry import card_book, list_cards
+from portal.cli import main
+from portal.db.schema import card_grants, centers
+from portal.registry import token_hash
+from portal.state import Portal
+from tests.cards.test_import import GOOD
+
+
+def _base(portal: Portal) -> list[str]:
+    base = ["--data-dir", str(portal.settings.data_dir)]
+    return [*base, "--db", portal.settings.db_url] if portal.settings.db_url else base
+
+
+def test_issue_prints_a_grant_once_stored_hashed(
+    portal: Portal, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*_base(portal), "cards", "issue", "--count", "3", "--ttl", "2h"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert token.startswith("qcg_")
+    with portal.engine.connect() as conn:
+        row = conn.execute(select(card_grants)).one()
+    assert (row.token_hash, row.count, row.used) == (token_hash(token), 3, 0)
+    assert row.expires_ms - row.created_ms == 2 * 3_600_000
+    assert main([*_base(portal), "cards", "issue", "--count", "0"]) == 2
+    assert main([*_base(portal), "cards", "issue", "--count", "1", "--url", "http://x"]) == 2
+
+
+def test_revoke_and_replace(portal: Portal) -> None:
+    csv = portal.settings.data_dir.parent / "cards.csv"
+    csv.write_bytes(GOOD)
+    assert main([*_base(portal), "cards", "import", str(csv)]) == 0
+    assert main([*_base(portal), "cards", "revoke", "04c767f2066180"]) == 0
+    assert main([*_base(portal), "cards", "revoke", "04C767F2066181", "--replaced-by", "04AA"]) == 0
+    assert main([*_base(portal), "cards", "revoke", "04C767F2066180"]) == 1  # already
+    assert main([*_base(portal), "cards", "revoke", "04C767F20661FF"]) == 1  # unknown
+    states = {r["uid"]: (r["state"], r["replaced_by"]) for r in list_cards(portal.engine)}
+    assert states == {
+        "04C767F2066180": ("revoked", None),
+        "04C767F2066181": ("replaced", "04AA"),
+    }
+    book = card_book(portal.engine, portal.settings.data_dir)
+    assert all(k.until_ms is not None for k in book.keys.values())
+
+
+def test_center_set_require_card_auth(portal: Portal) -> None:
+    assert main([*_base(portal), "center", "set", "c1", "--require-card-auth", "on"]) == 0
+    assert card_book(portal.engine, portal.settings.data_dir).require_auth == {"c1"}
+    assert main([*_base(portal), "center", "set", "c1", "--require-card-auth", "off"]) == 0
+    with portal.engine.connect() as conn:
+        assert conn.execute(select(centers.c.require_card_auth)).scalar_one() is False
+    assert main([*_base(portal), "center", "set", "nope", "--require-card-auth", "on"]) == 1
