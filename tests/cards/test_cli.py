@@ -26,7 +26,8 @@ def test_issue_prints_a_grant_once_stored_hashed(
     assert token.startswith("qcg_")
     with portal.engine.connect() as conn:
         row = conn.execute(select(card_grants)).one()
-    assert (row.token_hash, row.count, row.used) == (token_hash(token), 3, 0)
+    grant = row._mapping
+    assert (grant["token_hash"], grant["count"], grant["used"]) == (token_hash(token), 3, 0)
     assert row.expires_ms - row.created_ms == 2 * 3_600_000
     assert main([*_base(portal), "cards", "issue", "--count", "0"]) == 2
     assert main([*_base(portal), "cards", "issue", "--count", "1", "--url", "http://x"]) == 2

@@ -76,8 +76,8 @@ def test_personalise_then_activate(
         "diversified",
         1,
     )
-    key = card_book(portal.engine, portal.settings.data_dir).keys[UID]
-    assert (key.meta_read, key.file_read, key.floor) == (bundle.meta_read, bundle.file_read, 1)
+    held = card_book(portal.engine, portal.settings.data_dir).keys[UID]
+    assert (held.meta_read, held.file_read, held.floor) == (bundle.meta_read, bundle.file_read, 1)
 
 
 def test_grant_exhaustion_expiry_and_no_grant(portal: Portal, client: httpx.Client) -> None:
