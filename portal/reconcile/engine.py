@@ -78,6 +78,9 @@ class Result:
     last: date
     rows: list[Row]
     offline_lessons: dict[str, int] = field(default_factory=dict)  # center -> lessons offline
+    # Display names for the exports (the store fills them; ids stay the keys).
+    child_names: dict[str, str] = field(default_factory=dict)
+    center_names: dict[str, str] = field(default_factory=dict)
 
 
 def reconcile(

@@ -747,11 +747,12 @@ def run_reconciliation(
         known = known_centers(conn)
         if center is not None and center not in known:
             raise NotFoundError(f"center {center!r} is not registered")
-        return reconcile(
+        members = load_members(conn)
+        result = reconcile(
             first,
             last,
             schedule=load_schedule(conn),
-            members=load_members(conn),
+            members=members,
             confirmations=load_confirmations(conn, first, last, zone),
             load_center=lambda c: load_center(conn, c, lo, hi),
             settings=settings,
@@ -759,3 +760,11 @@ def run_reconciliation(
             centers=None if center is None else [center],
             approvals=load_approvals(conn),
         )
+        result.child_names = {m.child_id: m.child_name for m in members if m.child_name}
+        result.center_names = center_names(conn)
+        return result
+
+
+def center_names(conn: Connection) -> dict[str, str]:
+    """Each registered center's display name, by id."""
+    return {r.center_id: r.name for r in conn.execute(select(centers.c.center_id, centers.c.name))}
