@@ -464,8 +464,9 @@ class Demo:
             f"centers' history and today's two clubs), every center"
         )
         _print_totals(period["totals"])
-        say(f"== Today, {day}")
-        _print_totals(report["totals"])
+        say(f"== Today, {day}, at the two clubs")
+        clubs = [c.center_id for c in self.clubs]
+        _print_totals(report["totals"], only=clubs)
         xlsx = self.data / "report.xlsx"
         self.portal_cli("reconcile", *whole, "--format", "xlsx", "--output", str(xlsx))
         say()
@@ -482,14 +483,15 @@ class Demo:
                 str(BROWSE_PORT),
             ],
             "url": f"{base}/audit?from={first}&to={day}",
-            "today_url": f"{base}/audit?from={day}&to={day}",
+            "today_urls": {c: f"{base}/audit/centers/{c}?from={day}&to={day}" for c in clubs},
             "token": self.auditor_token,
         }
         browse = summary["browse"]
         say("Browse the same figures in the auditor pages (the demo leaves nothing running):")
         say(f"   {' '.join(browse['command'])}")
         say(f"   open {browse['url']}")
-        say(f"   (today only: {browse['today_url']})")
+        for center, url in browse["today_urls"].items():
+            say(f"   today at {center}: {url}")
         say(f"   and log in with the auditor token {self.auditor_token}")
         summary["rows"] = report["rows"]
         return summary
@@ -520,15 +522,26 @@ def _summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _print_totals(t: dict[str, Any]) -> None:
-    """The totals as the centers page shows them: every center, then all of them."""
+def _print_totals(t: dict[str, Any], only: Sequence[str] = ()) -> None:
+    """The totals as the centers page shows them: every center (or ``only`` these, as
+    their own pages do), then all of them."""
     for c in t["centers"]:
+        if only and c["center_id"] not in only:
+            continue
         share = "—" if c["share_verified"] is None else f"{c['share_verified']:.1%}"
         say(
             f"   {c['center_id']:10} verified {share:>6}; KZT at risk {c['kzt_at_risk']:>10,}; "
             f"unverifiable {c['kzt_unverifiable']:>10,}"
         )
-    _print_summary({"by_status": t["all"]["lessons"], **t["all"]})
+    everything = t["all"]
+    if only:  # the two clubs' own figures (other centers had no lesson rows)
+        chosen = [c for c in t["centers"] if c["center_id"] in only]
+        everything = {
+            "lessons": {s: sum(c["lessons"][s] for c in chosen) for s in t["all"]["lessons"]},
+            "kzt_at_risk": sum(c["kzt_at_risk"] for c in chosen),
+            "kzt_unverifiable": sum(c["kzt_unverifiable"] for c in chosen),
+        }
+    _print_summary({"by_status": everything["lessons"], **everything})
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

@@ -136,6 +136,26 @@ def test_the_printed_url_and_token_show_the_printed_figures(demo_run: dict[str, 
             assert shown and int(re.sub(r"\D", "", shown.group(1))) == at_risk
             for center in printed_centers:
                 assert center in page.text
+            # Today's figures at each club, on the club's own page as printed.
+            today = out[out.index("== Today,") : out.index("Reports written")]
+            for center, club_url in re.findall(r"^   today at (\S+): (\S+)$", out, re.M):
+                line = re.search(
+                    rf"^   {center} +verified +\S+; KZT at risk +([\d,]+); "
+                    rf"unverifiable +([\d,]+)$",
+                    today,
+                    re.M,
+                )
+                assert line, today
+                query = parse_qs(urlsplit(club_url).query)
+                one = http.get(
+                    "/api/v1/reports/reconciliation",
+                    params={"from": query["from"][0], "to": query["to"][0], "center": center},
+                    headers={"Authorization": f"Bearer {token}"},
+                ).json()["totals"]["all"]
+                printed = tuple(int(x.replace(",", "")) for x in line.groups())
+                assert (one["kzt_at_risk"], one["kzt_unverifiable"]) == printed, center
+                club_page = http.get(urlsplit(club_url)._replace(scheme="", netloc="").geturl())
+                assert club_page.status_code == 200 and center in club_page.text
     finally:
         server.terminate()
         server.wait(timeout=30)
