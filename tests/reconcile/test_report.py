@@ -221,3 +221,29 @@ def test_html_report_is_in_the_language_with_statuses_in_words() -> None:
     assert "Нурлан Ким" in ru and "Шахматный клуб «Алатау»" in ru
     en = render(result, ZONE, "html", EN).decode()
     assert '<html lang="en">' in en and "Lessons not verified" in en
+
+
+def test_every_word_the_exports_use_exists_in_every_language() -> None:
+    """A missing key would show as snake_case in a Russian or Kazakh workbook."""
+    result = _named_result()
+    for lang in i18n.LANGS:
+        words = i18n.translator(lang)
+        asked: list[str] = []
+        recording = ReportOptions(lang, _Recorder(words, asked))
+        render(result, ZONE, "xlsx", recording)
+        render(result, ZONE, "html", recording)
+        assert {"child_id", "lesson_start", "rows_not_verified", *STATUSES} <= set(asked)
+        missing = sorted({k for k in asked if k not in words})
+        assert not missing, (lang, missing)
+
+
+class _Recorder(dict[str, str]):
+    """The words, noting every key a renderer asks for."""
+
+    def __init__(self, words: dict[str, str], asked: list[str]) -> None:
+        super().__init__(words)
+        self.asked = asked
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        self.asked.append(key)
+        return super().get(key, default)
