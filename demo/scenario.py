@@ -331,7 +331,9 @@ class Demo:
         club.confirmed = [c.child_id for c in club.children]  # everyone "attended"
         say(
             f"   {len(stack)} cards tapped in a burst; {len(club.children)} lessons will be "
-            "confirmed in the timesheet, two of them for children who never came"
+            "confirmed in the timesheet, two of them for children who never came (no "
+            "device watched this club's half hour before the lesson: those two will be "
+            "unverifiable, not at risk)"
         )
 
     def wait_until_uploaded(self) -> None:
