@@ -33,7 +33,7 @@ from portal.keys import load_or_create_secret
 from portal.reconcile.lessons import load_zone
 from portal.settings import Settings
 from portal.state import Portal, open_portal
-from portal.web import auditor, pages
+from portal.web import auditor, i18n, pages
 
 __all__ = ["create_app", "worker_app"]
 
@@ -73,6 +73,9 @@ def create_app(settings: Settings, *, portal: Portal | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.portal = state
+    # The report exports speak the pages' language; the API sits below the pages in
+    # the layers, so their words are handed down here (decision 0960).
+    app.state.languages = reports.Languages(i18n.pick, i18n.translator)
     app.add_middleware(InflateRequestBodies, limit=settings.max_body_bytes)
     app.add_middleware(
         SessionMiddleware,

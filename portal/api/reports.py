@@ -1,8 +1,18 @@
-"""Reconciliation over HTTP: the report (JSON, CSV) and the CSV imports (operators)."""
+"""Reconciliation over HTTP: the reports (JSON, CSV, XLSX, HTML) and the CSV imports.
+
+The report GETs take a bearer token or the pages' session cookie, so the download
+links on the auditor pages work as they are. The exports speak the language the
+pages would (``?lang=``, the session's, the browser's, the portal's setting); the
+words come from the pages' translations, which sit in a layer above this one:
+:func:`portal.app.create_app` hands them down as ``app.state.languages``
+(decision 0960).
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -15,7 +25,7 @@ from portal.exceptions import ImportFileError, PortalConfigError
 from portal.reconcile.engine import Result
 from portal.reconcile.lessons import load_zone
 from portal.reconcile.model import ReconcileSettings
-from portal.reconcile.report import RENDERERS
+from portal.reconcile.report import CSV_DELIMITERS, RENDERERS, ReportOptions
 from portal.reconcile.risk import RiskEntry
 from portal.reconcile.risk_report import RENDERERS as RISK_RENDERERS
 from portal.reconcile.risk_store import run_risk
@@ -24,8 +34,30 @@ from portal.state import Portal
 
 router = APIRouter(tags=["reports"])
 
-# The report formats the API offers (docs/reconciliation.md), out of report.RENDERERS.
-API_FORMATS = ("json", "csv")
+# The report formats the API offers (docs/reconciliation.md), out of report.RENDERERS
+# (the terminal table is the CLI's).
+API_FORMATS = ("json", "csv", "xlsx", "html")
+RISK_FORMATS = ("json", "csv")
+
+
+@dataclass(frozen=True, slots=True)
+class Languages:
+    """The pages' language choice and words (portal.web.i18n), handed to the API."""
+
+    pick: Callable[[str | None, str | None, str, str], str]
+    words: Callable[[str], Mapping[str, str]]
+
+
+def report_options(request: Request, lang: str | None, delimiter: str | None) -> ReportOptions:
+    """The language and CSV convention of an export, as the pages would choose them."""
+    languages: Languages | None = getattr(request.app.state, "languages", None)
+    default = _portal(request).settings.language
+    if languages is None:  # an app built without the pages: the portal's language
+        return ReportOptions(default, {}, delimiter)
+    session = request.session.get("lang") if "session" in request.scope else None
+    chosen = languages.pick(lang, session, request.headers.get("accept-language", ""), default)
+    return ReportOptions(chosen, languages.words(chosen), delimiter)
+
 
 # Reconciling a city-month takes seconds: pages and API calls within this many
 # seconds of each other share one computation per (period, center).
@@ -97,17 +129,29 @@ def reconciliation_report(
     last: Annotated[str, Query(alias="to", description="Last date (inclusive)")],
     center: Annotated[str | None, Query(description="Only this center")] = None,
     format: Annotated[str, Query(pattern=f"^({'|'.join(API_FORMATS)})$")] = "json",
+    lang: Annotated[str | None, Query(description="en, ru or kk (XLSX, HTML, CSV)")] = None,
+    delimiter: Annotated[
+        str | None,
+        Query(
+            pattern=f"^({'|'.join(CSV_DELIMITERS)})$",
+            description="CSV: comma (`,`, no BOM) or semicolon (`;`, BOM); "
+            "by default the language's (ru, kk: semicolon)",
+        ),
+    ] = None,
 ) -> Response:
-    """docs/reconciliation.md: ``{"from", "to", "rows", "totals"}``, or the rows as CSV."""
+    """docs/reconciliation.md: ``{"from", "to", "rows", "totals"}``, or the report as
+    CSV, XLSX or HTML (a download)."""
     day1, day2 = period(request, first, last)
     result = reconciled(request, day1, day2, center)
     zone = load_zone(ReconcileSettings.from_portal(_portal(request).settings).timezone)
     renderer = RENDERERS[format]
     headers = {}
     if renderer.attachment:
-        name = f"reconciliation-{day1}-{day2}.{renderer.extension}"
+        part = f"-{center}" if center and center.isalnum() else ""
+        name = f"reconciliation{part}-{day1}-{day2}.{renderer.extension}"
         headers["Content-Disposition"] = f'attachment; filename="{name}"'
-    return Response(renderer.render(result, zone), media_type=renderer.media_type, headers=headers)
+    body = renderer.render(result, zone, report_options(request, lang, delimiter))
+    return Response(body, media_type=renderer.media_type, headers=headers)
 
 
 def risk_entries(request: Request, first: date, last: date) -> list[RiskEntry]:
@@ -134,7 +178,11 @@ def risk_report(
     _who: Auditor,
     first: Annotated[str, Query(alias="from", description="First date, YYYY-MM-DD")],
     last: Annotated[str, Query(alias="to", description="Last date (inclusive)")],
-    format: Annotated[str, Query(pattern=f"^({'|'.join(API_FORMATS)})$")] = "json",
+    format: Annotated[str, Query(pattern=f"^({'|'.join(RISK_FORMATS)})$")] = "json",
+    lang: Annotated[str | None, Query(description="en, ru or kk (CSV convention)")] = None,
+    delimiter: Annotated[
+        str | None, Query(pattern=f"^({'|'.join(CSV_DELIMITERS)})$", description="CSV")
+    ] = None,
 ) -> Response:
     """docs/reconciliation.md, "Risk queue": ``{"from", "to", "entries"}``, or CSV."""
     day1, day2 = period(request, first, last)
@@ -143,7 +191,7 @@ def risk_report(
     headers = {}
     if format == "csv":
         headers["Content-Disposition"] = f'attachment; filename="risk-{day1}-{day2}.csv"'
-    body = render(entries, day1, day2).encode("utf-8")
+    body = render(entries, day1, day2, report_options(request, lang, delimiter))
     return Response(body, media_type=media_type, headers=headers)
 
 

@@ -12,8 +12,9 @@ from portal.cards.registry import card_book
 from portal.cli.base import Context, Exit, cli
 from portal.reconcile.lessons import load_zone
 from portal.reconcile.model import ReconcileSettings
-from portal.reconcile.report import FORMATS, render
+from portal.reconcile.report import BY_CHARACTER, FORMATS, ReportOptions, render
 from portal.reconcile.store import run_reconciliation
+from portal.web import i18n
 
 
 def _day(value: str, option: str) -> date:
@@ -33,9 +34,27 @@ def _day(value: str, option: str) -> date:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write to FILE instead of standard output (required for xlsx on a terminal).",
 )
+@click.option(
+    "--lang",
+    type=click.Choice(i18n.LANGS),
+    help="Language of xlsx, html and csv (default: the portal's language setting).",
+)
+@click.option(
+    "--csv-delimiter",
+    "delimiter",
+    type=click.Choice([",", ";"]),
+    help="CSV: ',' (no BOM) or ';' (with a UTF-8 BOM, for Excel in ru/kk); default by --lang.",
+)
 @click.pass_obj
 def reconcile_command(
-    ctx: Context, first: str, last: str, center: str | None, fmt: str, output: Path | None
+    ctx: Context,
+    first: str,
+    last: str,
+    center: str | None,
+    fmt: str,
+    output: Path | None,
+    lang: str | None,
+    delimiter: str | None,
 ) -> int:
     """One row per (child, group, date) with a confirmation or presence, with totals."""
     day1, day2 = _day(first, "--from"), _day(last, "--to")
@@ -48,7 +67,9 @@ def reconcile_command(
     result = run_reconciliation(
         portal.engine, day1, day2, settings, zone, center=center, cards=cards
     )
-    data = render(result, zone, fmt)
+    lang = lang or portal.settings.language
+    options = ReportOptions(lang, i18n.translator(lang), delimiter and BY_CHARACTER[delimiter])
+    data = render(result, zone, fmt, options)
     if output is not None:
         try:
             output.write_bytes(data)

@@ -11,9 +11,11 @@ import click
 from portal.cli.base import Context, Exit, cli
 from portal.reconcile.lessons import load_zone
 from portal.reconcile.model import ReconcileSettings
+from portal.reconcile.report import BY_CHARACTER, ReportOptions
 from portal.reconcile.risk import SpotCheck
 from portal.reconcile.risk_report import FORMATS, render
 from portal.reconcile.risk_store import add_spotcheck, run_risk
+from portal.web import i18n
 
 MAX_DAYS = 366
 
@@ -35,8 +37,27 @@ def _day(value: str, option: str) -> date:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write to FILE instead of standard output.",
 )
+@click.option(
+    "--lang",
+    type=click.Choice(i18n.LANGS),
+    help="Language of csv (default: the portal's language setting).",
+)
+@click.option(
+    "--csv-delimiter",
+    "delimiter",
+    type=click.Choice([",", ";"]),
+    help="CSV: ',' (no BOM) or ';' (with a UTF-8 BOM, for Excel in ru/kk); default by --lang.",
+)
 @click.pass_obj
-def risk_command(ctx: Context, first: str, last: str, fmt: str, output: Path | None) -> int:
+def risk_command(
+    ctx: Context,
+    first: str,
+    last: str,
+    fmt: str,
+    output: Path | None,
+    lang: str | None,
+    delimiter: str | None,
+) -> int:
     """Centers and ISO weeks ranked for spot checks, highest score first, with reasons."""
     day1, day2 = _day(first, "--from"), _day(last, "--to")
     if day2 < day1:
@@ -46,7 +67,9 @@ def risk_command(ctx: Context, first: str, last: str, fmt: str, output: Path | N
     portal = ctx.portal()
     settings = ReconcileSettings.from_portal(portal.settings)
     entries = run_risk(portal.engine, day1, day2, settings, load_zone(settings.timezone))
-    data = render(entries, day1, day2, fmt)
+    lang = lang or portal.settings.language
+    options = ReportOptions(lang, i18n.translator(lang), delimiter and BY_CHARACTER[delimiter])
+    data = render(entries, day1, day2, fmt, options)
     if output is not None:
         try:
             output.write_bytes(data)

@@ -90,6 +90,9 @@ class Result:
     offline_lessons: dict[str, int] = field(default_factory=dict)  # center -> lessons offline
     # SUN reads whose counters were accepted: (uid, device_id, seq, counter, time_ms).
     card_accepted: list[tuple[str, str, int, int, int]] = field(default_factory=list)
+    # Display names for the exports (the store fills them; ids stay the keys).
+    child_names: dict[str, str] = field(default_factory=dict)
+    center_names: dict[str, str] = field(default_factory=dict)
 
 
 def reconcile(

@@ -4,6 +4,12 @@
 "totals"}``, each row with its evidence. The other formats are views of it.
 :data:`RENDERERS` is the one table of formats, read by ``qatysu-portal reconcile``
 and by the report API: a new format is one line there.
+
+The views for people speak the reader's language (:class:`ReportOptions`: the words
+come from the pages' translations, handed in by the caller): the XLSX has headers,
+statuses and reasons in words, real date and number cells; the HTML report likewise;
+the CSV keeps its machine column names and status ids but follows the language's
+spreadsheet convention (``;``, decimal comma and a UTF-8 BOM for ru and kk).
 """
 
 from __future__ import annotations
@@ -11,8 +17,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +46,49 @@ CSV_COLUMNS = (
     "first_read",
     "confirmed_at",
     "signer",
+    "child_name",
+    "center_name",
 )
+
+# The CSV conventions: "semicolon" is what Excel reads in a Russian or Kazakh locale
+# (``;`` between cells, ``,`` in decimals, a BOM so it takes the file as UTF-8);
+# "comma" is the portal's CSV as it always was (``,``, no BOM), for scripts and
+# English-locale spreadsheets. The language picks one unless the caller does.
+CSV_DELIMITERS = ("comma", "semicolon")
+BY_CHARACTER = {",": "comma", ";": "semicolon"}  # the CLI's --csv-delimiter
+_CSV_BY_LANG = {"en": "comma", "ru": "semicolon", "kk": "semicolon"}
+
+
+@dataclass(frozen=True, slots=True)
+class ReportOptions:
+    """How a report is shown: its language, the words of it, and the CSV convention.
+
+    ``words`` are the interface texts of ``lang`` (portal.web.i18n); a missing key
+    shows as the key itself. ``delimiter`` is one of :data:`CSV_DELIMITERS`, or None
+    for the language's.
+    """
+
+    lang: str = "en"
+    words: Mapping[str, str] = field(default_factory=dict)
+    delimiter: str | None = None
+
+    def word(self, key: str) -> str:
+        return self.words.get(key, key)
+
+    @property
+    def csv_convention(self) -> str:
+        return self.delimiter or _CSV_BY_LANG.get(self.lang, "comma")
+
+    def money(self, kzt: int) -> str:
+        """``425,500`` in English, ``425 500`` (no-break space) in Russian and Kazakh."""
+        text = f"{kzt:,}"
+        return text if self.lang == "en" else text.replace(",", "\u00a0")
+
+    def percent(self, share: float | None) -> str:
+        if share is None:
+            return "—"
+        text = f"{share:.1%}"
+        return text if self.lang == "en" else text.replace(".", ",")
 
 
 def _local(ms: int, zone: ZoneInfo) -> str:
@@ -131,8 +179,13 @@ def as_json(result: Result, zone: ZoneInfo) -> dict[str, Any]:
     }
 
 
-def _flat(row: Row, zone: ZoneInfo) -> list[Any]:
-    first = min((r.time_ms for r, _ in row.reads), default=None)
+def _first_read_ms(row: Row) -> int | None:
+    return min((r.time_ms for r, _ in row.reads), default=None)
+
+
+def _flat(row: Row, zone: ZoneInfo, names: Result) -> list[Any]:
+    """A row for the CSV: the columns of :data:`CSV_COLUMNS`, ids and machine words."""
+    first = _first_read_ms(row)
     conf = row.confirmation
     return [
         row.child_id,
@@ -148,6 +201,8 @@ def _flat(row: Row, zone: ZoneInfo) -> list[Any]:
         _local(first, zone) if first is not None else "",
         conf.confirmed_at if conf else "",
         conf.signer if conf else "",
+        names.child_names.get(row.child_id, ""),
+        names.center_names.get(row.center_id, ""),
     ]
 
 
@@ -156,23 +211,42 @@ def _flat(row: Row, zone: ZoneInfo) -> list[Any]:
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+def _is_number(text: str) -> bool:
+    """A plain number ("-250", "+7", "3.5"): a spreadsheet reads it as a number, never
+    as a formula, so it needs no quote (a name like "-Ali" or "-2+3" is not one)."""
+    body = text[1:] if text[:1] in "+-" else text
+    whole, _, frac = body.partition(".")
+    return whole.isdigit() and (frac == "" or frac.isdigit()) and whole.isascii()
+
+
 def _csv_cell(value: Any) -> Any:
     """A string cell that a spreadsheet would read as a formula gets a leading quote.
 
-    Only strings: numbers (a negative price is still a number) are written as they are.
+    Numbers (a negative price is still a number), and strings that are plain numbers,
+    are written as they are.
     """
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS) and not _is_number(value):
         return "'" + value
     return value
 
 
-def as_csv(result: Result, zone: ZoneInfo) -> str:
+def csv_text(header: Iterable[str], lines: Iterable[list[Any]], options: ReportOptions) -> bytes:
+    """A CSV in the options' convention; text cells never start a formula."""
+    semicolon = options.csv_convention == "semicolon"
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in result.rows:
-        writer.writerow([_csv_cell(v) for v in _flat(row, zone)])
-    return out.getvalue()
+    writer = csv.writer(out, delimiter=";" if semicolon else ",", lineterminator="\n")
+    writer.writerow(header)
+    for line in lines:
+        cells = [_csv_cell(v) for v in line]
+        if semicolon:  # decimal comma, as a Russian-locale Excel writes and reads it
+            cells = [str(v).replace(".", ",") if isinstance(v, float) else v for v in cells]
+        writer.writerow(cells)
+    return (("\ufeff" if semicolon else "") + out.getvalue()).encode("utf-8")
+
+
+def as_csv(result: Result, zone: ZoneInfo, options: ReportOptions | None = None) -> bytes:
+    rows = (_flat(row, zone, result) for row in result.rows)
+    return csv_text(CSV_COLUMNS, rows, options or ReportOptions())
 
 
 def _center_rows(t: dict[str, Any]) -> Iterable[list[Any]]:
@@ -229,6 +303,177 @@ def as_table(result: Result, zone: ZoneInfo, width: int = 160) -> str:
     return console.export_text()
 
 
+# -- XLSX: a workbook an auditor opens in Excel ------------------------------------
+
+# Cell kinds of the XLSX columns: each gets its number format and a width.
+_TEXT, _INT, _KZT, _PCT, _DATE, _TIME = "text", "int", "kzt", "pct", "date", "time"
+_FORMATS = {_INT: "0", _KZT: "#,##0", _PCT: "0.0%", _DATE: "yyyy-mm-dd", _TIME: "yyyy-mm-dd hh:mm"}
+_MIN_WIDTH = {_DATE: 11, _TIME: 17, _KZT: 10, _PCT: 8, _INT: 6, _TEXT: 8}
+_MAX_WIDTH = 48
+
+
+def _naive(ms: int | None, zone: ZoneInfo) -> datetime | None:
+    """Local wall time without a zone: Excel has no time zones (the header names it)."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=zone).replace(tzinfo=None)
+
+
+def _confirmed(row: Row, zone: ZoneInfo) -> datetime | str | None:
+    conf = row.confirmation
+    if conf is None:
+        return None
+    if conf.confirmed_ms is not None:
+        return _naive(conf.confirmed_ms, zone)
+    try:
+        when = datetime.fromisoformat(conf.confirmed_at)
+    except ValueError:
+        return conf.confirmed_at or None  # as the timesheet gave it
+    return when.astimezone(zone).replace(tzinfo=None) if when.tzinfo else when
+
+
+def _reasons(reasons: Iterable[str], o: ReportOptions) -> str:
+    return ", ".join(o.word(r) for r in reasons)
+
+
+def _sheet(
+    book: Any, title: str, columns: list[tuple[str, str]], lines: Iterable[list[Any]]
+) -> None:
+    """One sheet: bold frozen header, autofilter, each column's format and width."""
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    sheet = book.create_sheet(title[:31])  # Excel's limit for a sheet name
+    sheet.append([h for h, _ in columns])
+    widths = [max(len(h), _MIN_WIDTH[k]) for h, k in columns]
+    for line in lines:
+        sheet.append(line)
+        for i, value in enumerate(line):
+            if isinstance(value, str):
+                widths[i] = max(widths[i], min(len(value), _MAX_WIDTH))
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for i, (_, kind) in enumerate(columns, 1):
+        letter = get_column_letter(i)
+        sheet.column_dimensions[letter].width = min(widths[i - 1], _MAX_WIDTH) + 2
+        if kind in _FORMATS:
+            for (cell,) in sheet.iter_rows(min_row=2, min_col=i, max_col=i):
+                cell.number_format = _FORMATS[kind]
+    sheet.freeze_panes = "A2"
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{max(sheet.max_row, 1)}"
+    sheet.print_title_rows = "1:1"
+
+
+def _status_columns(o: ReportOptions) -> list[tuple[str, str]]:
+    return [(o.word(s), _INT) for s in STATUSES]
+
+
+def as_xlsx(result: Result, zone: ZoneInfo, options: ReportOptions | None = None) -> bytes:
+    from openpyxl import Workbook
+
+    o = options or ReportOptions()
+    t = totals(result)
+    cn, kn = result.center_names, result.child_names
+    book = Workbook()
+    book.remove(book.active)
+    tz = f" ({zone.key})"
+    rows_columns = [
+        (o.word("child_id"), _TEXT),
+        (o.word("child_name"), _TEXT),
+        (o.word("group"), _TEXT),
+        (o.word("center_id"), _TEXT),
+        (o.word("center"), _TEXT),
+        (o.word("date"), _DATE),
+        (o.word("status"), _TEXT),
+        (o.word("reasons"), _TEXT),
+        (o.word("price"), _KZT),
+        (o.word("lesson_start") + tz, _TIME),
+        (o.word("lesson_end") + tz, _TIME),
+        (o.word("read_count"), _INT),
+        (o.word("first_read") + tz, _TIME),
+        (o.word("confirmed_at") + tz, _TIME),
+        (o.word("signer"), _TEXT),
+    ]
+    _sheet(
+        book,
+        o.word("all_rows"),
+        rows_columns,
+        (
+            [
+                r.child_id,
+                kn.get(r.child_id),
+                r.group_id,
+                r.center_id,
+                cn.get(r.center_id),
+                r.date,
+                o.word(r.status),
+                _reasons(r.reasons, o),
+                r.price_kzt,
+                _naive(r.lesson.start_ms, zone) if r.lesson else None,
+                _naive(r.lesson.end_ms, zone) if r.lesson else None,
+                len(r.reads),
+                _naive(_first_read_ms(r), zone),
+                _confirmed(r, zone),
+                r.confirmation.signer if r.confirmation else None,
+            ]
+            for r in result.rows
+        ),
+    )
+    money = [(o.word("kzt_at_risk"), _KZT), (o.word("kzt_unverifiable"), _KZT)]
+    _sheet(
+        book,
+        o.word("centers"),
+        [
+            (o.word("center_id"), _TEXT),
+            (o.word("center"), _TEXT),
+            *_status_columns(o),
+            (o.word("share_verified"), _PCT),
+            *money,
+            (o.word("offline_lessons"), _INT),
+        ],
+        (
+            [
+                c["center_id"],
+                cn.get(c["center_id"]),
+                *(c["lessons"][s] for s in STATUSES),
+                c["share_verified"],
+                c["kzt_at_risk"],
+                c["kzt_unverifiable"],
+                c["offline_lessons"],
+            ]
+            for c in t["centers"]
+        ),
+    )
+    _sheet(
+        book,
+        o.word("groups"),
+        [
+            (o.word("group"), _TEXT),
+            (o.word("center_id"), _TEXT),
+            (o.word("center"), _TEXT),
+            *_status_columns(o),
+            (o.word("share_verified"), _PCT),
+            *money,
+        ],
+        (
+            [
+                g["group_id"],
+                g["center_id"],
+                cn.get(g["center_id"]),
+                *(g["lessons"][s] for s in STATUSES),
+                g["share_verified"],
+                g["kzt_at_risk"],
+                g["kzt_unverifiable"],
+            ]
+            for g in t["groups"]
+        ),
+    )
+    _strings_as_strings(book)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
 def _strings_as_strings(book: Any) -> None:
     """Every text cell is stored as text: openpyxl turns a string starting with "=" into a
     formula, and a name chosen by whoever registers a child must never run in Excel."""
@@ -239,60 +484,40 @@ def _strings_as_strings(book: Any) -> None:
                     cell.data_type = "s"
 
 
-def as_xlsx(result: Result, zone: ZoneInfo) -> bytes:
-    from openpyxl import Workbook
-
-    t = totals(result)
-    book = Workbook()
-    sheet = book.active
-    sheet.title = "Rows"
-    sheet.append(list(CSV_COLUMNS))
-    for row in result.rows:
-        sheet.append(_flat(row, zone))
-    centers = book.create_sheet("Centers")
-    centers.append(_CENTER_HEADER)
-    for cells in _center_rows(t):
-        centers.append(cells)
-    groups = book.create_sheet("Groups")
-    groups.append(["group", "center", *STATUSES, "KZT at risk", "KZT unverifiable"])
-    for g in t["groups"]:
-        groups.append(
-            [
-                g["group_id"],
-                g["center_id"],
-                *(g["lessons"][s] for s in STATUSES),
-                g["kzt_at_risk"],
-                g["kzt_unverifiable"],
-            ]
-        )
-    _strings_as_strings(book)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
-
-
-def as_html(result: Result, zone: ZoneInfo) -> str:
-    """A standalone page (no JavaScript, no external files) of totals and rows not verified."""
+def as_html(result: Result, zone: ZoneInfo, options: ReportOptions | None = None) -> bytes:
+    """A standalone page (no JavaScript, no external files) of totals and rows not verified,
+    in the options' language."""
     from jinja2 import Environment, FileSystemLoader
 
+    o = options or ReportOptions()
     t = totals(result)
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
-    return env.get_template("reconciliation_report.html").render(
-        first=result.first.isoformat(),
-        last=result.last.isoformat(),
-        all=t["all"],
-        header=_CENTER_HEADER,
-        centers=list(_center_rows(t)),
-        rows=[r for r in result.rows if r.status != VERIFIED],
-        share=lambda s: "—" if s is None else f"{s:.1%}",
+    return (
+        env.get_template("reconciliation_report.html")
+        .render(
+            lang=o.lang,
+            t=o.word,
+            first=result.first.isoformat(),
+            last=result.last.isoformat(),
+            all=t["all"],
+            statuses=STATUSES,
+            centers=t["centers"],
+            rows=[r for r in result.rows if r.status != VERIFIED],
+            child_names=result.child_names,
+            center_names=result.center_names,
+            money=o.money,
+            share=o.percent,
+            reasons=lambda rs: _reasons(rs, o),
+        )
+        .encode("utf-8")
     )
 
 
-def _utf8(text: Callable[[Result, ZoneInfo], str]) -> Callable[[Result, ZoneInfo], bytes]:
-    return lambda result, zone: text(result, zone).encode("utf-8")
+def _table(result: Result, zone: ZoneInfo, options: ReportOptions) -> bytes:
+    return as_table(result, zone).encode("utf-8")
 
 
-def _json(result: Result, zone: ZoneInfo) -> bytes:
+def _json(result: Result, zone: ZoneInfo, options: ReportOptions) -> bytes:
     return json.dumps(as_json(result, zone), ensure_ascii=False).encode("utf-8")
 
 
@@ -300,7 +525,7 @@ def _json(result: Result, zone: ZoneInfo) -> bytes:
 class Renderer:
     """One report format: how to render it as bytes, its media type and file extension."""
 
-    render: Callable[[Result, ZoneInfo], bytes]
+    render: Callable[[Result, ZoneInfo, ReportOptions], bytes]
     media_type: str
     extension: str
     attachment: bool = True  # over HTTP, offered as a file download
@@ -308,23 +533,34 @@ class Renderer:
 
 # One line per format: the CLI offers all of them, the API those it lists.
 RENDERERS: dict[str, Renderer] = {
-    "table": Renderer(_utf8(as_table), "text/plain; charset=utf-8", "txt"),
-    "csv": Renderer(_utf8(as_csv), "text/csv; charset=utf-8", "csv"),
+    "table": Renderer(_table, "text/plain; charset=utf-8", "txt"),
+    "csv": Renderer(as_csv, "text/csv; charset=utf-8", "csv"),
     "json": Renderer(_json, "application/json", "json", attachment=False),
     "xlsx": Renderer(
         as_xlsx, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"
     ),
-    "html": Renderer(_utf8(as_html), "text/html; charset=utf-8", "html"),
+    "html": Renderer(as_html, "text/html; charset=utf-8", "html"),
 }
 FORMATS = tuple(RENDERERS)
 
 
-def render(result: Result, zone: ZoneInfo, fmt: str) -> bytes:
+def render(result: Result, zone: ZoneInfo, fmt: str, options: ReportOptions | None = None) -> bytes:
     """The report in ``fmt`` (one of :data:`FORMATS`) as bytes ready for a file."""
     renderer = RENDERERS.get(fmt)
     if renderer is None:
         raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
-    return renderer.render(result, zone)
+    return renderer.render(result, zone, options or ReportOptions())
 
 
-__all__ = ["FORMATS", "RENDERERS", "Renderer", "as_csv", "as_json", "render", "row_dict"]
+__all__ = [
+    "CSV_DELIMITERS",
+    "FORMATS",
+    "RENDERERS",
+    "Renderer",
+    "ReportOptions",
+    "as_csv",
+    "as_json",
+    "csv_text",
+    "render",
+    "row_dict",
+]

@@ -4,19 +4,19 @@ JSON: ``{"from", "to", "entries": [{"center_id", "week", "score", "reasons": [{"
 "figure", "city", "k", "n", "z", "points", "text"}], "kzt", "kzt_excess", "rows",
 "spotchecks": [{"date", "present", "recorded", "confirmed", "note", "by"}]}]}``.
 CSV: one line per entry, the reasons and spot checks as text; text cells never
-start a formula (the reconciliation CSV's rule).
+start a formula, and the file follows the language's convention (the
+reconciliation CSV's rules: ``;``, decimal comma and a BOM for ru and kk).
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
-from portal.reconcile.report import _csv_cell
+from portal.reconcile.report import ReportOptions, csv_text
 from portal.reconcile.risk import RiskEntry, RiskReason, SpotCheckSeen
 
 CSV_COLUMNS = (
@@ -98,13 +98,11 @@ def _flat(e: RiskEntry, rank: int) -> list[Any]:
     ]
 
 
-def as_csv(entries: Sequence[RiskEntry], first: date, last: date) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for k, e in enumerate(entries, 1):
-        writer.writerow([_csv_cell(v) for v in _flat(e, k)])
-    return out.getvalue()
+def as_csv(
+    entries: Sequence[RiskEntry], first: date, last: date, options: ReportOptions | None = None
+) -> bytes:
+    lines = (_flat(e, k) for k, e in enumerate(entries, 1))
+    return csv_text(CSV_COLUMNS, lines, options or ReportOptions())
 
 
 def as_table(entries: Sequence[RiskEntry], first: date, last: date, width: int = 160) -> str:
@@ -130,23 +128,36 @@ def as_table(entries: Sequence[RiskEntry], first: date, last: date, width: int =
     return console.export_text()
 
 
-def _json(entries: Sequence[RiskEntry], first: date, last: date) -> str:
-    return json.dumps(as_json(entries, first, last), ensure_ascii=False)
+Render = Callable[[Sequence[RiskEntry], date, date, ReportOptions], bytes]
 
 
-RENDERERS: dict[str, tuple[Callable[[Sequence[RiskEntry], date, date], str], str]] = {
-    "table": (as_table, "text/plain; charset=utf-8"),
+def _json(entries: Sequence[RiskEntry], first: date, last: date, _: ReportOptions) -> bytes:
+    return json.dumps(as_json(entries, first, last), ensure_ascii=False).encode("utf-8")
+
+
+def _table(entries: Sequence[RiskEntry], first: date, last: date, _: ReportOptions) -> bytes:
+    return as_table(entries, first, last).encode("utf-8")
+
+
+RENDERERS: dict[str, tuple[Render, str]] = {
+    "table": (_table, "text/plain; charset=utf-8"),
     "csv": (as_csv, "text/csv; charset=utf-8"),
     "json": (_json, "application/json"),
 }
 FORMATS = tuple(RENDERERS)
 
 
-def render(entries: Sequence[RiskEntry], first: date, last: date, fmt: str) -> bytes:
+def render(
+    entries: Sequence[RiskEntry],
+    first: date,
+    last: date,
+    fmt: str,
+    options: ReportOptions | None = None,
+) -> bytes:
     renderer = RENDERERS.get(fmt)
     if renderer is None:
         raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
-    return renderer[0](entries, first, last).encode("utf-8")
+    return renderer[0](entries, first, last, options or ReportOptions())
 
 
 __all__ = ["CSV_COLUMNS", "FORMATS", "RENDERERS", "as_csv", "as_json", "entry_dict", "render"]

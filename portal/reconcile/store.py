@@ -756,11 +756,12 @@ def run_reconciliation(
             raise NotFoundError(f"center {center!r} is not registered")
         if cards is not None:
             cards = CardBook(cards.keys, cards.require_auth, load_card_counters(conn, lo, hi))
+        members = load_members(conn)
         result = reconcile(
             first,
             last,
             schedule=load_schedule(conn),
-            members=load_members(conn),
+            members=members,
             confirmations=load_confirmations(conn, first, last, zone),
             load_center=lambda c: load_center(conn, c, lo, hi),
             settings=settings,
@@ -769,6 +770,8 @@ def run_reconciliation(
             approvals=load_approvals(conn),
             cards=cards,
         )
+        result.child_names = {m.child_id: m.child_name for m in members if m.child_name}
+        result.center_names = center_names(conn)
     if result.card_accepted:
         keep_card_counters(engine, result.card_accepted)
     return result
@@ -806,3 +809,8 @@ def keep_card_counters(engine: Engine, accepted: list[tuple[str, str, int, int, 
             from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
         for k in range(0, len(rows), 1000):
             conn.execute(upsert(card_counters).on_conflict_do_nothing(), rows[k : k + 1000])
+
+
+def center_names(conn: Connection) -> dict[str, str]:
+    """Each registered center's display name, by id."""
+    return {r.center_id: r.name for r in conn.execute(select(centers.c.center_id, centers.c.name))}

@@ -197,6 +197,48 @@ _KK = {
 
 MESSAGES = {"en": _EN, "ru": _RU, "kk": _KK}
 
+# Headers of the report exports (portal/reconcile/report.py: XLSX, HTML).
+_REPORT = {
+    "en": {
+        "child_id": "Child ID",
+        "child_name": "Child",
+        "center_id": "Center ID",
+        "lesson_start": "Lesson start",
+        "lesson_end": "Lesson end",
+        "read_count": "Badge reads",
+        "first_read": "First read",
+        "confirmed_at": "Confirmed at",
+        "signer": "Signer",
+        "rows_not_verified": "Lessons not verified",
+    },
+    "ru": {
+        "child_id": "ID ребёнка",
+        "child_name": "Ребёнок",
+        "center_id": "ID центра",
+        "lesson_start": "Начало занятия",
+        "lesson_end": "Конец занятия",
+        "read_count": "Отметок карты",
+        "first_read": "Первая отметка",
+        "confirmed_at": "Подтверждено",
+        "signer": "Подписант",
+        "rows_not_verified": "Неподтверждённые занятия",
+    },
+    "kk": {
+        "child_id": "Бала ID",
+        "child_name": "Бала",
+        "center_id": "Орталық ID",
+        "lesson_start": "Сабақтың басы",
+        "lesson_end": "Сабақтың соңы",
+        "read_count": "Карта белгілері",
+        "first_read": "Алғашқы белгі",
+        "confirmed_at": "Расталған уақыты",
+        "signer": "Қол қоюшы",
+        "rows_not_verified": "Расталмаған сабақтар",
+    },
+}
+for _lang, _words in _REPORT.items():
+    MESSAGES[_lang].update(_words)
+
 
 def pick(
     asked: str | None, session_lang: str | None, accept_language: str, default: str = DEFAULT

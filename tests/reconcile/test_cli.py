@@ -54,13 +54,23 @@ def test_import_then_reconcile_in_every_format(
     assert doc["rows"] and doc["totals"]["centers"][0]["center_id"] == "C001"
     for fmt in ("csv", "xlsx", "html", "table"):
         out = root / f"report.{fmt}"
-        assert main([*base, "reconcile", *period, "--format", fmt, "--output", str(out)]) == 0
+        english = ["--lang", "en"]
+        assert (
+            main([*base, "reconcile", *period, "--format", fmt, *english, "--output", str(out)])
+            == 0
+        )
         assert out.stat().st_size > 0
     book = load_workbook(root / "report.xlsx")
-    assert book.sheetnames == ["Rows", "Centers", "Groups"]
-    assert book["Rows"].max_row == len(doc["rows"]) + 1
+    assert book.sheetnames == ["All lessons", "Centers", "Groups"]
+    assert book["All lessons"].max_row == len(doc["rows"]) + 1
     assert (root / "report.csv").read_text().count("\n") == len(doc["rows"]) + 1
-    assert "<table" in (root / "report.html").read_text()
+    assert '<html lang="en">' in (root / "report.html").read_text()
+    russian = root / "report-ru.csv"
+    assert main([*base, "reconcile", *period, "--format", "csv", "--output", str(russian)]) == 0
+    assert russian.read_bytes().startswith("\ufeffchild_id;".encode())  # the portal's ru
+    assert main([*base, "reconcile", *period, "--format", "csv", "--csv-delimiter", ",",
+                 "--output", str(russian)]) == 0  # fmt: skip
+    assert russian.read_bytes().startswith(b"child_id,")
     assert "Rows not verified" in (root / "report.table").read_text()
 
 

@@ -93,6 +93,9 @@ def test_risk_csv_and_table_files(
     assert _cli(data_dir, "spotcheck", "add", "=HYPERLINK(1)", "2024-02-27", "--present", "0") == 0
     out = data_dir["root"] / "risk.csv"
     assert _cli(data_dir, "risk", *data_dir["period"], "--format", "csv", "--output", str(out)) == 0
+    assert out.read_bytes().startswith("\ufeffrank;".encode())  # the portal's ru: Excel's
+    csv_args = ["--format", "csv", "--csv-delimiter", ","]
+    assert _cli(data_dir, "risk", *data_dir["period"], *csv_args, "--output", str(out)) == 0
     assert "center-weeks" in capsys.readouterr().err
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert rows and rows[0]["rank"] == "1"
@@ -156,7 +159,7 @@ def test_risk_api_json_csv_auth_and_bad_dates(data_dir: dict[str, Any]) -> None:
             assert set(doc["entries"][0]) >= {
                 "center_id", "week", "score", "reasons", "kzt", "spotchecks"
             }  # fmt: skip
-            answer = http.get(path + "&format=csv", headers=auth)
+            answer = http.get(path + "&format=csv&delimiter=comma", headers=auth)
             assert answer.headers["content-type"].startswith("text/csv")
             assert "attachment" in answer.headers["content-disposition"]
             assert len(list(csv.DictReader(io.StringIO(answer.text)))) == len(doc["entries"])

@@ -59,6 +59,47 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     portal.close()
 
 
+def test_report_downloads_with_the_page_session_in_its_language(site: dict[str, Any]) -> None:
+    """The pages' download links: the session cookie alone, every format, the language."""
+    from openpyxl import load_workbook
+
+    base = f"/api/v1/reports/reconciliation?{site['period']}"
+    with httpx.Client(base_url=site["url"], timeout=60) as browser:
+        assert browser.get(base + "&format=xlsx").status_code == 401
+        login = browser.post("/login", data={"token": site["auditor"], "next": "/audit"})
+        assert login.status_code in (200, 303), login.text[:300]
+        answers = {f: browser.get(f"{base}&format={f}") for f in ("json", "csv", "xlsx", "html")}
+        assert {f: a.status_code for f, a in answers.items()} == dict.fromkeys(answers, 200)
+        total = len(answers["json"].json()["rows"])
+        # The portal's language (ru by default): ; and a BOM, as Excel in Russian reads it.
+        csv_body = answers["csv"].content
+        assert csv_body.startswith("\ufeff".encode())
+        lines = list(csv.reader(io.StringIO(csv_body.decode("utf-8-sig")), delimiter=";"))
+        assert len(lines) == total + 1 and lines[0][0] == "child_id"
+        disposition = answers["xlsx"].headers["content-disposition"]
+        assert disposition == (
+            f'attachment; filename="reconciliation-{site["city"].config.first}-'
+            f'{site["city"].last}.xlsx"'
+        )
+        book = load_workbook(io.BytesIO(answers["xlsx"].content))
+        assert book.sheetnames == ["Все занятия", "Центры", "Группы"]
+        assert book.worksheets[0].max_row == total + 1
+        assert '<html lang="ru">' in answers["html"].text
+        assert "attachment" in answers["html"].headers["content-disposition"]
+        # ?lang= as on the pages; and the session keeps the page's choice.
+        english = browser.get(f"{base}&format=html&lang=en").text
+        assert '<html lang="en">' in english and "Lessons not verified" in english
+        browser.get("/audit?lang=kk")
+        kazakh = browser.get(f"{base}&format=csv").content
+        assert kazakh.startswith("\ufeff".encode())
+        comma = browser.get(f"{base}&format=csv&delimiter=comma&lang=kk").content
+        assert not comma.startswith("\ufeff".encode()) and comma.count(b"\n") == total + 1
+        risk = browser.get(f"/api/v1/reports/risk?{site['period']}&format=csv")
+        assert risk.status_code == 200 and risk.content.startswith("\ufeff".encode())
+        assert browser.get(f"{base}&format=table").status_code == 400
+        assert browser.get(f"{base}&format=csv&delimiter=tab").status_code == 400
+
+
 def _get(site: dict[str, Any], path: str, token: str | None = None) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.get(site["url"] + path, headers=headers, timeout=60)
@@ -72,7 +113,7 @@ def test_report_json_and_csv(site: dict[str, Any]) -> None:
     statuses = {r["status"] for r in doc["rows"]}
     assert {"verified", "suspect"} <= statuses
     assert doc["totals"]["centers"][0]["center_id"] in {"C001", "C002"}
-    text = _get(site, path + "&format=csv", site["auditor"]).text
+    text = _get(site, path + "&format=csv&delimiter=comma", site["auditor"]).text
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == len(doc["rows"])
     one = _get(site, path + "&center=C002", site["auditor"]).json()
