@@ -235,3 +235,48 @@ def list_devices(engine: Engine) -> list[dict[str, Any]]:
     )
     with engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def list_centers(engine: Engine) -> list[dict[str, Any]]:
+    """Every center's id and name, in id order."""
+    query = select(centers.c.center_id, centers.c.name).order_by(centers.c.center_id)
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def list_enroll_tokens(engine: Engine) -> list[dict[str, Any]]:
+    """Enrollment tokens by hash (the tokens are not kept), center, expiry and use."""
+    query = select(
+        enroll_tokens.c.token_hash,
+        enroll_tokens.c.center_id,
+        enroll_tokens.c.expires_ms,
+        enroll_tokens.c.device_id,
+    ).order_by(enroll_tokens.c.created_ms)
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def revoke_enroll_token(engine: Engine, hash_prefix: str, *, now: int) -> int:
+    """Expire the unused token whose hash starts with ``hash_prefix`` (at least 8 hex).
+
+    There is no revoked column: expiring it now refuses it exactly as an old one.
+    """
+    if len(hash_prefix) < 8 or any(c not in "0123456789abcdef" for c in hash_prefix):
+        raise PortalConfigError(f"{hash_prefix!r}: give at least 8 hex digits of the token's id")
+    with write_transaction(engine) as conn:
+        rows = conn.execute(
+            select(enroll_tokens.c.token_hash).where(
+                enroll_tokens.c.token_hash.startswith(hash_prefix, autoescape=True),
+                enroll_tokens.c.used_by_key.is_(None),
+                enroll_tokens.c.expires_ms > now,
+            )
+        ).all()
+        if len(rows) != 1:
+            what = "no live unused" if not rows else "more than one"
+            raise NotFoundError(f"{what} enrollment token with id {hash_prefix!r}")
+        conn.execute(
+            update(enroll_tokens)
+            .where(enroll_tokens.c.token_hash == rows[0].token_hash)
+            .values(expires_ms=now)
+        )
+    return 1

@@ -115,7 +115,8 @@ def validate_command(obj: Context, offline: bool, as_json: bool) -> int:
     return 2 if errors else 0
 
 
-@config_group.command("set")
+# ignore_unknown_options: a negative VALUE ("-5") is a value to check, not an option.
+@config_group.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("key")
 @click.argument("value")
 @click.pass_obj

@@ -42,8 +42,10 @@ def export_command(ctx: Context, directory: Path, as_json: bool) -> int:
     config = load_config(ctx.config_path)
     check_enrolled(config)
     folder = directory.resolve()
+    if not folder.exists():
+        raise Exit(f"{directory}: no such directory (is the USB stick mounted?)", 2)
     if not folder.is_dir():
-        raise Exit(f"{directory}: not a directory")
+        raise Exit(f"{directory}: not a directory", 2)
     client = _daemon(config)
     if client is not None:
         # The daemon writes into its outbox; this process, with the

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from agent.cli.base import Context, Exit, cli
+from agent.cli.base import DEFAULT_CONFIG, Context, Exit, cli
 from agent.cli.output import echo_json
 from agent.config import load_config
 from agent.config.edit import write_preserving_mode
@@ -93,4 +93,8 @@ def init_command(
     if profile.boot_config_lines:
         lines = ", ".join(profile.boot_config_lines)
         click.echo(f"boot config needs: {lines} (then reboot; 'qatysu doctor' checks)")
-    click.echo("next: qatysu config validate; qatysu enroll --portal URL --token TOKEN")
+    # The hint must work as typed: name the config when it is not the default one.
+    flag = "" if path == DEFAULT_CONFIG else f"--config {path} "
+    click.echo(
+        f"next: qatysu {flag}config validate; qatysu {flag}enroll --portal URL --token TOKEN"
+    )

@@ -15,6 +15,30 @@ from agent.config import AgentConfig, load_config
 from agent.control.client import ControlClient, daemon_running
 from agent.exceptions import BufferLockedError, ControlError, RecordBufferError
 
+# One answer whether the agent runs or not: the daemon's status keys (docs/daemon.md),
+# ``oldest_pending_ms`` being the age of the oldest unacknowledged record, not a time.
+STATUS_KEYS = (
+    "running",
+    "pid",
+    "device_id",
+    "pending",
+    "oldest_pending_ms",
+    "head_seq",
+    "head_hash",
+    "last_ack_seq",
+    "last_receipt_server_ms",
+    "last_upload_ms",
+    "last_upload_error",
+    "clock_synced",
+    "readers",
+    "doors",
+    "tamper",
+    "uptime_s",
+    "healthy",
+    "needs_recovery",
+    "lost_ranges",
+)
+
 
 def status_from_files(config: AgentConfig) -> dict[str, Any]:
     """The daemon's status answer, as far as the files can tell (no daemon running)."""
@@ -27,12 +51,14 @@ def status_from_files(config: AgentConfig) -> dict[str, Any]:
         ) from exc
     except (RecordBufferError, OSError) as exc:
         raise Exit(f"{config.device.state_dir}: cannot read the buffer: {exc}") from exc
+    oldest = buffer.oldest_pending_wall_ms
+    now_ms = time.time_ns() // 1_000_000
     return {
         "running": False,
         "pid": None,
         "device_id": config.portal.device_id,
         "pending": buffer.pending_count,
-        "oldest_pending_ms": buffer.oldest_pending_wall_ms,
+        "oldest_pending_ms": None if oldest is None else max(0, now_ms - oldest),
         "head_seq": buffer.head[0],
         "head_hash": buffer.head[1],
         "last_ack_seq": buffer.last_ack[0],
@@ -42,7 +68,9 @@ def status_from_files(config: AgentConfig) -> dict[str, Any]:
         "clock_synced": kernel_clock_synced(),
         "readers": {r.name: "unknown" for r in config.readers},
         "doors": {d.name: "unknown" for d in config.doors},
+        "tamper": {t.name: "unknown" for t in config.tamper},
         "uptime_s": None,
+        "healthy": None,
         "needs_recovery": list(buffer.needs_recovery),
         "lost_ranges": [[r.first_seq, r.last_seq] for r in buffer.lost_ranges],
     }
@@ -57,14 +85,21 @@ def gather_status(config: AgentConfig) -> dict[str, Any]:
         except ControlError as exc:
             raise Exit(str(exc)) from exc
         answer.setdefault("running", True)
-        return answer
+        return {key: answer.get(key) for key in STATUS_KEYS} | answer
     return status_from_files(config)
 
 
 def _age(ms: Any, now_ms: int) -> str:
+    """How long ago the wall time ``ms`` was."""
     if not isinstance(ms, int):
         return "-"
-    seconds = max(0, (now_ms - ms) // 1000)
+    return _ago(now_ms - ms)
+
+
+def _ago(age_ms: Any) -> str:
+    if not isinstance(age_ms, int):
+        return "-"
+    seconds = max(0, age_ms // 1000)
     if seconds < 120:
         return f"{seconds} s ago"
     if seconds < 7200:
@@ -95,7 +130,7 @@ def status_command(obj: Context, as_json: bool) -> None:
         ("agent", running),
         ("device", status.get("device_id") or "not enrolled"),
         ("pending records", status.get("pending")),
-        ("oldest pending", _age(status.get("oldest_pending_ms"), now_ms)),
+        ("oldest pending", _ago(status.get("oldest_pending_ms"))),
         ("chain head", f"seq {status.get('head_seq')} {str(status.get('head_hash') or '')[:16]}"),
         ("last acknowledged", f"seq {status.get('last_ack_seq')}"),
         ("last receipt", _age(status.get("last_receipt_server_ms"), now_ms)),

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from portal import __version__
-from portal.exceptions import PortalConfigError, PortalError
-from portal.settings import Settings
+from portal.exceptions import NotFoundError, PortalConfigError, PortalError
+from portal.settings import DB_FILE, Settings
 from portal.state import Portal, open_portal
 
 __all__ = ["Context", "Exit", "cli", "main"]
@@ -29,7 +29,7 @@ class Exit(click.ClickException):
 
 @dataclass
 class Context:
-    data_dir: Path
+    data_dir: Path | None
     db_url: str | None
     debug: bool
     _portal: Portal | None = field(default=None, repr=False)
@@ -37,9 +37,21 @@ class Context:
     def settings(self) -> Settings:
         return Settings.from_env(data_dir=self.data_dir, db_url=self.db_url)
 
-    def portal(self) -> Portal:
-        """The opened store, migrated to the newest schema (once per command)."""
+    def portal(self, *, read_only: bool = False) -> Portal:
+        """The opened store, migrated to the newest schema (once per command).
+
+        ``read_only`` commands (lists) refuse a data dir with no SQLite database
+        rather than create an empty one where the operator happens to stand.
+        """
         if self._portal is None:
+            settings = self.settings()
+            database = settings.data_dir / DB_FILE
+            if read_only and settings.is_sqlite and not database.exists():
+                raise Exit(
+                    f"no portal database at {database}; pass --data-dir or set "
+                    "QATYSU_PORTAL_DATA_DIR to the portal's data directory",
+                    2,
+                )
             self._portal = open_portal(self.settings())
         return self._portal
 
@@ -53,9 +65,10 @@ class Context:
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path, file_okay=False),
-    default=Path("portal-data"),
-    show_default=True,
-    help="Where the key, session secret and SQLite database live.",
+    envvar="QATYSU_PORTAL_DATA_DIR",
+    default=None,
+    help="Where the key, session secret and SQLite database live "
+    "(env QATYSU_PORTAL_DATA_DIR; default ./portal-data).",
 )
 @click.option(
     "--db",
@@ -68,7 +81,7 @@ class Context:
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.version_option(__version__, prog_name="qatysu-portal")
 @click.pass_context
-def cli(ctx: click.Context, data_dir: Path, db_url: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, data_dir: Path | None, db_url: str | None, debug: bool) -> None:
     """Qatysu portal: enrollment, verified ingest and reconciliation for the city."""
     context = Context(data_dir=data_dir, db_url=db_url, debug=debug)
     ctx.obj = context
@@ -93,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         if "--debug" in args:
             raise
         click.echo(f"qatysu-portal: error: {exc}", err=True)
-        return 2 if isinstance(exc, PortalConfigError) else 1
+        # An unknown id named on the command line is invalid input, like a bad one.
+        return 2 if isinstance(exc, PortalConfigError | NotFoundError) else 1
     except Exception as exc:  # the database or the disk: still one line
         if "--debug" in args:
             raise

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 
-from portal.cli.base import Context, cli
-from portal.registry import add_center
+from portal.cli.base import Context, Exit, cli
+from portal.registry import add_center, list_centers
+
+# Ids go into page URLs and file names: keep them to characters that need no escaping.
+_CENTER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @cli.group("center")
@@ -18,8 +23,26 @@ def center() -> None:
 @click.option("--name", required=True, help="The center's display name.")
 @click.pass_obj
 def center_add(ctx: Context, center_id: str, name: str) -> int:
-    """Register center ID."""
+    """Register center ID (letters, digits, '.', '_', '-'; at most 64)."""
+    if not _CENTER_ID.fullmatch(center_id):
+        raise Exit(
+            f"center id {center_id!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit",
+            2,
+        )
     portal = ctx.portal()
     add_center(portal.engine, center_id, name, now=portal.clock())
     click.echo(f"center {center_id} added")
+    return 0
+
+
+@center.command("list")
+@click.pass_obj
+def center_list(ctx: Context) -> int:
+    """Every center's id and name."""
+    rows = list_centers(ctx.portal(read_only=True).engine)
+    if not rows:
+        click.echo("no centers (add one with 'center add')", err=True)
+    for row in rows:
+        click.echo(f"{row['center_id']}\t{row['name']}")
     return 0

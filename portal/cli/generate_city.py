@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from portal.cli.base import Context, cli
+from portal.cli.base import Context, Exit, cli
+from portal.registry import list_centers
 from portal.synthetic.feed import IngestUplink, apply_plan
 from portal.synthetic.generator import CityConfig, generate
 
@@ -36,6 +37,11 @@ from portal.synthetic.generator import CityConfig, generate
     type=click.Path(path_type=Path, file_okay=False),
     help="Also write schedule.csv, roster.csv and confirmations.csv here.",
 )
+@click.option(
+    "--into-existing",
+    is_flag=True,
+    help="Merge into centers that already exist (synthetic data cannot be taken out).",
+)
 @click.pass_obj
 def generate_city(
     ctx: Context,
@@ -45,6 +51,7 @@ def generate_city(
     seed: int,
     unsynced: float,
     csv_dir: Path | None,
+    into_existing: bool,
 ) -> int:
     """Simulate CENTERS clubs for DAYS days: devices upload signed records through the
     portal's own ingest, and the schedule, roster and confirmations are imported, each
@@ -66,6 +73,15 @@ def generate_city(
     config = CityConfig(
         centers=centers, days=days, first=day, seed=seed, upload_s=600, unsynced=unsynced
     )
+    existing = {row["center_id"] for row in list_centers(portal.engine)}
+    clash = sorted(existing.intersection(config.center_ids()))
+    if clash and not into_existing:
+        raise Exit(
+            f"center {clash[0]} already exists ({len(clash)} of the generated ids do); "
+            "synthetic children and records would merge into it with no undo: use a "
+            "fresh --data-dir, or --into-existing if that is meant",
+            2,
+        )
     city, _ = generate(config, IngestUplink(portal.engine, portal.key, now=portal.clock()))
     # The files at the times the city's clubs and parents sent them: the schedule and
     # roster before the period, make-ups before their dates, late changes after theirs.

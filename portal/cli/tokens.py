@@ -12,7 +12,9 @@ from portal.registry import (
     create_admin_token,
     create_enroll_token,
     list_admin_tokens,
+    list_enroll_tokens,
     revoke_admin_tokens,
+    revoke_enroll_token,
 )
 
 _TTL = re.compile(r"(\d+)([smhd])")
@@ -62,7 +64,10 @@ def admin_token_revoke(ctx: Context, name: str) -> int:
 @click.pass_obj
 def admin_token_list(ctx: Context) -> int:
     """Token names, roles and whether revoked (the tokens themselves are not kept)."""
-    for row in list_admin_tokens(ctx.portal().engine):
+    rows = list_admin_tokens(ctx.portal(read_only=True).engine)
+    if not rows:
+        click.echo("no admin tokens (create one with 'admin-token create')", err=True)
+    for row in rows:
         state = "revoked" if row["revoked_ms"] is not None else "live"
         click.echo(f"{row['name']}\t{row['role']}\t{state}")
     return 0
@@ -82,4 +87,35 @@ def enroll_token_create(ctx: Context, center_id: str, ttl: str) -> int:
     ttl_ms = parse_ttl(ttl)
     portal = ctx.portal()
     click.echo(create_enroll_token(portal.engine, center_id, ttl_ms, now=portal.clock()))
+    return 0
+
+
+@enroll_token.command("list")
+@click.pass_obj
+def enroll_token_list(ctx: Context) -> int:
+    """Token ids (start of the stored hash), centers, expiry and state."""
+    portal = ctx.portal(read_only=True)
+    rows = list_enroll_tokens(portal.engine)
+    if not rows:
+        click.echo("no enrollment tokens", err=True)
+    now = portal.clock()
+    for row in rows:
+        if row["device_id"] is not None:
+            state = f"used by {row['device_id']}"
+        elif row["expires_ms"] <= now:
+            state = "expired"
+        else:
+            state = "live"
+        click.echo(f"{row['token_hash'][:12]}\t{row['center_id']}\t{state}")
+    return 0
+
+
+@enroll_token.command("revoke")
+@click.argument("token_id", metavar="ID")
+@click.pass_obj
+def enroll_token_revoke(ctx: Context, token_id: str) -> int:
+    """Refuse the unused token whose id (from 'enroll-token list') is ID."""
+    portal = ctx.portal(read_only=True)
+    revoke_enroll_token(portal.engine, token_id.lower(), now=portal.clock())
+    click.echo(f"enrollment token {token_id} revoked")
     return 0

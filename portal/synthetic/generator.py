@@ -217,6 +217,9 @@ class CityConfig:
     upload_lag_ms: int = 1500
     prefix: str = "C"  # center ids are PREFIX001, ...; children K<PREFIX>00001, ...
 
+    def center_ids(self) -> list[str]:
+        return [f"{self.prefix}{n:03d}" for n in range(1, self.centers + 1)]
+
 
 @dataclass(slots=True)
 class Child:
@@ -603,7 +606,7 @@ def generate(config: CityConfig, uplink: Uplink | None = None) -> tuple[City, Up
     zone = ZoneInfo(config.timezone)
     link: Uplink = uplink if uplink is not None else LocalPortal(config.seed, config.sign)
     last = config.first + timedelta(days=config.days - 1)
-    centers = [f"{config.prefix}{n:03d}" for n in range(1, config.centers + 1)]
+    centers = config.center_ids()
     kid = "K" if config.prefix == "C" else f"K{config.prefix}"
     schedule: list[ScheduleEntry] = []
     children: list[Child] = []

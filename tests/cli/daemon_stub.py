@@ -19,7 +19,7 @@ class DaemonSide:
             "pid": 4242,
             "device_id": "dev-1",
             "pending": 7,
-            "oldest_pending_ms": 1_764_000_000_000,
+            "oldest_pending_ms": 150_000,  # an age, as the daemon sends it
             "head_seq": 12,
             "head_hash": "ab" * 32,
             "last_ack_seq": 5,

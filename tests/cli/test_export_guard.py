@@ -128,3 +128,9 @@ def test_export_copies_and_removes_a_bundle_in_the_outbox(
     assert result.json()["path"] == str(usb / NAME)
     assert (usb / NAME).read_bytes() == b'{"records": []}\n'
     assert not staged.exists()
+
+
+def test_export_to_a_missing_directory_says_so(enrolled: Site, run: Run) -> None:
+    result = run("--config", enrolled.config, "export", enrolled.root / "nonexistent")
+    assert result.code == 2
+    assert "no such directory" in result.err and "not a directory" not in result.err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -49,9 +50,12 @@ def test_status_asks_the_running_daemon_and_never_the_files(site: Site, run: Run
         with daemon_side(site.socket) as daemon:
             result = run("--config", site.config, "status", "--json")
             assert result.code == 0, result.err
-            assert result.json() == daemon.status
+            data = result.json()
+            assert {k: data[k] for k in daemon.status} == daemon.status
             plain = run("--config", site.config, "status")
             assert "running (pid 4242)" in plain.out
+            # The daemon sends an age, not a time (once shown as "20789 days ago").
+            assert re.search(r"^oldest pending +2 min ago$", plain.out, re.M)
             assert re.search(r"^reader entrance +ok$", plain.out, re.M)
     finally:
         buffer.close()
@@ -81,3 +85,21 @@ def test_status_invalid_config_is_exit_2(site: Site, run: Run) -> None:
     site.config.write_text("[devize]\n")
     result = run("--config", site.config, "status")
     assert result.code == 2 and "unknown section 'devize' (did you mean 'device'?)" in result.err
+
+
+def test_status_json_has_the_same_keys_running_and_stopped(site: Site, run: Run) -> None:
+    buffer = write_records(site, 2)
+    written_ms = buffer.oldest_pending_wall_ms
+    buffer.close()
+    assert written_ms is not None
+    stopped = run("--config", site.config, "status", "--json").json()
+    # An age, like the daemon's: now minus the record's wall time (within a minute).
+    assert abs(stopped["oldest_pending_ms"] + written_ms - time.time() * 1000) < 60_000
+    buffer = RecordBuffer(site.state_dir).open()
+    try:
+        with daemon_side(site.socket):
+            running = run("--config", site.config, "status", "--json").json()
+    finally:
+        buffer.close()
+    assert running["running"] is True and stopped["running"] is False
+    assert sorted(running) == sorted(stopped)

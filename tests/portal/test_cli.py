@@ -85,13 +85,13 @@ def test_errors_are_one_line_with_exit_codes(
 ) -> None:
     d = ["--data-dir", str(data_dir)]
     code, _, err = run(capsys, *d, "enroll-token", "create", "--center", "nowhere")
-    assert code == 1
+    assert code == 2
     assert err.startswith("qatysu-portal: error: center 'nowhere' does not exist")
     assert len(err.strip().splitlines()) == 1
     code, _, err = run(capsys, *d, "enroll-token", "create", "--center", "x", "--ttl", "soon")
     assert code == 2 and "--ttl" in err
     code, _, err = run(capsys, *d, "device", "revoke", "dev-none")
-    assert code == 1 and "dev-none" in err
+    assert code == 2 and "dev-none" in err
     assert run(capsys, *d, "no-such-command")[0] == 2
     code, _, err = run(capsys, *d, "import-bundle", str(data_dir / "missing.json"))
     assert code == 1 and "missing.json" in err

@@ -293,7 +293,8 @@ def test_cli_long_lessons_history_and_approval(
     assert main([*base, "history", "approvals", "G1", "--json"]) == 0
     [logged] = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert (logged["by"], logged["note"], logged["first"]) == ("Operator", "agreed", str(DAY))
-    assert main([*base, "schedule", "approve", "G9", str(DAY), "--by", "Operator"]) == 1
+    # An unknown group is invalid input: exit 2.
+    assert main([*base, "schedule", "approve", "G9", str(DAY), "--by", "Operator"]) == 2
     capsys.readouterr()
     assert main([*base, "schedule", "approve-all", str(DAY), "--center", "C1", "--by", "Op"]) == 0
     assert "approved the schedules of 2 groups for 2024-06-03 .. 2024-06-03 by Op" in (

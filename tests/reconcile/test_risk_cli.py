@@ -109,7 +109,7 @@ def test_risk_csv_and_table_files(
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["C999", "2024-02-28", "--present", "3"], 1, "center 'C999' is not registered"),
+        (["C999", "2024-02-28", "--present", "3"], 2, "center 'C999' is not registered"),
         (["C001", "28.02.2024", "--present", "3"], 2, "'28.02.2024' is not a date YYYY-MM-DD"),
         (["C001", "2024-02-28", "--present", "-1"], 2, "--present: -1 is not a count"),
         (["C001", "2024-02-28", "--present", "many"], 2, "--present: 'many' is not a count"),

@@ -1,0 +1,98 @@
+"""``qatysu-portal`` operator defects of issue 19: data dir, read commands, ids, codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from portal.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_data_dir_comes_from_the_environment(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("QATYSU_PORTAL_DATA_DIR", str(tmp_path / "real"))
+    assert run(capsys, "center", "add", "c1", "--name", "One")[0] == 0
+    assert (tmp_path / "real" / "portal.sqlite3").exists()
+    assert not (tmp_path / "portal-data").exists()
+    assert run(capsys, "center", "list")[1] == "c1\tOne\n"
+
+
+def test_read_commands_never_create_a_database(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    empty = tmp_path / "nothing"
+    for command in (["admin-token", "list"], ["center", "list"], ["enroll-token", "list"]):
+        code, out, err = run(capsys, "--data-dir", str(empty), *command)
+        assert code == 2 and out == ""
+        assert err.startswith("qatysu-portal: error: no portal database at ")
+        assert len(err.strip().splitlines()) == 1
+    assert not empty.exists()
+
+
+def test_empty_lists_say_so(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    d = ["--data-dir", str(tmp_path / "pd")]
+    assert run(capsys, *d, "center", "add", "c1", "--name", "One")[0] == 0
+    assert run(capsys, *d, "admin-token", "list") == (
+        0,
+        "",
+        "no admin tokens (create one with 'admin-token create')\n",
+    )
+    assert run(capsys, *d, "enroll-token", "list") == (0, "", "no enrollment tokens\n")
+
+
+def test_center_ids_that_need_escaping_are_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    d = ["--data-dir", str(tmp_path / "pd")]
+    for bad in ("bad id/x", "a/b", "_x", "x" * 65, "ц1"):
+        code, _, err = run(capsys, *d, "center", "add", bad, "--name", "Bad")
+        assert code == 2 and "center id" in err, bad
+    assert run(capsys, *d, "center", "add", "Club-7.a_b", "--name", "Ok")[0] == 0
+
+
+def test_enroll_token_list_and_revoke(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    d = ["--data-dir", str(tmp_path / "pd")]
+    assert run(capsys, *d, "center", "add", "c1", "--name", "One")[0] == 0
+    assert run(capsys, *d, "enroll-token", "create", "--center", "c1")[0] == 0
+    code, out, _ = run(capsys, *d, "enroll-token", "list")
+    token_id, center, state = out.strip().split("\t")
+    assert code == 0 and center == "c1" and state == "live" and len(token_id) == 12
+    assert run(capsys, *d, "enroll-token", "revoke", token_id)[0] == 0
+    assert run(capsys, *d, "enroll-token", "list")[1].endswith("\texpired\n")
+    code, _, err = run(capsys, *d, "enroll-token", "revoke", token_id)
+    assert code == 2 and "no live unused enrollment token" in err
+    assert run(capsys, *d, "enroll-token", "revoke", "xyz")[0] == 2
+
+
+def test_exit_codes_follow_one_convention(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """0 ok, 1 failure, 2 usage or invalid input (an unknown or existing id included)."""
+    d = ["--data-dir", str(tmp_path / "pd")]
+    assert run(capsys, *d, "center", "add", "c1", "--name", "One")[0] == 0
+    assert run(capsys, *d, "center", "add", "c1", "--name", "Again")[0] == 2
+    assert run(capsys, *d, "enroll-token", "create", "--center", "nowhere")[0] == 2
+    assert run(capsys, *d, "device", "revoke", "dev-none")[0] == 2
+    assert run(capsys, *d, "admin-token", "revoke", "nobody")[0] == 1
+    assert run(capsys, *d, "no-such-command")[0] == 2
+    assert run(capsys, *d, "center", "add")[0] == 2
+    assert run(capsys, *d, "import-bundle", str(tmp_path / "missing.json"))[0] == 1
+
+
+def test_generate_city_refuses_existing_centers(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    d = ["--data-dir", str(tmp_path / "pd")]
+    assert run(capsys, *d, "center", "add", "C001", "--name", "Real club")[0] == 0
+    code, _, err = run(capsys, *d, "generate-city", "--centers", "1", "--days", "1")
+    assert code == 2 and "center C001 already exists" in err and "--into-existing" in err
+    assert run(capsys, *d, "center", "list")[1] == "C001\tReal club\n"
