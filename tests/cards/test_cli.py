@@ -40,7 +40,7 @@ def test_revoke_and_replace(portal: Portal) -> None:
     assert main([*_base(portal), "cards", "revoke", "04c767f2066180"]) == 0
     assert main([*_base(portal), "cards", "revoke", "04C767F2066181", "--replaced-by", "04AA"]) == 0
     assert main([*_base(portal), "cards", "revoke", "04C767F2066180"]) == 1  # already
-    assert main([*_base(portal), "cards", "revoke", "04C767F20661FF"]) == 1  # unknown
+    assert main([*_base(portal), "cards", "revoke", "04C767F20661FF"]) == 2  # unknown
     states = {r["uid"]: (r["state"], r["replaced_by"]) for r in list_cards(portal.engine)}
     assert states == {
         "04C767F2066180": ("revoked", None),
@@ -56,4 +56,4 @@ def test_center_set_require_card_auth(portal: Portal) -> None:
     assert main([*_base(portal), "center", "set", "c1", "--require-card-auth", "off"]) == 0
     with portal.engine.connect() as conn:
         assert conn.execute(select(centers.c.require_card_auth)).scalar_one() is False
-    assert main([*_base(portal), "center", "set", "nope", "--require-card-auth", "on"]) == 1
+    assert main([*_base(portal), "center", "set", "nope", "--require-card-auth", "on"]) == 2
