@@ -45,7 +45,7 @@ def test_authenticate_ev2_first_key_0_table_14() -> None:
     )
     assert challenge.rnd_b == H("B9E2FC789B64BF237CCCAA20EC7E6E48")
     assert challenge.command == H(
-        "90AF000020" "35C3E05A752E0144BAC0DE51C1F22C56B34408A23D8AEA266CAB947EA8E0118D" "00"
+        "90AF00002035C3E05A752E0144BAC0DE51C1F22C56B34408A23D8AEA266CAB947EA8E0118D00"
     )
     session = auth_first_finish(
         challenge, H("3FA64DB5446D1F34CD6EA311167F5E4985B89690C04A05F17FA7AB2F081206639100")
@@ -58,11 +58,14 @@ def test_authenticate_ev2_first_key_0_table_14() -> None:
 
 def test_authenticate_ev2_first_key_3_table_20() -> None:
     challenge = auth_first_respond(
-        bytes(16), 3, H("B875CEB0E66A6C5CD00898DC371F92D191AF"), H("B98F4C50CF1C2E084FD150E33992B048")
+        bytes(16),
+        3,
+        H("B875CEB0E66A6C5CD00898DC371F92D191AF"),
+        H("B98F4C50CF1C2E084FD150E33992B048"),
     )
     assert auth_first_command(3) == H("9071000002030000")
     assert challenge.command == H(
-        "90AF000020" "FF0306E47DFBC50087C4D8A78E88E62DE1E8BE457AA477C707E2F0874916A8B1" "00"
+        "90AF000020FF0306E47DFBC50087C4D8A78E88E62DE1E8BE457AA477C707E2F0874916A8B100"
     )
     session = auth_first_finish(
         challenge, H("0CC9A8094A8EEA683ECAAC5C7BF20584206D0608D477110FC6B3D5D3F65C3A6A9100")
@@ -120,7 +123,7 @@ def test_change_file_settings_table_19() -> None:
     data = settings.change_data()
     assert data == H("4000E0C1F121200000430000430000")
     apdu = session.command(0x5F, b"\x02", data, CommMode.FULL)
-    assert apdu == H("905F000019" "02" "61B6D97903566E84C3AE5274467E89EA" "D799B7C1A0EF7A04" "00")
+    assert apdu == H("905F0000190261B6D97903566E84C3AE5274467E89EAD799B7C1A0EF7A0400")
     assert session.response(H("57BFF87B1241E93D9100"), CommMode.MAC, "ChangeFileSettings") == b""
     assert session.counter == 2
 
@@ -157,11 +160,9 @@ def test_write_data_full_table_22() -> None:
         mac_key=H("FC4AF159B62E549B5812394CAB1918CC"),
         ti=H("7614281A"),
     )
-    header = H("03000000" "0A0000")
+    header = H("030000000A0000")
     apdu = session.command(0x8D, header, H("0102030405060708090A"), CommMode.FULL)
-    assert apdu == H(
-        "908D00001F" "030000000A0000" "6B5E6804909962FC4E3FF5522CF0F843" "6C0C53315B9C73AA" "00"
-    )
+    assert apdu == H("908D00001F030000000A00006B5E6804909962FC4E3FF5522CF0F8436C0C53315B9C73AA00")
     assert session.response(H("C26D236E4A7C046D9100"), CommMode.MAC, "WriteData") == b""
 
 
@@ -214,7 +215,7 @@ def test_change_key_of_the_session_key_table_27() -> None:
     session = _table_20_session(counter=3)
     assert session.command_iv() == H("01602D579423B2797BE8B478B0B4D27B")
     data = change_key_data(session, 0, H("5004BF991F408672B1EF00F08F9E8647"), bytes(16), 1)
-    assert data == H("5004BF991F408672B1EF00F08F9E8647" "01")
+    assert data == H("5004BF991F408672B1EF00F08F9E864701")
     apdu = session.command(0xC4, b"\x00", data, CommMode.FULL)
     assert apdu == H(
         "90C4000029"
