@@ -22,7 +22,9 @@ from dataclasses import dataclass
 
 __all__ = [
     "CASCADE_TAG",
+    "HLTA_FRAME",
     "REQA",
+    "SAK_ISO14443_4",
     "SAK_UID_INCOMPLETE",
     "WUPA",
     "Activated",
@@ -43,6 +45,7 @@ SEL_CODES = (0x93, 0x95, 0x97)  # cascade levels 1, 2, 3
 NVB_SELECT = 0x70  # all 40 bits (4 UID bytes + BCC) follow
 CASCADE_TAG = 0x88
 SAK_UID_INCOMPLETE = 0x04
+SAK_ISO14443_4 = 0x20  # the card speaks ISO 14443-4 (answers RATS)
 CL_BITS = 40  # a cascade level's UID bytes (4) + BCC (1)
 UID_LENGTHS = (4, 7, 10)
 
@@ -84,6 +87,14 @@ class Frame:
     tx_last_bits: int = 0
     rx_align: int = 0  # bit position where the first received bit lands
     reply_expected: bool = True
+    # How long the answer may take to start after the frame, None for the short
+    # wait of activation (every ISO 14443-3 answer starts within 0.1 ms); ISO-DEP
+    # frames carry the card's frame waiting time.
+    timeout_s: float | None = None
+    guard_s: float = 0.0  # quiet time needed before sending (the card's SFGT after ATS)
+
+
+HLTA_FRAME = Frame(HLTA + crc_a(HLTA), reply_expected=False)
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,7 @@ class Reply:
     collision_at: int | None = None
     parity_error: bool = False  # or a bad start of frame: the bits are not to be trusted
     crc_error: bool = False
+    overflow: bool = False  # the frame was longer than the chip's FIFO: the tail is lost
 
 
 @dataclass(frozen=True)
@@ -123,11 +135,13 @@ class NotActivated:
 ActivationFlow = Generator[Frame, "Reply | None", "Activated | NotActivated"]
 
 
-def activate(*, wake: bool = True) -> ActivationFlow:
+def activate(*, wake: bool = True, halt: bool = True) -> ActivationFlow:
     """Wake (WUPA) or request (REQA), resolve every cascade level, select, halt.
 
     With several cards in the field the anticollision follows the 1 at each
-    collided bit, so the same card wins every time it is in the field.
+    collided bit, so the same card wins every time it is in the field. With
+    ``halt=False`` the card stays selected (ACTIVE) for what comes next: RATS
+    for an ISO 14443-4 card, or :data:`HLTA_FRAME` from the caller.
     """
     reply = yield Frame(bytes((WUPA if wake else REQA,)), tx_last_bits=7)
     if reply is None:
@@ -149,7 +163,8 @@ def activate(*, wake: bool = True) -> ActivationFlow:
             uid += resolved[1:4]
             continue
         uid += resolved[:4]
-        yield Frame(HLTA + crc_a(HLTA), reply_expected=False)
+        if halt:
+            yield HLTA_FRAME
         return Activated(bytes(uid), sak, atqa)
     raise AssertionError("unreachable: the last level either completes or returns")
 
@@ -157,7 +172,7 @@ def activate(*, wake: bool = True) -> ActivationFlow:
 def _sak(reply: Reply | None) -> int | NotActivated:
     if reply is None:
         return NotActivated("no answer to SELECT", True)
-    if reply.collision or reply.parity_error or reply.crc_error:
+    if reply.collision or reply.parity_error or reply.crc_error or reply.overflow:
         return NotActivated("garbled SAK (several cards answered SELECT?)", True)
     if len(reply.data) != 3 or reply.last_bits != 0:
         return NotActivated(f"SAK of {len(reply.data)} bytes", True)
@@ -187,7 +202,7 @@ def _anticollision(sel: int) -> Generator[Frame, Reply | None, bytes | NotActiva
             known[at // 8] |= 1 << (at % 8)  # follow the card that sent a 1
             count = at + 1
             continue
-        if reply.parity_error or reply.crc_error:
+        if reply.parity_error or reply.crc_error or reply.overflow:
             return NotActivated("garbled ANTICOLLISION answer", True)
         if whole + len(reply.data) != 5 or reply.last_bits != 0:
             return NotActivated("ANTICOLLISION answer of the wrong length", True)

@@ -16,7 +16,13 @@ polls. Answers arrive a frame delay plus their air time after the frame was
 sent; with TModeReg TAuto the timer starts at the end of transmission, stops
 on the first received bit, and sets TimerIRq after (TPrescaler*2+1)*
 (TReload+1)/13.56 MHz. Without TAuto no timer runs. FIFO alert IRQs,
-TxCRCEn/RxCRCEn, MFAuthent and the other radio settings are not emulated.
+MFAuthent and the other radio settings are not emulated; a Transceive with
+TxModeReg/RxModeReg bit 7 (TxCRCEn/RxCRCEn) set raises NotImplementedError,
+since the driver appends and checks CRC_A itself. The 64-byte FIFO is the
+frame limit both ways: a byte written to a full FIFO, or received into one,
+is lost and sets ErrorReg BufferOvfl, as on the chip. A card may take longer
+than the frame delay to answer (``answer_delay_s``, for ISO-DEP cards at work):
+the timer then runs on until the first bit.
 
 Controls for tests: :meth:`Mfrc522Chip.add_card`, :meth:`remove_card`,
 :meth:`stop_answering` (every read gives 0x00 or 0xFF, writes are lost, until
@@ -105,6 +111,9 @@ class EmulatedCard:
         self.level = 0
         self.from_halt = False
         self.selected = 0  # times this card reached ACTIVE
+        # Time the card takes beyond the standard frame delay to start its
+        # answer to the frame it last received (an ISO-DEP card computing).
+        self.answer_delay_s = 0.0
 
     @property
     def uid_hex(self) -> str:
@@ -171,6 +180,7 @@ class _Exchange:
     rx_align: int
     answer_at: float | None
     timer_at: float | None
+    delay: float = 0.0  # the card's processing time beyond the standard frame delay
     tx_done: bool = False
     timer_fired: bool = False
 
@@ -342,17 +352,26 @@ class Mfrc522Chip:
         now = self.time()
         tx_end = now + (len(bits) + len(bits) // 8 + 2) * BIT_S  # + parity, SOF, EOF
         self.regs[ERROR] &= ERR_BUFFER_OVFL
+        if (self.regs[TX_MODE] | self.regs[RX_MODE]) & 0x80:
+            # TxCRCEn/RxCRCEn: the driver appends and checks CRC_A itself
+            # (decision 0901); an emulator guessing at the chip's CRC handling
+            # could hide a driver that relies on it.
+            raise NotImplementedError("emulated MFRC522: TxCRCEn/RxCRCEn are not emulated")
         answers: list[list[int]] = []
+        delay = 0.0
         if self.antenna_on:
             for card in self.cards:
                 answer = card.receive(bits)
                 if answer:
                     answers.append(answer)
+                    delay = max(delay, card.answer_delay_s)
         answer_at = None
         if answers:
             longest = max(len(a) for a in answers)
-            answer_at = tx_end + FDT_S + (longest + longest // 8 + 2) * BIT_S
-        self._exchange = _Exchange(tx_end, answers, rx_align, answer_at, self._timer_at(tx_end))
+            answer_at = tx_end + FDT_S + delay + (longest + longest // 8 + 2) * BIT_S
+        self._exchange = _Exchange(
+            tx_end, answers, rx_align, answer_at, self._timer_at(tx_end), delay=delay
+        )
 
     def _timer_at(self, start: float) -> float | None:
         mode = self.regs[T_MODE]
@@ -370,7 +389,7 @@ class Mfrc522Chip:
         if not exchange.tx_done and now >= exchange.tx_end:
             exchange.tx_done = True
             self.regs[COM_IRQ] |= IRQ_TX
-        first_bit = exchange.tx_end + FDT_S
+        first_bit = exchange.tx_end + FDT_S + exchange.delay
         timer = exchange.timer_at
         # the timer stops on the first received bit: it fires only before that
         if (
