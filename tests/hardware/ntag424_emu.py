@@ -191,6 +191,10 @@ class Ntag424App:
         self.pending: tuple[int, bytes] | None = None  # key number, RndB
         self.counted = False
 
+    def reset(self) -> None:
+        """What an ISO-DEP card (tests/hardware/isodep_emu.py) calls when its session ends."""
+        self.activate()
+
     def apdu(self, command: bytes) -> bytes:
         self.commands.append(bytes(command))
         cut = self.cut_at is not None and len(self.commands) >= self.cut_at
