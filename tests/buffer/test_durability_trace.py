@@ -44,7 +44,7 @@ SYSCALLS = (
 )
 RANDOM_STATES = 2  # per crash point before an fsync, beside "none" and "all"
 
-_LINE = re.compile(r"^(\d+) (\w+)\((.*)\) += (-?\d+)")  # strace pads short calls
+_LINE = re.compile(r"^(\d+) +(\w+)\((.*)\) += (-?\d+)")  # strace pads pids and short calls
 _FD = re.compile(r"^(\d+)$")
 _HEX = re.compile(r'^"((?:\\x[0-9a-f]{2})*)"$')
 
