@@ -320,10 +320,10 @@ def main() -> None:
             )
             if kind == "sqlite":
                 quality = score(city, result)
-                # The shared-signer limit's cost: the same month with a limit of 4
-                # (families of four pass) beside the default of 3.
-                four = ReconcileSettings(shared_signer_max=4)
-                _, spec = reconcile_timed(portal, base.first, _last(base), 1, four)
+                # The shared-signer limit's cost: the same month with a limit of 3
+                # (families of four accused) beside the default of 4 (decision 0843).
+                three = ReconcileSettings(shared_signer_max=3)
+                _, spec = reconcile_timed(portal, base.first, _last(base), 1, three)
                 literal_quality = score(city, spec)
                 main_result = result
     lines.append(
@@ -358,8 +358,8 @@ def main() -> None:
             "honest_unverifiable_rate": quality["honest_unverifiable_rate"],
             "honest_forgot_tap_at_risk": quality["honest_forgot_tap_at_risk"],
             "unsynced_at_risk_rate": no_ntp.get("at_risk"),
-            "honest_at_risk_rate_signer_max_4": literal_quality["honest_at_risk_rate"],
-            "shared_signer_recall_signer_max_4": literal_quality["attack_recall"].get(
+            "honest_at_risk_rate_signer_max_3": literal_quality["honest_at_risk_rate"],
+            "shared_signer_recall_signer_max_3": literal_quality["attack_recall"].get(
                 "shared_signer"
             ),
         }
@@ -390,15 +390,15 @@ def main() -> None:
                 f"{_pct(no_ntp.get('at_risk'))} of {no_ntp.get('rows', 0)}",
             ],
             [
-                "honest rows of families of four at risk (shared_signer_max 3)",
+                "honest rows of families of four at risk (shared_signer_max 4)",
                 f"{_pct(family_4.get('at_risk'))} of {family_4.get('rows', 0)}",
             ],
             [
-                "honest at-risk rate with shared_signer_max 4",
+                "honest at-risk rate with shared_signer_max 3",
                 _pct(literal_quality["honest_at_risk_rate"]),
             ],
             [
-                "shared_signer recall with shared_signer_max 4",
+                "shared_signer recall with shared_signer_max 3",
                 _pct(literal_quality["attack_recall"].get("shared_signer")),
             ],
         ],

@@ -42,7 +42,9 @@ class ReconcileSettings:
     door_open_max_ms: int = 5_400_000
     # Reads of one badge at devices of two centers less than this apart: double_presence.
     travel_min_ms: int = 900_000
-    shared_signer_max: int = 3  # children one signer may confirm for (families are small)
+    # Children one signer may confirm for: 4, not 3, so that families of four are not
+    # accused (decision 0843); a larger family's signer is listed below once checked.
+    shared_signer_max: int = 4
     # Signers an operator checked (a family of four or more): shared_signer spares them.
     shared_signer_allowed: frozenset[str] = frozenset()
     lesson_max_min: int = 180  # a longer lesson is refused at import, or implausible

@@ -9,7 +9,10 @@ claim.
 The record's *placed* time is its own ``wall_ms`` when it claims ``synced``;
 otherwise the ``wall_ms`` of the nearest synced record of the same boot (by
 monotonic distance, before or after) plus the ``mono_ns`` difference; with no
-synced record in its boot at all, its claimed ``wall_ms``.
+synced record in its boot at all, its claimed ``wall_ms`` less the clock offset
+the boot's receipts prove (the offset nearest 0 that every record's anchor and
+covering receipt allow, if within the tolerance; none when they allow 0 or
+contradict each other).
 
 - **trusted**: the placed time lies within the bounds that exist. A record is
   untrusted (``time_untrusted``) only when its time provably lies outside them;
@@ -50,10 +53,16 @@ def place(log: DeviceLog, tolerance_ms: int) -> Placed:
         for i, (b, s) in enumerate(zip(boot, synced, strict=True)):
             if s and b in wanted:
                 anchors[b].append(i)
+        offsets = _receipt_offsets(
+            log, {boot[i] for i in unsynced if boot[i] not in anchors}, tolerance_ms
+        )
         for i in unsynced:
             near = anchors.get(boot[i])
             if not near:
-                continue  # no synced reference: the claim itself, judged by the bounds
+                # No synced reference: the claim, corrected by the clock offset the
+                # receipts prove for this boot (0 when they allow the claim as it is).
+                candidate[i] = wall[i] - offsets.get(boot[i], 0)
+                continue
             k = bisect_left(near, i)
             j = near[k] if k < len(near) else -1
             if k > 0 and (j < 0 or mono[i] - mono[near[k - 1]] <= mono[j] - mono[i]):
@@ -66,6 +75,44 @@ def place(log: DeviceLog, tolerance_ms: int) -> Placed:
     ]
     times = [c if t else w for c, t, w in zip(candidate, trusted, wall, strict=True)]
     return Placed(times, trusted)
+
+
+def _receipt_offsets(log: DeviceLog, boots: set[str], limit_ms: int) -> dict[str, int]:
+    """Per boot without a synced record: the device clock's offset nearest 0 that every
+    receipt of the boot allows, if it is at most ``limit_ms``.
+
+    A record was made after its anchor's ``server_ms`` and before its covering
+    receipt's, so the offset (claimed minus real time) is at least ``wall - covered``
+    and at most ``wall - anchor`` for each record. A device that never syncs (no NTP)
+    but uploads often is thereby placed within its upload interval of the truth, not
+    its clock's error. Bounds that contradict each other by less than ``limit_ms``
+    (jitter) meet in the middle; by more (a clock stepped inside the boot) they leave
+    the claim as it is, for the trust check to judge.
+    """
+    if not boots:
+        return {}
+    low: dict[str, int] = {}
+    high: dict[str, int] = {}
+    for b, w, lo, hi in zip(log.boot, log.wall_ms, log.anchor_ms, log.covered_ms, strict=True):
+        if b not in boots:
+            continue
+        if hi is not None and (b not in low or w - hi > low[b]):
+            low[b] = w - hi
+        if lo is not None and (b not in high or w - lo < high[b]):
+            high[b] = w - lo
+    out = {}
+    for b in boots:
+        least, most = low.get(b), high.get(b)
+        if least is not None and most is not None and least > most:
+            if least - most > limit_ms:
+                continue  # contradictory: no single offset explains the boot
+            offset = (least + most) // 2  # a jitter of the portal's clock readings
+        else:
+            offset = least if least is not None and least > 0 else 0
+            offset = most if most is not None and most < 0 else offset
+        if 0 < abs(offset) <= limit_ms:
+            out[b] = offset
+    return out
 
 
 def proven(log: DeviceLog, placed: Placed, proof_bracket_ms: int, at: list[int]) -> list[bool]:

@@ -908,6 +908,9 @@ def _center(
     stats = city.stats
     mine: list[RowTruth] = []
 
+    # Back-to-back rows -> the first lesson's row, whose tap is the evidence of both.
+    carried: dict[tuple[str, str, date], tuple[str, str, date]] = {}
+
     def truth(key: tuple[str, str, date]) -> RowTruth:
         t = _row(city, key)
         mine.append(t)
@@ -1039,7 +1042,12 @@ def _center(
             row.present = True
             if c.child_id in stayed:
                 row.features.add("back_to_back")
-                row.tapped = True  # the one tap before the first lesson covers the stay
+                # The one tap before the first lesson covers the stay, if it was recorded.
+                carried[(c.child_id, lesson.group_id, lesson.date)] = (
+                    c.child_id,
+                    c.group_id,
+                    lesson.date,
+                )
             if c.child_id in forgot:
                 row.features.add("forgot_tap")
             if propped:
@@ -1140,6 +1148,10 @@ def _center(
         t = city.truth.get(key_)
         if t is not None and t.present:
             t.tapped = True
+    for key_, first_key in carried.items():
+        city.truth[key_].tapped = city.truth[first_key].tapped
+        if "forgot_tap" in city.truth[first_key].features:
+            city.truth[key_].features.add("forgot_tap")
     for t in mine:
         if t.present and t.label == HONEST and not t.tapped and "forgot_tap" not in t.features:
             t.features.add("tap_lost")  # a power cut or a deleted record took it

@@ -52,6 +52,53 @@ def one(claim: int, anchor: int | None, covered: int | None, synced: bool = True
     return log
 
 
+# --- place(): a clock without NTP, corrected by its receipts ---------------------------
+
+
+def unsynced_device(offset_ms: int, upload_every_ms: int = 60 * S) -> tuple[DeviceLog, list[int]]:
+    """A never-synced device whose clock is ``offset_ms`` off, a record every 10 s and an
+    upload every ``upload_every_ms``; returns the log and each record's real time."""
+    log, real = DeviceLog("D1", "C1"), []
+    for k in range(60):
+        at = T0 + k * 10 * S
+        sent = (at // upload_every_ms) * upload_every_ms  # the receipt before the record
+        log.append(
+            seq=k + 1,
+            type="badge",
+            wall_ms=at + offset_ms,
+            synced=False,
+            boot="b",
+            mono_ns=k * 10 * S * 1_000_000,
+            anchor_ms=sent if sent > T0 else None,
+            covered_ms=sent + upload_every_ms,
+            data=None,
+        )
+        real.append(at)
+    return log, real
+
+
+@pytest.mark.parametrize("offset_s", [-90, -40, 40, 90])
+def test_a_drifting_clock_without_ntp_is_placed_by_its_receipts(offset_s: int) -> None:
+    log, real = unsynced_device(offset_s * S)
+    placed = place(log, TOL)
+    assert all(placed.trusted)
+    # Within one upload interval of the truth, not the clock's 40-90 s error.
+    assert max(abs(t - r) for t, r in zip(placed.times, real, strict=True)) <= 60 * S
+    assert max(abs(t - r) for t, r in zip(placed.times, real, strict=True)) < abs(offset_s) * S
+
+
+def test_a_clock_within_what_the_receipts_allow_keeps_its_claims() -> None:
+    log, _ = unsynced_device(0)
+    assert place(log, TOL).times == log.wall_ms
+
+
+def test_a_clock_off_by_more_than_the_tolerance_is_not_corrected_away() -> None:
+    log, _ = unsynced_device(10 * MIN)
+    placed = place(log, TOL)
+    assert placed.times == log.wall_ms  # its claims, judged by the bounds
+    assert not any(placed.trusted)  # and time_untrusted: a wrong clock stays visible
+
+
 # --- place(): proven ------------------------------------------------------------------
 
 

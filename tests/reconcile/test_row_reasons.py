@@ -224,35 +224,35 @@ def _group(n: int) -> tuple[list[Member], list[Log]]:
 
 
 def test_a_signer_for_more_children_than_a_family_flags_each_of_its_rows() -> None:
-    members, logs = _group(5)
-    confs = [_conf(f"K{i}", signer="Club Admin") for i in range(4)] + [
-        _conf("K4", signer="Мама K4")
+    members, logs = _group(6)
+    confs = [_conf(f"K{i}", signer="Club Admin") for i in range(5)] + [
+        _conf("K5", signer="Мама K5")
     ]
     result = _run([MONDAY], confs, members=members, logs=logs)
-    for i in range(4):
+    for i in range(5):
         assert _one(result, f"K{i}")[:2] == ("suspect", ("shared_signer",))
-    assert _one(result, "K4")[1] == ()
+    assert _one(result, "K5")[1] == ()
 
 
-def test_a_family_of_three_is_not_flagged_and_case_does_not_hide_a_signer() -> None:
-    members, logs = _group(4)
-    three = [_conf(f"K{i}", signer="Айгерим") for i in range(3)]
-    result = _run([MONDAY], three, members=members, logs=logs)
-    assert all(_one(result, f"K{i}")[1] == () for i in range(3))
-    four = [*three, _conf("K3", signer="  АЙГЕРИМ ")]
+def test_a_family_of_four_is_not_flagged_and_case_does_not_hide_a_signer() -> None:
+    members, logs = _group(5)
+    four = [_conf(f"K{i}", signer="Айгерим") for i in range(4)]
     result = _run([MONDAY], four, members=members, logs=logs)
-    assert all(_one(result, f"K{i}")[1] == ("shared_signer",) for i in range(4))
+    assert all(_one(result, f"K{i}")[1] == () for i in range(4))
+    five = [*four, _conf("K4", signer="  АЙГЕРИМ ")]
+    result = _run([MONDAY], five, members=members, logs=logs)
+    assert all(_one(result, f"K{i}")[1] == ("shared_signer",) for i in range(5))
 
 
 def test_an_operator_can_allow_a_large_family() -> None:
-    members, logs = _group(4)
-    four = [_conf(f"K{i}", signer="Айгерим") for i in range(4)]
+    members, logs = _group(5)
+    five = [_conf(f"K{i}", signer="Айгерим") for i in range(5)]
     allowed = ReconcileSettings(shared_signer_allowed=frozenset({"айгерим"}))
-    result = _run([MONDAY], four, members=members, logs=logs, settings=allowed)
-    assert all(_one(result, f"K{i}")[1] == () for i in range(4))
-    raised = ReconcileSettings(shared_signer_max=4)
-    result = _run([MONDAY], four, members=members, logs=logs, settings=raised)
-    assert all(_one(result, f"K{i}")[1] == () for i in range(4))
+    result = _run([MONDAY], five, members=members, logs=logs, settings=allowed)
+    assert all(_one(result, f"K{i}")[1] == () for i in range(5))
+    raised = ReconcileSettings(shared_signer_max=5)
+    result = _run([MONDAY], five, members=members, logs=logs, settings=raised)
+    assert all(_one(result, f"K{i}")[1] == () for i in range(5))
 
 
 # --- implausible_schedule ----------------------------------------------------------------
