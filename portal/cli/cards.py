@@ -12,8 +12,10 @@ import click
 
 from portal.cards.registry import (
     create_grant,
+    end_grant,
     import_cards,
     list_cards,
+    list_grants,
     revoke_card,
     set_require_card_auth,
 )
@@ -44,6 +46,33 @@ def cards_issue(ctx: Context, count: int, ttl: str, url: str) -> int:
     portal = ctx.portal()
     load_or_create_card_master(portal.settings.data_dir)  # refuse a shared one now
     click.echo(create_grant(portal.engine, count, ttl_ms, url, now=portal.clock()))
+    return 0
+
+
+@cards.command("stations")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
+@click.pass_obj
+def cards_stations(ctx: Context, as_json: bool) -> int:
+    """Station grants: id, cards used of count, the station key bound, expiry, ended."""
+    rows = list_grants(ctx.portal().engine)
+    if as_json:
+        click.echo(json.dumps(rows, sort_keys=True))
+        return 0
+    for r in rows:
+        state = "ended" if r["ended_ms"] is not None else "live"
+        key = r["station_key"] or "(no station enrolled)"
+        click.echo(f"{r['station']}\t{r['used']}/{r['count']}\t{state}\t{key}")
+    return 0
+
+
+@cards.command("end")
+@click.argument("station")
+@click.pass_obj
+def cards_end(ctx: Context, station: str) -> int:
+    """End station grant STATION now (a lost or stolen station): its requests fail."""
+    portal = ctx.portal()
+    end_grant(portal.engine, station.lower(), now=portal.clock())
+    click.echo(f"station {station.lower()} ended")
     return 0
 
 
