@@ -430,6 +430,13 @@ def revoke_card(engine: Engine, uid: str, *, now: int, replaced_by: str | None =
             raise NotFoundError(f"card {uid} is not registered")
         if row.state in (REVOKED, REPLACED):
             raise PortalError(f"card {uid} is already {row.state}")
+        if replaced_by is not None:
+            new = conn.execute(select(cards.c.state).where(cards.c.uid == replaced_by)).first()
+            if new is None or new.state in (REVOKED, REPLACED) or replaced_by == uid:
+                raise NotFoundError(
+                    f"--replaced-by {replaced_by}: not a registered card in use (personalise "
+                    "or import the new card first)"
+                )
         conn.execute(
             update(cards)
             .where(cards.c.uid == uid)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
-from portal.cards.registry import card_book, list_cards
+from agent.protocol import public_key_b64
+from portal.cards.registry import card_book, enroll_station, list_cards
 from portal.cli import main
 from portal.db.schema import card_grants, centers
 from portal.registry import token_hash
@@ -38,16 +42,47 @@ def test_revoke_and_replace(portal: Portal) -> None:
     csv.write_bytes(GOOD)
     assert main([*_base(portal), "cards", "import", str(csv)]) == 0
     assert main([*_base(portal), "cards", "revoke", "04c767f2066180"]) == 0
-    assert main([*_base(portal), "cards", "revoke", "04C767F2066181", "--replaced-by", "04AA"]) == 0
+    revoke = [*_base(portal), "cards", "revoke", "04C767F2066181", "--replaced-by"]
+    assert main([*revoke, "04AA"]) == 2  # the new card must be registered first
+    assert main([*revoke, "04C767F2066180"]) == 2  # ... and in use
+    assert main([*revoke, "04C767F2066181"]) == 2  # ... and another card
     assert main([*_base(portal), "cards", "revoke", "04C767F2066180"]) == 1  # already
     assert main([*_base(portal), "cards", "revoke", "04C767F20661FF"]) == 2  # unknown
     states = {r["uid"]: (r["state"], r["replaced_by"]) for r in list_cards(portal.engine)}
-    assert states == {
-        "04C767F2066180": ("revoked", None),
-        "04C767F2066181": ("replaced", "04AA"),
-    }
+    assert states == {"04C767F2066180": ("revoked", None), "04C767F2066181": ("active", None)}
     book = card_book(portal.engine, portal.settings.data_dir)
-    assert all(k.until_ms is not None for k in book.keys.values())
+    assert book.keys["04C767F2066180"].until_ms is not None
+    assert book.keys["04C767F2066181"].until_ms is None
+
+
+def test_replace_a_lost_card(portal: Portal) -> None:
+    csv = portal.settings.data_dir.parent / "cards.csv"
+    csv.write_bytes(GOOD)
+    assert main([*_base(portal), "cards", "import", str(csv)]) == 0
+    revoke = [*_base(portal), "cards", "revoke", "04c767f2066180", "--replaced-by"]
+    assert main([*revoke, "04c767f2066181"]) == 0
+    states = {r["uid"]: (r["state"], r["replaced_by"]) for r in list_cards(portal.engine)}
+    assert states == {
+        "04C767F2066180": ("replaced", "04C767F2066181"),
+        "04C767F2066181": ("active", None),
+    }
+
+
+def test_stations_list_and_end(portal: Portal, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*_base(portal), "cards", "issue", "--count", "3"]) == 0
+    token = capsys.readouterr().out.strip()
+    key = public_key_b64(Ed25519PrivateKey.generate())
+    enroll_station(portal.engine, token, key, now=portal.clock())
+    assert main([*_base(portal), "cards", "stations"]) == 0
+    short = token_hash(token)[:12]
+    assert capsys.readouterr().out == f"{short}\t0/3\tlive\t{key}\n"
+    assert main([*_base(portal), "cards", "end", short.upper()]) == 0
+    assert capsys.readouterr().out == f"station {short} ended\n"
+    assert main([*_base(portal), "cards", "stations", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["ended_ms"] is not None and row["station_key"] == key
+    assert main([*_base(portal), "cards", "end", short]) == 2  # already ended
+    assert main([*_base(portal), "cards", "end", "xyz"]) == 2
 
 
 def test_center_set_require_card_auth(portal: Portal) -> None:
