@@ -338,18 +338,42 @@ def list_grants(engine: Engine) -> list[dict[str, Any]]:
     ]
 
 
-def end_grant(engine: Engine, station: str, *, now: int) -> None:
-    """End the grant whose short id is ``station`` now (a lost or stolen station)."""
+def end_grant(engine: Engine, station: str, *, now: int, revoke_since_ms: int | None = None) -> int:
+    """End the grant whose short id is ``station`` now (a lost or stolen station).
+
+    With ``revoke_since_ms``, also revoke every card issued under it from that time
+    on (those a thief may have made); returns how many cards were revoked.
+    """
     if len(station) != 12 or any(c not in "0123456789abcdef" for c in station):
         raise NotFoundError(f"station {station!r} is not a grant id (12 hex digits)")
     with write_transaction(engine) as conn:
+        row = conn.execute(
+            select(card_grants.c.token_hash, card_grants.c.ended_ms).where(
+                card_grants.c.token_hash.startswith(station)
+            )
+        ).first()
+        if row is None:
+            raise NotFoundError(f"station {station} is not a grant")
+        if row.ended_ms is None:
+            conn.execute(
+                update(card_grants)
+                .where(card_grants.c.token_hash == row.token_hash)
+                .values(ended_ms=now)
+            )
+        elif revoke_since_ms is None:
+            raise PortalError(f"station {station} is already ended")
+        if revoke_since_ms is None:
+            return 0
         done = conn.execute(
-            update(card_grants)
-            .where(card_grants.c.token_hash.startswith(station), card_grants.c.ended_ms.is_(None))
-            .values(ended_ms=now)
+            update(cards)
+            .where(
+                cards.c.grant_hash == row.token_hash,
+                cards.c.created_ms >= revoke_since_ms,
+                cards.c.state.in_((ISSUED, ACTIVE)),
+            )
+            .values(state=REVOKED, revoked_ms=now)
         )
-        if done.rowcount == 0:
-            raise NotFoundError(f"station {station} has no grant that is not already ended")
+        return int(done.rowcount)
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,7 +430,7 @@ def import_cards(
 
 
 def list_cards(engine: Engine) -> list[dict[str, Any]]:
-    """Every card without its keys: uid, kind, state, key source, counter and times."""
+    """Every card without its keys: uid, kind, state, key source, station, counter, times."""
     columns = (
         cards.c.uid,
         cards.c.kind,
@@ -417,9 +441,14 @@ def list_cards(engine: Engine) -> list[dict[str, Any]]:
         cards.c.activated_ms,
         cards.c.revoked_ms,
         cards.c.replaced_by,
+        cards.c.grant_hash,
     )
     with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(select(*columns).order_by(cards.c.uid))]
+        rows = [dict(r._mapping) for r in conn.execute(select(*columns).order_by(cards.c.uid))]
+    for row in rows:  # the grant by its short id, as ``cards stations`` lists it
+        grant = row.pop("grant_hash")
+        row["station"] = grant[:12] if grant else None
+    return rows
 
 
 def revoke_card(engine: Engine, uid: str, *, now: int, replaced_by: str | None = None) -> None:

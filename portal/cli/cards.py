@@ -67,12 +67,20 @@ def cards_stations(ctx: Context, as_json: bool) -> int:
 
 @cards.command("end")
 @click.argument("station")
+@click.option(
+    "--revoke-cards-since",
+    metavar="DURATION",
+    help="Also revoke the cards issued under it in the last DURATION (30m, 8h, 2d, ...).",
+)
 @click.pass_obj
-def cards_end(ctx: Context, station: str) -> int:
+def cards_end(ctx: Context, station: str, revoke_cards_since: str | None) -> int:
     """End station grant STATION now (a lost or stolen station): its requests fail."""
     portal = ctx.portal()
-    end_grant(portal.engine, station.lower(), now=portal.clock())
-    click.echo(f"station {station.lower()} ended")
+    now = portal.clock()
+    since = None if revoke_cards_since is None else now - parse_ttl(revoke_cards_since)
+    revoked = end_grant(portal.engine, station.lower(), now=now, revoke_since_ms=since)
+    extra = f"; {revoked} cards revoked" if since is not None else ""
+    click.echo(f"station {station.lower()} ended{extra}")
     return 0
 
 
@@ -99,7 +107,10 @@ def cards_list(ctx: Context, as_json: bool) -> int:
         return 0
     for r in rows:
         counter = "" if r["activated_counter"] is None else r["activated_counter"]
-        click.echo(f"{r['uid']}\t{r['kind']}\t{r['state']}\t{r['key_source']}\t{counter}")
+        station = r["station"] or ""
+        click.echo(
+            f"{r['uid']}\t{r['kind']}\t{r['state']}\t{r['key_source']}\t{counter}\t{station}"
+        )
     return 0
 
 

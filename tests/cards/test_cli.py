@@ -81,8 +81,42 @@ def test_stations_list_and_end(portal: Portal, capsys: pytest.CaptureFixture[str
     assert main([*_base(portal), "cards", "stations", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert row["ended_ms"] is not None and row["station_key"] == key
-    assert main([*_base(portal), "cards", "end", short]) == 2  # already ended
+    assert main([*_base(portal), "cards", "end", short]) == 1  # already ended
     assert main([*_base(portal), "cards", "end", "xyz"]) == 2
+    assert main([*_base(portal), "cards", "end", "0" * 12]) == 2
+
+
+def test_end_a_stolen_station_and_revoke_what_it_made(
+    portal: Portal, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from agent.protocol.card_keys import station_authorization, x25519_public_b64
+    from portal.cards.registry import StationRequest, station_keys
+    from portal.keys import load_or_create_card_master
+
+    assert main([*_base(portal), "cards", "issue", "--count", "3"]) == 0
+    token = capsys.readouterr().out.strip()
+    key = Ed25519PrivateKey.generate()
+    enroll_station(portal.engine, token, public_key_b64(key), now=portal.clock())
+    master = load_or_create_card_master(portal.settings.data_dir)
+    sealing = x25519_public_b64(X25519PrivateKey.generate())
+    for n, (uid, at) in enumerate([("04000000000001", -5 * 3_600_000), ("04000000000002", 0)]):
+        body = f"{uid}".encode()
+        when = portal.clock() + at + n
+        auth = station_authorization(key, "POST", "/api/v1/cards/keys", when, body)
+        request = StationRequest(auth, "POST", "/api/v1/cards/keys", body)
+        station_keys(
+            portal.engine, master, portal.key, request, uid, sealing, False, now=portal.clock() + at
+        )
+    short = token_hash(token)[:12]
+    assert main([*_base(portal), "cards", "list"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith(f"issued\tdiversified\t\t{short}")
+    # The station went missing two hours ago: what it made since then is revoked.
+    assert main([*_base(portal), "cards", "end", short, "--revoke-cards-since", "2h"]) == 0
+    assert capsys.readouterr().out == f"station {short} ended; 1 cards revoked\n"
+    states = {r["uid"]: r["state"] for r in list_cards(portal.engine)}
+    assert states == {"04000000000001": "issued", "04000000000002": "revoked"}
 
 
 def test_center_set_require_card_auth(portal: Portal) -> None:
