@@ -203,6 +203,9 @@ def test_a_power_cut_at_any_command_is_finished_by_running_again(desk: Desk) -> 
             [row] = [c for c in list_cards(desk.portal.engine) if c["uid"] == uid.hex().upper()]
             assert row["state"] == "active" and row["activated_counter"] == answer["counter"]
             _assert_no_card_key_on_disk(desk.state_dir, bundle)
+            for text in (cut.out, cut.err, done.out, done.err):
+                assert bundle.app_master.hex() not in text.lower()
+                assert bundle.file_read.hex() not in text.lower()
     # Some cuts fell after key 0 changed (the portal's key finished them), some between.
     assert seen_locked and seen_interrupted
     # Each card used one card of the grant, however many times it was asked for.
