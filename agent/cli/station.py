@@ -17,9 +17,10 @@ import click
 
 from agent.cli.base import Exit, cli
 from agent.cli.output import echo_json
-from agent.exceptions import ConfigError, PortalRefused, ReaderError
+from agent.exceptions import CardNotBlank, ConfigError, PortalRefused, ReaderError
 from agent.protocol import public_key_b64, public_key_from_b64
 from agent.protocol.errors import ProtocolError
+from agent.protocol.ntag424_ev2 import CardError
 from agent.station.channels import DEFAULT_READER, open_reader
 from agent.station.client import StationClient
 from agent.station.flow import make_card
@@ -27,9 +28,10 @@ from agent.station.hygiene import harden_process
 from agent.station.personalise import probe
 from agent.station.store import (
     Enrollment,
+    adopt_pending_key,
     load_enrollment,
     load_station_key,
-    new_station_key,
+    pending_station_key,
     save_enrollment,
 )
 
@@ -79,9 +81,10 @@ def _state_dir() -> Path:
 def enroll_command(url: str, grant: str, insecure: bool, as_json: bool) -> None:
     """Bind the grant to a new station key and pin the portal's key.
 
-    A new key is made at each enrollment (the previous grant's key is replaced);
-    the grant is then spent: no other key can use it, and the grant itself is
-    never sent again.
+    A new key is made for each grant and replaces the previous one once the
+    portal has bound it (a failed attempt leaves the old enrollment as it was;
+    trying again reuses the new key). The grant is then spent: no other key can
+    use it, and it is never sent again.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -89,7 +92,7 @@ def enroll_command(url: str, grant: str, insecure: bool, as_json: bool) -> None:
     if parts.scheme == "http" and not insecure:
         raise Exit(f"--portal: {url} is plain http; use https, or --insecure for a lab portal", 2)
     state_dir = _state_dir()
-    key = new_station_key(state_dir)
+    key = pending_station_key(state_dir)
     try:
         with StationClient(url, key, insecure=insecure) as client:
             answer = client.enroll(grant, public_key_b64(key))
@@ -108,6 +111,7 @@ def enroll_command(url: str, grant: str, insecure: bool, as_json: bool) -> None:
         )
     except (KeyError, TypeError, ValueError, ProtocolError) as exc:
         raise Exit(f"{url}: the enrollment answer is not usable: {exc}") from exc
+    adopt_pending_key(state_dir)
     save_enrollment(state_dir, enrollment)
     summary = {
         "station": enrollment.station,
@@ -140,7 +144,10 @@ def inspect_command(reader: str, timeout: float, as_json: bool) -> int:
     try:
         with open_reader(reader, timeout) as channel:
             uid = channel.uid.hex().upper()
-            state = probe(channel, url)
+            try:
+                state = probe(channel, url)
+            except (CardNotBlank, CardError) as exc:
+                raise Exit(f"card {uid}: {exc}") from exc
     except ReaderError as exc:
         raise _card_gone(exc) from exc
     if as_json:

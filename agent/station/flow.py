@@ -71,6 +71,8 @@ def make_card(
         state = probe(channel, url, random)
     except CardNotBlank as exc:
         raise CardNotBlank(f"card {uid}: {exc}") from None
+    except CardError as exc:
+        raise StationError(f"card {uid}: {exc}") from None
     sealing = X25519PrivateKey.generate()
     try:
         answer = portal.card_keys(uid, x25519_public_b64(sealing), state != "blank")

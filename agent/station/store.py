@@ -1,15 +1,16 @@
 """What the station keeps on disk: its own signing key and the enrollment. No card key.
 
 ``station.key``: the station's Ed25519 key (hex, mode 0600, refused when group or
-others can read it), made at ``qatysu station enroll``. ``station.json``: the portal's
-URL, its pinned public key, the grant's short id, card URL and expiry. Card keys are
-never written here or anywhere else: they live in memory for one card
-(:mod:`agent.station.flow`).
+others can read it), made at ``qatysu station enroll`` (as ``station.key.pending``
+until the portal binds it). ``station.json``: the portal's URL, its pinned public
+key, the grant's short id, card URL and expiry. Card keys are never written here or
+anywhere else: they live in memory for one card (:mod:`agent.station.flow`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,13 +25,15 @@ __all__ = [
     "KEY_FILE",
     "STATE_FILE",
     "Enrollment",
+    "adopt_pending_key",
     "load_enrollment",
     "load_station_key",
-    "new_station_key",
+    "pending_station_key",
     "save_enrollment",
 ]
 
 KEY_FILE = "station.key"
+PENDING_KEY_FILE = "station.key.pending"
 STATE_FILE = "station.json"
 
 
@@ -48,18 +51,29 @@ def _private_dir(state_dir: Path) -> None:
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
-def new_station_key(state_dir: Path) -> Ed25519PrivateKey:
-    """A fresh station key replacing any old one (each enrollment binds a new key)."""
+def pending_station_key(state_dir: Path) -> Ed25519PrivateKey:
+    """The key an enrollment in progress presents: made once, reused on a retry.
+
+    A lost answer does not lose the key the portal may have bound already; the
+    station's current key stays in force until :func:`adopt_pending_key`.
+    """
     _private_dir(state_dir)
+    path = state_dir / PENDING_KEY_FILE
+    if path.exists():
+        return load_station_key(state_dir, PENDING_KEY_FILE)
     key = Ed25519PrivateKey.generate()
-    path = state_dir / KEY_FILE
     data = private_key_raw(key).hex().encode("ascii") + b"\n"
     replace_file(path, data, mode=0o600, tmp=path.with_name(path.name + ".tmp"))
     return key
 
 
-def load_station_key(state_dir: Path) -> Ed25519PrivateKey:
-    path = state_dir / KEY_FILE
+def adopt_pending_key(state_dir: Path) -> None:
+    """The pending key becomes the station key (the portal bound it)."""
+    os.replace(state_dir / PENDING_KEY_FILE, state_dir / KEY_FILE)
+
+
+def load_station_key(state_dir: Path, name: str = KEY_FILE) -> Ed25519PrivateKey:
+    path = state_dir / name
     try:
         mode = path.stat().st_mode
         text = path.read_text("ascii").strip()

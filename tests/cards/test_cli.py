@@ -6,12 +6,21 @@ import json
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from sqlalchemy import select
 
 from agent.protocol import public_key_b64
-from portal.cards.registry import card_book, enroll_station, list_cards
+from agent.protocol.card_keys import station_authorization, x25519_public_b64
+from portal.cards.registry import (
+    StationRequest,
+    card_book,
+    enroll_station,
+    list_cards,
+    station_keys,
+)
 from portal.cli import main
 from portal.db.schema import card_grants, centers
+from portal.keys import load_or_create_card_master
 from portal.registry import token_hash
 from portal.state import Portal
 from tests.cards.test_import import GOOD
@@ -89,11 +98,6 @@ def test_stations_list_and_end(portal: Portal, capsys: pytest.CaptureFixture[str
 def test_end_a_stolen_station_and_revoke_what_it_made(
     portal: Portal, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
-    from agent.protocol.card_keys import station_authorization, x25519_public_b64
-    from portal.cards.registry import StationRequest, station_keys
-    from portal.keys import load_or_create_card_master
 
     assert main([*_base(portal), "cards", "issue", "--count", "3"]) == 0
     token = capsys.readouterr().out.strip()

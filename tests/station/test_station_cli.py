@@ -10,6 +10,7 @@ station's disk or its output.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import stat
@@ -21,9 +22,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent.protocol import public_key_b64
 from agent.protocol.card_keys import CardKeyBundle
 from agent.protocol.ntag424 import check_sun
+from agent.station import channels
 from agent.station.personalise import read_sun
+from agent.station.store import load_station_key
 from portal.cards.keys import derived_bundle
-from portal.cards.registry import card_book, list_cards, list_grants
+from portal.cards.registry import card_book, enroll_station, list_cards, list_grants
 from portal.keys import load_or_create_card_master
 from tests.hardware.ntag424_emu import EmulatedChannel, Ntag424App
 from tests.station.conftest import URL, Desk
@@ -211,3 +214,48 @@ def test_a_power_cut_at_any_command_is_finished_by_running_again(desk: Desk) -> 
     # Each card used one card of the grant, however many times it was asked for.
     [grant] = list_grants(desk.portal.engine)
     assert grant["used"] == 2 * total + 1
+
+
+def test_a_failed_enrollment_keeps_the_old_one_and_a_lost_answer_is_retried(desk: Desk) -> None:
+
+    desk.enroll()
+    before = (desk.state_dir / "station.key").read_bytes()
+    failed = desk.station("enroll", "--portal", desk.live.url, "--grant", "qcg_x", "--insecure")
+    assert failed.code == 1
+    assert (desk.state_dir / "station.key").read_bytes() == before
+    assert desk.personalise().code == 0  # the old enrollment still works
+    # The portal bound the pending key but its answer never arrived: the retry reuses it.
+    pending = load_station_key(desk.state_dir, "station.key.pending")
+    grant = desk.grant()
+    enroll_station(desk.portal.engine, grant, public_key_b64(pending), now=desk.portal.clock())
+    again = desk.station(
+        "enroll", "--portal", desk.live.url, "--grant", grant, "--insecure", "--json"
+    )
+    assert again.code == 0, again.err
+    assert again.json()["station_key"] == public_key_b64(pending)
+    assert not (desk.state_dir / "station.key.pending").exists()
+    assert public_key_b64(load_station_key(desk.state_dir)) == public_key_b64(pending)
+    desk.card = Ntag424App(uid=OTHER_UID)
+    assert desk.personalise().code == 0  # signed with the new key, under the new grant
+
+
+class _NotAnNtag:
+    """Another ISO-DEP card in the field: it knows no NDEF application."""
+
+    uid = bytes.fromhex("04112233445566")
+
+    def transceive_apdu(self, command: bytes) -> bytes:
+        return b"\x6a\x82"
+
+
+def test_a_card_that_is_not_an_ntag424_is_refused_in_one_line(desk: Desk) -> None:
+    desk.enroll()
+    channels.register_reader("emulated", lambda timeout: contextlib.nullcontext(_NotAnNtag()))
+    for command in ("inspect", "personalise"):
+        done = desk.station(command, "--reader", "emulated")
+        assert done.code == 1
+        assert (
+            done.err
+            == "qatysu: error: card 04112233445566: no NDEF application: not an NTAG 424 DNA\n"
+        )
+    assert list_grants(desk.portal.engine)[0]["used"] == 0
