@@ -9,7 +9,6 @@ that one card and never printed, logged or written.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -189,4 +188,3 @@ def personalise_command(reader: str, timeout: float, as_json: bool) -> None:
     else:
         finished = " (an interrupted personalisation finished)" if made.resumed else ""
         click.echo(f"card {made.uid} personalised and active, counter {made.counter}{finished}")
-    os.sync()  # nothing of the card is on disk; the enrollment file is unchanged
