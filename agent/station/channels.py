@@ -37,6 +37,12 @@ def register_reader(name: str, reader: Reader) -> None:
     _READERS[name] = reader
 
 
+def unregister_reader(name: str) -> None:
+    """Forget reader ``name`` (a test's emulated reader); the default stays."""
+    if name != DEFAULT_READER:
+        _READERS.pop(name, None)
+
+
 def reader_names() -> list[str]:
     return sorted(_READERS)
 

@@ -84,4 +84,4 @@ def desk(
     try:
         yield made
     finally:
-        channels._READERS.pop("emulated", None)
+        channels.unregister_reader("emulated")
