@@ -23,7 +23,9 @@ that catches all of the agent's own errors catches ``(QatysuError, ProtocolError
     │   ├── PortalUnreachable   no answer: refused, reset, timed out, cut short
     │   ├── PortalRefused       an answer the caller cannot use (status, body)
     │   └── OfflineError        a bundle export or receipt file (the USB stick path)
-    └── ControlError            the daemon's control socket
+    ├── ControlError            the daemon's control socket
+    └── StationError            the personalisation station (agent/station)
+        └── CardNotBlank        a card the station must not personalise
 """
 
 from __future__ import annotations
@@ -105,6 +107,14 @@ class PortalRefused(UploadError):
     def __init__(self, message: str, status: int = 0) -> None:
         super().__init__(message)
         self.status = status
+
+
+class StationError(QatysuError):
+    """The personalisation station could not make a card; the message names the card."""
+
+
+class CardNotBlank(StationError):
+    """A card that is neither factory-blank nor one this station left unfinished."""
 
 
 class OfflineError(UploadError):

@@ -23,3 +23,4 @@ from agent.cli import testcmd as _testcmd  # noqa: F401  # isort: skip
 from agent.cli import run as _run  # noqa: F401  # isort: skip
 from agent.cli import upload as _upload  # noqa: F401  # isort: skip
 from agent.cli import export as _export  # noqa: F401  # isort: skip
+from agent.cli import station as _station  # noqa: F401  # isort: skip

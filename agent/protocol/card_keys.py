@@ -8,13 +8,23 @@ with a random 12-byte nonce over the canonical JSON of the bundle. The response'
 other fields are signed with the portal's Ed25519 key (the one the agent pins), so a
 station that pins it knows the keys came from the portal and were meant for this UID.
 
-Both sides use this module: :func:`seal_bundle` at the portal, :func:`open_bundle` at
-the station. Pure: no I/O, randomness only from ``os.urandom`` via cryptography.
+The station is known to the portal by an Ed25519 key of its own, bound to one
+station grant when it enrolls (``POST /api/v1/cards/station``). Every later request
+carries ``Authorization: QatysuStation <public key> <at_ms> <signature>``, the
+signature over :func:`station_request_bytes` (method, path, time, SHA-256 of the
+body, after a domain prefix no record or receipt starts with). The portal takes each
+station's times strictly increasing and near its own clock, so a captured request
+cannot be sent again (decision 0912).
+
+Both sides use this module: :func:`seal_bundle` and :func:`verify_station_request`
+at the portal, :func:`open_bundle` and :func:`station_authorization` at the station.
+Pure: no I/O, randomness only from ``os.urandom`` via cryptography.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -35,15 +45,22 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from agent.protocol.canonical import canonical_bytes, parse_json
 from agent.protocol.errors import ProtocolError
-from agent.protocol.keys import b64decode_strict
+from agent.protocol.keys import b64decode_strict, public_key_b64, public_key_from_b64
 
 __all__ = [
     "BUNDLE_KEYS",
+    "MAX_SKEW_MS",
+    "STATION_SCHEME",
     "CardKeyBundle",
     "CardKeyError",
+    "StationAuth",
     "open_bundle",
+    "parse_station_authorization",
     "seal_bundle",
     "signed_fields",
+    "station_authorization",
+    "station_request_bytes",
+    "verify_station_request",
     "x25519_public_b64",
 ]
 
@@ -209,3 +226,77 @@ def open_bundle(
     except (ValueError, InvalidTag):
         raise CardKeyError("sealed bundle does not open with this station's key") from None
     return CardKeyBundle.from_plaintext(plain)
+
+
+# --- the station's signed requests ---------------------------------------------------
+
+STATION_SCHEME = "QatysuStation"
+MAX_SKEW_MS = 300_000  # a request's time may be this far from the portal's clock
+_REQUEST_DOMAIN = b"qatysu station request v1\n"
+_MAX_HEADER = 256
+
+
+def station_request_bytes(method: str, path: str, at_ms: int, body: bytes) -> bytes:
+    """What a station signs for one request: no other message of ours has this prefix."""
+    digest = hashlib.sha256(body).hexdigest()
+    return _REQUEST_DOMAIN + f"{method.upper()}\n{path}\n{at_ms}\n{digest}".encode("ascii")
+
+
+def station_authorization(
+    key: Ed25519PrivateKey, method: str, path: str, at_ms: int, body: bytes
+) -> str:
+    """The ``Authorization`` header value for one request of the station holding ``key``."""
+    signature = key.sign(station_request_bytes(method, path, at_ms, body))
+    sig = base64.b64encode(signature).decode("ascii")
+    return f"{STATION_SCHEME} {public_key_b64(key)} {at_ms} {sig}"
+
+
+@dataclass(frozen=True, slots=True)
+class StationAuth:
+    """A parsed ``QatysuStation`` header: who claims to send, when, and the signature."""
+
+    public_key: str  # standard base64 of the raw Ed25519 key, as stored at enrollment
+    at_ms: int
+    signature: bytes
+
+
+def parse_station_authorization(header: str | None) -> StationAuth:
+    """The header's parts; :class:`CardKeyError` (the caller's 401) when it is not one."""
+    if not header:
+        raise CardKeyError(f"a station signature is required (Authorization: {STATION_SCHEME})")
+    if len(header) > _MAX_HEADER:
+        raise CardKeyError("the Authorization header is too long")
+    parts = header.split(" ")
+    if len(parts) != 4 or parts[0] != STATION_SCHEME:
+        raise CardKeyError(f"Authorization is not '{STATION_SCHEME} KEY AT_MS SIGNATURE'")
+    _, key, at, sig = parts
+    if not at.isdigit() or len(at) > 15:
+        raise CardKeyError("the request time is not milliseconds")
+    try:
+        public_key_from_b64(key)
+        signature = b64decode_strict(sig, "signature")
+    except ProtocolError as exc:
+        raise CardKeyError(str(exc)) from None
+    return StationAuth(key, int(at), signature)
+
+
+def verify_station_request(
+    auth: StationAuth, method: str, path: str, body: bytes, *, now_ms: int
+) -> None:
+    """Check the signature and that the time is near ``now_ms``; CardKeyError otherwise.
+
+    Whether the time is also later than the station's previous request is the
+    caller's check: it needs the stored time.
+    """
+    try:
+        public_key_from_b64(auth.public_key).verify(
+            auth.signature, station_request_bytes(method, path, auth.at_ms, body)
+        )
+    except (ProtocolError, InvalidSignature):
+        raise CardKeyError("the station signature does not verify") from None
+    skew = auth.at_ms - now_ms
+    if abs(skew) > MAX_SKEW_MS:
+        raise CardKeyError(
+            f"the request time is {skew / 1000:+.0f} s from the portal's clock "
+            f"(at most {MAX_SKEW_MS // 1000} s): set the station's clock"
+        )

@@ -5,9 +5,12 @@ factory key 0; write the NDEF URL template; ChangeFileSettings (SDM on, encrypte
 PICCData under key 1, MAC under key 2, read free, everything else key 0 only);
 change keys 1-4; change key 0 last; read one SUN message back and check it with
 the bundle's keys. A power cut before key 0 changes leaves key 0 at the factory
-value and the file settings either factory or ours, so :func:`inspect` reports the
+value and the file settings either factory or ours, so :func:`probe` reports the
 card as "blank" or "interrupted" and personalising again finishes it (keys 1-4
-already changed are recognised by their key version).
+already changed are recognised by their key version). A cut after key 0 changed
+leaves a complete card whose activation is missing: :func:`probe` calls it
+"locked", and :func:`finish` proves it is ours with the key 0 the portal gives for
+it, then reads its SUN message for the activation.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from agent.exceptions import CardNotBlank
 from agent.protocol.card_keys import CardKeyBundle
 from agent.protocol.ntag424 import (
     NDEF_AID,
@@ -43,7 +47,16 @@ from agent.protocol.ntag424_ev2 import (
     parse_file_settings,
 )
 
-__all__ = ["Channel", "Outcome", "Refused", "inspect", "personalise", "target_settings"]
+__all__ = [
+    "Channel",
+    "Outcome",
+    "finish",
+    "inspect",
+    "personalise",
+    "probe",
+    "read_sun",
+    "target_settings",
+]
 
 FACTORY_KEY = bytes(16)
 KEY_VERSION = 1  # the version every key Qatysu sets carries; factory keys are version 0
@@ -52,15 +65,19 @@ FACTORY_NDEF = FileSettings(CommMode.PLAIN, AccessRights(FREE, FREE, FREE, 0), 2
 
 
 class Channel(Protocol):
-    """A card in the field: its anticollision UID and an APDU exchange."""
+    """A card in the field: its anticollision UID and an APDU exchange.
+
+    The whole seam between the station and a reader. ``uid`` is the 7-byte UID from
+    anticollision; ``transceive_apdu`` sends one ISO 7816-4 command APDU over ISO-DEP
+    and returns the response data followed by its two status bytes. It raises
+    :class:`~agent.exceptions.ReaderError` when the card leaves the field. The
+    MFRC522's ISO-DEP path will implement it (agent/readers); tests use
+    ``tests.hardware.ntag424_emu.EmulatedChannel``.
+    """
 
     uid: bytes
 
     def transceive_apdu(self, command: bytes) -> bytes: ...
-
-
-class Refused(Exception):
-    """The card is not one this station may personalise; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +116,15 @@ def _iso(channel: Channel, command: bytes, what: str) -> bytes:
 def _select_ndef(channel: Channel) -> None:
     answer = channel.transceive_apdu(b"\x00\xa4\x04\x0c\x07" + NDEF_AID + b"\x00")
     if answer[-2:] != b"\x90\x00":
-        raise Refused("no NDEF application: not an NTAG 424 DNA")
+        raise CardNotBlank("no NDEF application: not an NTAG 424 DNA")
 
 
 def _file_settings_plain(channel: Channel) -> FileSettings | None:
     answer = channel.transceive_apdu(bytes([0x90, 0xF5, 0, 0, 1, NDEF_FILE_NO, 0]))
     if answer[-2:] != b"\x91\x00":
-        raise Refused(f"GetFileSettings answered {answer[-2:].hex().upper()}: not an NTAG 424 DNA")
+        raise CardNotBlank(
+            f"GetFileSettings answered {answer[-2:].hex().upper()}: not an NTAG 424 DNA"
+        )
     try:
         return parse_file_settings(answer[:-2])
     except CardError:
@@ -124,17 +143,51 @@ def _authenticate(
     return auth_first_finish(challenge, answer)
 
 
-def inspect(channel: Channel, url: str, random: Callable[[int], bytes] = os.urandom) -> str:
-    """``"blank"``, ``"interrupted"`` (key 0 factory, our settings) or raise Refused."""
+def probe(channel: Channel, url: str, random: Callable[[int], bytes] = os.urandom) -> str:
+    """``"blank"``, ``"interrupted"`` (key 0 factory, our settings) or ``"locked"`` (key 0
+    changed: finished by us, or somebody else's card; only the portal's key tells).
+
+    Raises :class:`CardNotBlank` for a card with factory key 0 and foreign settings,
+    or one that is not an NTAG 424 DNA.
+    """
     _select_ndef(channel)
     settings = _file_settings_plain(channel)
     if _authenticate(channel, FACTORY_KEY, 0, random) is None:
-        raise Refused("not blank: key 0 is not the factory key")
+        return "locked"
     if settings == FACTORY_NDEF:
         return "blank"
     if settings == target_settings(url):
         return "interrupted"
-    raise Refused("not blank: the NDEF file's settings are neither factory nor ours")
+    raise CardNotBlank("not blank: the NDEF file's settings are neither factory nor ours")
+
+
+def inspect(channel: Channel, url: str, random: Callable[[int], bytes] = os.urandom) -> str:
+    """``"blank"`` or ``"interrupted"``; raise :class:`CardNotBlank` for anything else."""
+    state = probe(channel, url, random)
+    if state == "locked":
+        raise CardNotBlank("not blank: key 0 is not the factory key")
+    return state
+
+
+def finish(
+    channel: Channel, bundle: CardKeyBundle, random: Callable[[int], bytes] = os.urandom
+) -> Outcome:
+    """The outcome of a card whose personalisation was cut after key 0 changed.
+
+    Key 0 changes last, so a card that authenticates with ``bundle``'s key 0 and has
+    our file settings is complete: only its SUN message is read back and checked.
+    """
+    _select_ndef(channel)
+    settings = _file_settings_plain(channel)
+    if _authenticate(channel, bundle.app_master, 0, random) is None:
+        raise CardNotBlank("not blank: key 0 is neither the factory key nor this card's")
+    if settings != target_settings(bundle.url):
+        raise CardNotBlank("key 0 is this card's but the NDEF file's settings are not ours")
+    sun = read_sun(channel)
+    check = check_sun(bundle.meta_read, bundle.file_read, channel.uid, sun)
+    if not check.authentic or check.counter is None:
+        raise CardError(f"the card's SUN message does not check ({check.problem})")
+    return Outcome(channel.uid, sun, check.counter, True)
 
 
 def _run(
@@ -156,7 +209,7 @@ def personalise(
 ) -> Outcome:
     """Make the card in ``channel`` a Qatysu card with ``bundle``'s keys and URL.
 
-    Raises Refused for a card that is not blank (or interrupted by this station),
+    Raises CardNotBlank for a card that is not blank (or interrupted by this station),
     CardError when the card answers wrongly, and whatever the channel raises when
     the card leaves the field; both of the latter leave a card that can be retried
     as long as key 0 was not yet changed.
@@ -164,7 +217,7 @@ def personalise(
     state = inspect(channel, bundle.url, random)
     session = _authenticate(channel, FACTORY_KEY, 0, random)
     if session is None:  # pragma: no cover - inspect just authenticated with it
-        raise Refused("not blank: key 0 is not the factory key")
+        raise CardNotBlank("not blank: key 0 is not the factory key")
     ndef, _, _ = ndef_url_file(bundle.url)
     header = bytes([NDEF_FILE_NO]) + bytes(3) + len(ndef).to_bytes(3, "little")
     _run(session, channel, 0x8D, header, ndef, CommMode.PLAIN, CommMode.PLAIN, "WriteData")

@@ -12,8 +12,10 @@ import click
 
 from portal.cards.registry import (
     create_grant,
+    end_grant,
     import_cards,
     list_cards,
+    list_grants,
     revoke_card,
     set_require_card_auth,
 )
@@ -47,6 +49,41 @@ def cards_issue(ctx: Context, count: int, ttl: str, url: str) -> int:
     return 0
 
 
+@cards.command("stations")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
+@click.pass_obj
+def cards_stations(ctx: Context, as_json: bool) -> int:
+    """Station grants: id, cards used of count, the station key bound, expiry, ended."""
+    rows = list_grants(ctx.portal().engine)
+    if as_json:
+        click.echo(json.dumps(rows, sort_keys=True))
+        return 0
+    for r in rows:
+        state = "ended" if r["ended_ms"] is not None else "live"
+        key = r["station_key"] or "(no station enrolled)"
+        click.echo(f"{r['station']}\t{r['used']}/{r['count']}\t{state}\t{key}")
+    return 0
+
+
+@cards.command("end")
+@click.argument("station")
+@click.option(
+    "--revoke-cards-since",
+    metavar="DURATION",
+    help="Also revoke the cards issued under it in the last DURATION (30m, 8h, 2d, ...).",
+)
+@click.pass_obj
+def cards_end(ctx: Context, station: str, revoke_cards_since: str | None) -> int:
+    """End station grant STATION now (a lost or stolen station): its requests fail."""
+    portal = ctx.portal()
+    now = portal.clock()
+    since = None if revoke_cards_since is None else now - parse_ttl(revoke_cards_since)
+    revoked = end_grant(portal.engine, station.lower(), now=now, revoke_since_ms=since)
+    extra = f"; {revoked} cards revoked" if since is not None else ""
+    click.echo(f"station {station.lower()} ended{extra}")
+    return 0
+
+
 @cards.command("import")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.pass_obj
@@ -70,7 +107,10 @@ def cards_list(ctx: Context, as_json: bool) -> int:
         return 0
     for r in rows:
         counter = "" if r["activated_counter"] is None else r["activated_counter"]
-        click.echo(f"{r['uid']}\t{r['kind']}\t{r['state']}\t{r['key_source']}\t{counter}")
+        station = r["station"] or ""
+        click.echo(
+            f"{r['uid']}\t{r['kind']}\t{r['state']}\t{r['key_source']}\t{counter}\t{station}"
+        )
     return 0
 
 

@@ -262,7 +262,8 @@ cards = Table(
 )
 
 # A personalisation station's grant: like an enrollment token, stored hashed, good for
-# ``count`` cards until ``expires_ms``.
+# ``count`` cards until ``expires_ms``; bound to the Ed25519 key of the one station that
+# enrolled with it, whose signed requests must come in time order (migration 0010).
 card_grants = Table(
     "card_grants",
     metadata,
@@ -272,6 +273,10 @@ card_grants = Table(
     Column("url", Text, nullable=False),  # the base URL written into the cards' NDEF file
     Column("created_ms", BigInteger, nullable=False),
     Column("expires_ms", BigInteger, nullable=False),
+    Column("station_key", String(64), nullable=True, unique=True),
+    Column("enrolled_ms", BigInteger, nullable=True),
+    Column("last_at_ms", BigInteger, nullable=True),  # the newest signed request's time
+    Column("ended_ms", BigInteger, nullable=True),  # ended early by the operator
 )
 
 # Every SUN read the reconciliation accepted, by its position in time: the counters a

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from sqlalchemy import select
 
-from portal.cards.registry import card_book, list_cards
+from agent.protocol import public_key_b64
+from agent.protocol.card_keys import station_authorization, x25519_public_b64
+from portal.cards.registry import (
+    StationRequest,
+    card_book,
+    enroll_station,
+    list_cards,
+    station_keys,
+)
 from portal.cli import main
 from portal.db.schema import card_grants, centers
+from portal.keys import load_or_create_card_master
 from portal.registry import token_hash
 from portal.state import Portal
 from tests.cards.test_import import GOOD
@@ -38,16 +51,76 @@ def test_revoke_and_replace(portal: Portal) -> None:
     csv.write_bytes(GOOD)
     assert main([*_base(portal), "cards", "import", str(csv)]) == 0
     assert main([*_base(portal), "cards", "revoke", "04c767f2066180"]) == 0
-    assert main([*_base(portal), "cards", "revoke", "04C767F2066181", "--replaced-by", "04AA"]) == 0
+    revoke = [*_base(portal), "cards", "revoke", "04C767F2066181", "--replaced-by"]
+    assert main([*revoke, "04AA"]) == 2  # the new card must be registered first
+    assert main([*revoke, "04C767F2066180"]) == 2  # ... and in use
+    assert main([*revoke, "04C767F2066181"]) == 2  # ... and another card
     assert main([*_base(portal), "cards", "revoke", "04C767F2066180"]) == 1  # already
     assert main([*_base(portal), "cards", "revoke", "04C767F20661FF"]) == 2  # unknown
     states = {r["uid"]: (r["state"], r["replaced_by"]) for r in list_cards(portal.engine)}
-    assert states == {
-        "04C767F2066180": ("revoked", None),
-        "04C767F2066181": ("replaced", "04AA"),
-    }
+    assert states == {"04C767F2066180": ("revoked", None), "04C767F2066181": ("active", None)}
     book = card_book(portal.engine, portal.settings.data_dir)
-    assert all(k.until_ms is not None for k in book.keys.values())
+    assert book.keys["04C767F2066180"].until_ms is not None
+    assert book.keys["04C767F2066181"].until_ms is None
+
+
+def test_replace_a_lost_card(portal: Portal) -> None:
+    csv = portal.settings.data_dir.parent / "cards.csv"
+    csv.write_bytes(GOOD)
+    assert main([*_base(portal), "cards", "import", str(csv)]) == 0
+    revoke = [*_base(portal), "cards", "revoke", "04c767f2066180", "--replaced-by"]
+    assert main([*revoke, "04c767f2066181"]) == 0
+    states = {r["uid"]: (r["state"], r["replaced_by"]) for r in list_cards(portal.engine)}
+    assert states == {
+        "04C767F2066180": ("replaced", "04C767F2066181"),
+        "04C767F2066181": ("active", None),
+    }
+
+
+def test_stations_list_and_end(portal: Portal, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*_base(portal), "cards", "issue", "--count", "3"]) == 0
+    token = capsys.readouterr().out.strip()
+    key = public_key_b64(Ed25519PrivateKey.generate())
+    enroll_station(portal.engine, token, key, now=portal.clock())
+    assert main([*_base(portal), "cards", "stations"]) == 0
+    short = token_hash(token)[:12]
+    assert capsys.readouterr().out == f"{short}\t0/3\tlive\t{key}\n"
+    assert main([*_base(portal), "cards", "end", short.upper()]) == 0
+    assert capsys.readouterr().out == f"station {short} ended\n"
+    assert main([*_base(portal), "cards", "stations", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["ended_ms"] is not None and row["station_key"] == key
+    assert main([*_base(portal), "cards", "end", short]) == 1  # already ended
+    assert main([*_base(portal), "cards", "end", "xyz"]) == 2
+    assert main([*_base(portal), "cards", "end", "0" * 12]) == 2
+
+
+def test_end_a_stolen_station_and_revoke_what_it_made(
+    portal: Portal, capsys: pytest.CaptureFixture[str]
+) -> None:
+
+    assert main([*_base(portal), "cards", "issue", "--count", "3"]) == 0
+    token = capsys.readouterr().out.strip()
+    key = Ed25519PrivateKey.generate()
+    enroll_station(portal.engine, token, public_key_b64(key), now=portal.clock())
+    master = load_or_create_card_master(portal.settings.data_dir)
+    sealing = x25519_public_b64(X25519PrivateKey.generate())
+    for n, (uid, at) in enumerate([("04000000000001", -5 * 3_600_000), ("04000000000002", 0)]):
+        body = f"{uid}".encode()
+        when = portal.clock() + at + n
+        auth = station_authorization(key, "POST", "/api/v1/cards/keys", when, body)
+        request = StationRequest(auth, "POST", "/api/v1/cards/keys", body)
+        station_keys(
+            portal.engine, master, portal.key, request, uid, sealing, False, now=portal.clock() + at
+        )
+    short = token_hash(token)[:12]
+    assert main([*_base(portal), "cards", "list"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith(f"issued\tdiversified\t\t{short}")
+    # The station went missing two hours ago: what it made since then is revoked.
+    assert main([*_base(portal), "cards", "end", short, "--revoke-cards-since", "2h"]) == 0
+    assert capsys.readouterr().out == f"station {short} ended; 1 cards revoked\n"
+    states = {r["uid"]: r["state"] for r in list_cards(portal.engine)}
+    assert states == {"04000000000001": "issued", "04000000000002": "revoked"}
 
 
 def test_center_set_require_card_auth(portal: Portal) -> None:

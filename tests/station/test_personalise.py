@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from agent.exceptions import CardNotBlank
 from agent.protocol.card_keys import CardKeyBundle
 from agent.protocol.ntag424 import SunMessage, check_sun, sdm_mac
-from agent.station.personalise import Refused, personalise, read_sun
+from agent.station.personalise import personalise, read_sun
 from tests.hardware.ntag424_emu import EmulatedChannel, Ntag424App, PowerCut
 
 BUNDLE = CardKeyBundle(
@@ -51,7 +52,7 @@ def test_the_ndef_file_cannot_be_rewritten_without_key_0() -> None:
 def test_a_card_that_is_not_blank_is_refused() -> None:
     app = Ntag424App()
     personalise(EmulatedChannel(app), BUNDLE)
-    with pytest.raises(Refused, match="key 0 is not the factory key"):
+    with pytest.raises(CardNotBlank, match="key 0 is not the factory key"):
         personalise(EmulatedChannel(app), BUNDLE)
 
 
@@ -73,7 +74,7 @@ def test_a_power_cut_then_a_retry_finishes_the_card(cut_at: int, after: bool) ->
         personalise(EmulatedChannel(app), BUNDLE)
     try:
         outcome = personalise(EmulatedChannel(app), BUNDLE)
-    except Refused:
+    except CardNotBlank:
         # Only once key 0 has changed is the card no longer ours to redo; it is then
         # fully personalised and its SUN message checks.
         assert app.keys[0] == BUNDLE.app_master
