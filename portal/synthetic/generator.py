@@ -661,7 +661,25 @@ def generate(config: CityConfig, uplink: Uplink | None = None) -> tuple[City, Up
     families = Counter(c.family for c in children)
     for n, center in enumerate(centers):
         _center(city, rng, n, center, by_center[center], by_group, extras, families, plan, link)
+    _spread_collateral(city)
     return city, link
+
+
+def _spread_collateral(city: City) -> None:
+    """An honest row of a child on a day another of its rows was attacked is collateral.
+
+    A double booking or a day-long "lesson" makes the child's honest lesson that day
+    overlap the attacked one: the rules rightly mark both (``double_presence``), since
+    nothing tells which of the two centers lied; that honest row's evidence is spoiled
+    by the attack, not by a rule's mistake.
+    """
+    touched: set[tuple[str, date]] = set()
+    for (child, _, day), t in city.truth.items():
+        if t.label != HONEST or "collateral" in t.features:
+            touched.add((child, day))
+    for (child, _, day), t in city.truth.items():
+        if t.label == HONEST and (child, day) in touched:
+            t.features.add("collateral")
 
 
 def _second_groups(
