@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from portal import __version__
-from portal.exceptions import NotFoundError, PortalConfigError, PortalError
+from portal.exceptions import ImportFileError, NotFoundError, PortalConfigError, PortalError
 from portal.settings import DB_FILE, Settings
 from portal.state import Portal, open_portal
 
@@ -106,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         if "--debug" in args:
             raise
         click.echo(f"qatysu-portal: error: {exc}", err=True)
-        # An unknown id named on the command line is invalid input, like a bad one.
-        return 2 if isinstance(exc, PortalConfigError | NotFoundError) else 1
+        # An unknown id named on the command line is invalid input, like a bad one;
+        # so is a CSV row the import refuses (it names FILE:LINE:COLUMN).
+        return 2 if isinstance(exc, PortalConfigError | NotFoundError | ImportFileError) else 1
     except Exception as exc:  # the database or the disk: still one line
         if "--debug" in args:
             raise

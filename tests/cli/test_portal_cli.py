@@ -96,3 +96,50 @@ def test_generate_city_refuses_existing_centers(
     code, _, err = run(capsys, *d, "generate-city", "--centers", "1", "--days", "1")
     assert code == 2 and "center C001 already exists" in err and "--into-existing" in err
     assert run(capsys, *d, "center", "list")[1] == "C001\tReal club\n"
+
+
+def test_import_roster_counts_file_lines(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """One line is one membership and one badge: counted once (it said "-1 unchanged")."""
+    d = ["--data-dir", str(tmp_path / "pd")]
+    assert run(capsys, *d, "center", "add", "c1", "--name", "One")[0] == 0
+    schedule = tmp_path / "s.csv"
+    schedule.write_text(
+        "group_id,center_id,weekday,start,end,price_kzt\ng1,c1,1,15:00,16:00,1000\n"
+        "g2,c1,2,15:00,16:00,1000\n"
+    )
+    assert run(capsys, *d, "import", "schedule", str(schedule))[0] == 0
+    roster = tmp_path / "r.csv"
+    head = "child_id,badge_uid,center_id,group_id\n"
+
+    def load(*lines: str) -> str:
+        roster.write_text(head + "".join(f"{line}\n" for line in lines))
+        code, out, err = run(capsys, *d, "import", "roster", str(roster))
+        assert code == 0, err
+        return out.strip().removeprefix(f"{roster}: ")
+
+    assert load("k1,04AA0001,c1,g1") == "1 roster rows, 1 added, 0 changed, 0 unchanged"
+    assert load("k1,04AA0001,c1,g1") == "1 roster rows, 0 added, 0 changed, 1 unchanged"
+    # A second badge for k1 in g1 and k2 new: two added, the first line unchanged.
+    assert load("k1,04AA0001,c1,g1", "k1,04AA0002,c1,g1", "k2,04AA0003,c1,g2") == (
+        "3 roster rows, 2 added, 0 changed, 1 unchanged"
+    )
+    # Badge 04AA0002 moves to k2: that line changed, the others as stored.
+    assert load("k1,04AA0001,c1,g1", "k2,04AA0002,c1,g2", "k2,04AA0003,c1,g2") == (
+        "3 roster rows, 0 added, 1 changed, 2 unchanged"
+    )
+
+
+def test_a_refused_import_line_is_invalid_input(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    d = ["--data-dir", str(tmp_path / "pd")]
+    roster = tmp_path / "r.csv"
+    roster.write_text("child_id,badge_uid,center_id,group_id\nk1,04AA0001,c1,g1\n")
+    code, out, err = run(capsys, *d, "import", "roster", str(roster))
+    assert (code, out) == (2, "")
+    assert err == (
+        f"qatysu-portal: error: {roster}:2:3: center_id: unknown center 'c1' "
+        "(add it with 'qatysu-portal center add')\n"
+    )
