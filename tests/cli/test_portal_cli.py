@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
 from portal.cli import main
+from tests.cli.readonly import run_read_only
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -143,3 +145,79 @@ def test_a_refused_import_line_is_invalid_input(
         f"qatysu-portal: error: {roster}:2:3: center_id: unknown center 'c1' "
         "(add it with 'qatysu-portal center add')\n"
     )
+
+
+def test_a_database_that_cannot_be_reached_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    d = ["--data-dir", str(tmp_path / "pd")]
+    url = f"postgresql://ops:secret@127.0.0.1:{port}/portal"
+    code, out, err = run(capsys, *d, "--db", url, "center", "add", "c1", "--name", "One")
+    assert (code, out) == (1, "")
+    assert err.startswith(
+        f"qatysu-portal: error: database postgresql://ops:***@127.0.0.1:{port}/portal: "
+        "cannot connect: "
+    )
+    assert len(err.splitlines()) == 1 and "secret" not in err and "sqlalche.me" not in err
+    code, _, err = run(capsys, *d, "--db", "mysql://x/y", "center", "list")
+    assert code == 2 and len(err.splitlines()) == 1 and "mysql://" in err
+
+
+def test_a_data_dir_that_is_a_file_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("")
+    where = tmp_path / "file" / "pd"
+    code, _, err = run(capsys, "--data-dir", str(where), "center", "add", "c1", "--name", "x")
+    assert code == 1
+    assert err == (
+        f"qatysu-portal: error: {where}: Not a directory: "
+        "the data directory must be a writable directory\n"
+    )
+
+
+def test_a_read_only_data_dir_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    data = tmp_path / "pd"
+    assert run(capsys, "--data-dir", str(data), "center", "add", "c1", "--name", "One")[0] == 0
+    # The data dir on a read-only mount (tests/cli/readonly.py: chmod stops no root).
+    done = run_read_only(data, "portal", "--data-dir", data, "center", "add", "c2", "--name", "x")
+    assert (done.returncode, done.stdout) == (1, ""), done.stderr
+    assert done.stderr == (
+        f"qatysu-portal: error: {data / 'portal.sqlite3'}: cannot open the database: "
+        f"unable to open database file; {data} is not writable (a read-only disk?)\n"
+    )
+    fresh = tmp_path / "ro"
+    fresh.mkdir()
+    done = run_read_only(fresh, "portal", "--data-dir", fresh / "pd", "center", "list")
+    assert done.returncode == 2 and "no portal database at" in done.stderr
+    done = run_read_only(
+        fresh, "portal", "--data-dir", fresh / "pd", "center", "add", "c1", "--name", "x"
+    )
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"qatysu-portal: error: {fresh / 'pd'}: Read-only file system: "
+        "the data directory must be a writable directory\n"
+    )
+
+
+def test_serve_on_a_port_in_use_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = run(
+            capsys, "--data-dir", str(tmp_path / "pd"), "serve", "--port", str(port)
+        )
+    assert (code, out) == (1, "")
+    assert err == (
+        f"qatysu-portal: error: 127.0.0.1:{port}: cannot listen: Address already in use "
+        "(is another portal running? choose --port)\n"
+    )
+    assert not (tmp_path / "pd").exists()  # refused before the store was opened
