@@ -8,6 +8,7 @@ import sys
 import click
 
 from agent.cli.base import Context, cli
+from agent.cli.state import require_key, state_dir_errors
 from agent.config import load_config
 
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"  # journald adds the time
@@ -28,6 +29,7 @@ def run_command(ctx: Context, log_level: str) -> int:
 
     config = load_config(ctx.config_path)
     daemon = Daemon(config)
+    require_key(config)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger()
@@ -37,6 +39,7 @@ def run_command(ctx: Context, log_level: str) -> int:
         # httpx logs every request at INFO: one line per tap would flood the journal.
         logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        return daemon.run()
+        with state_dir_errors(config, debug=ctx.debug):
+            return daemon.run()
     finally:
         root.removeHandler(handler)
