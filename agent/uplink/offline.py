@@ -84,7 +84,9 @@ def read_receipt_file(path: Path) -> dict[str, Any]:
         # A wrong file handed over (a bundle, a config): no alarm for that.
         missing = [name for name in RECEIPT_FIELDS if name not in value]
         extra = sorted(set(value) - set(RECEIPT_FIELDS))
-        got = f"lacks {', '.join(missing)}" if missing else f"has unexpected {', '.join(extra)}"
+        parts = [f"lacks {', '.join(missing)}"] if missing else []
+        parts += [f"has unexpected {', '.join(extra)}"] if extra else []
+        got = " and ".join(parts)
         raise OfflineError(
             f"{path}: not a receipt file: it {got} (a receipt is the JSON file "
             "'qatysu-portal import-bundle --receipt-out' writes)"
