@@ -41,7 +41,10 @@ def test_config_show_lists_only_the_reader_drivers_keys(
 @pytest.mark.parametrize(
     ("body", "says"),
     [
-        ('{"junk": 1}', "it lacks v, device, seq, record_hash, server_ms, hash, sig"),
+        (
+            '{"junk": 1}',
+            "it lacks v, device, seq, record_hash, server_ms, hash, sig and has unexpected junk",
+        ),
         (
             '{"v": 1, "device": "d", "seq": 1, "record_hash": "a", "server_ms": 1, '
             '"hash": "b", "sig": "c", "more": 2}',
