@@ -16,7 +16,13 @@ from agent.cli.output import busy, echo_json
 from agent.cli.state import require_key
 from agent.config import load_config
 from agent.config.edit import set_values, write_preserving_mode
-from agent.exceptions import ConfigError, PortalRefused, PortalUnreachable, ProtocolError
+from agent.exceptions import (
+    ConfigError,
+    KeyFileError,
+    PortalRefused,
+    PortalUnreachable,
+    ProtocolError,
+)
 from agent.identity import load_key_file
 from agent.protocol import public_key_b64, public_key_from_b64
 
@@ -75,7 +81,10 @@ def enroll_command(
             2,
         )
     path = obj.config_path
-    config = load_config(path)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        raise fail("invalid", str(exc), 2) from exc
     enrolled = config.portal.device_id
     if enrolled and not force:
         if config.portal.url.rstrip("/") != url.rstrip("/"):
@@ -96,8 +105,13 @@ def enroll_command(
                 f"with {config.portal.url}: nothing changed (the token stays unused)"
             )
         return
-    require_key(config)
-    key = load_key_file(config.key_path)
+    try:
+        require_key(config)
+        key = load_key_file(config.key_path)
+    except Exit as exc:
+        raise fail("no_key", exc.format_message(), exc.code) from exc
+    except KeyFileError as exc:
+        raise fail("bad_key", str(exc)) from exc
     from agent.uplink.client import PortalClient
 
     try:

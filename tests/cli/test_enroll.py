@@ -131,6 +131,17 @@ def test_enroll_without_a_key(site: Site, run: Run) -> None:
         f"qatysu: error: {site.state_dir / 'device.key'}: no device key: "
         f"run 'qatysu --config {site.config} init --new-key', then enroll\n"
     )
+    code, out, _ = enroll(run, site, "https://portal.example", "qen_x", "--json")
+    assert code == 2 and json.loads(out) == {"error": "no_key", "message": err[15:-1]}
+
+
+def test_enroll_json_errors_before_the_portal(site: Site, run: Run) -> None:
+    code, out, err = enroll(run, site, "ftp://portal.example", "qen_x", "--json")
+    assert code == 2 and json.loads(out)["error"] == "invalid"
+    assert err == f"qatysu: error: {json.loads(out)['message']}\n"
+    site.config.write_text("[devize]\n")
+    code, out, _ = enroll(run, site, "https://portal.example", "qen_x", "--json")
+    assert code == 2 and "unknown section 'devize'" in json.loads(out)["message"]
 
 
 def test_enroll_https_with_an_untrusted_certificate_fails(site: Site, run: Run) -> None:
