@@ -77,7 +77,13 @@ def init_command(
     profile = load_profile(profile_name)
     path = obj.config_path
     if path.exists() and not force:
-        raise Exit(f"{path}: a config already exists (use --force to replace it)")
+        # Like an id that exists: invalid input (2). After a lost key, --force would make
+        # a key the portal does not know: name the command that helps.
+        hint = "use --force to replace it"
+        with contextlib.suppress(QatysuError):
+            if not load_config(path).key_path.exists():
+                hint = "its device key is gone: 'qatysu init --new-key' makes a new one"
+        raise Exit(f"{path}: a config already exists ({hint})", 2)
     if state_dir is None and path.exists():
         # Re-initialising keeps the records and the key where they are.
         with contextlib.suppress(QatysuError):
