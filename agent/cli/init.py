@@ -9,6 +9,7 @@ import click
 
 from agent.cli.base import DEFAULT_CONFIG, Context, Exit, cli
 from agent.cli.output import echo_json
+from agent.cli.state import cli_prefix
 from agent.config import load_config
 from agent.config.edit import set_values, write_preserving_mode
 from agent.config.profiles import load_profile, profile_names
@@ -81,8 +82,9 @@ def init_command(
         # a key the portal does not know: name the command that helps.
         hint = "use --force to replace it"
         with contextlib.suppress(QatysuError):
-            if not load_config(path).key_path.exists():
-                hint = "its device key is gone: 'qatysu init --new-key' makes a new one"
+            existing = load_config(path)
+            if not existing.key_path.exists():
+                hint = f"its device key is gone: '{cli_prefix(existing)} init --new-key' makes one"
         raise Exit(f"{path}: a config already exists ({hint})", 2)
     if state_dir is None and path.exists():
         # Re-initialising keeps the records and the key where they are.

@@ -57,7 +57,7 @@ def test_init_refuses_an_existing_config_without_force(site: Site, run: Run) -> 
     assert result.code == 2
     assert result.err.strip() == (
         f"qatysu: error: {site.config}: a config already exists (its device key is gone: "
-        "'qatysu init --new-key' makes a new one)"
+        f"'qatysu --config {site.config} init --new-key' makes one)"
     )
 
 
