@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 import click
@@ -164,6 +165,10 @@ def _new_key(path: Path, as_json: bool) -> None:
             aside = _free_name(config.device.state_dir / f"buffer.lost-key.{old}")
             buffer.rename(aside)
         key = generate_key_file(key_path)
+        if os.geteuid() == 0:
+            # Run with sudo: the agent's own user must read the key, as install.sh leaves it.
+            owner = config.device.state_dir.stat()
+            os.chown(key_path, owner.st_uid, owner.st_gid)
     except OSError as exc:
         raise Exit(f"{exc.filename or key_path}: {exc.strerror or exc}") from exc
     public = public_key_b64(key)

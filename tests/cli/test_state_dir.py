@@ -6,6 +6,8 @@ SD card that fails leaves it; chmod would not stop a test running as root.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -17,6 +19,7 @@ from tests.cli.conftest import Run, Site
 from tests.cli.readonly import run_read_only
 from tests.cli.test_status import write_records
 from tests.daemon.support import LivePortal
+from tests.support.tools import missing
 
 
 @pytest.fixture
@@ -137,3 +140,14 @@ def test_new_key_takes_no_profile(enrolled: Site, run: Run) -> None:
     result = run("--config", enrolled.config, "init")
     assert result.code == 2 and "--profile: required" in result.err
     assert load_config(enrolled.config).portal.device_id == "dev-1"
+
+
+def test_new_key_as_root_belongs_to_the_state_dirs_owner(enrolled: Site, run: Run) -> None:
+    """sudo qatysu init --new-key: the agent's user must still read its key."""
+    if os.geteuid() != 0:
+        missing("only root can give a file to another user")
+    (enrolled.state_dir / "device.key").unlink()
+    os.chown(enrolled.state_dir, 65534, 65534)
+    assert run("--config", enrolled.config, "init", "--new-key").code == 0
+    st = (enrolled.state_dir / "device.key").stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (65534, 65534, 0o600)
