@@ -13,7 +13,7 @@ import click
 from agent import __version__
 from agent.cli.base import Context, Exit, cli
 from agent.cli.output import busy, echo_json
-from agent.cli.state import require_key
+from agent.cli.state import cli_prefix, require_key
 from agent.config import load_config
 from agent.config.edit import set_values, write_preserving_mode
 from agent.exceptions import (
@@ -151,7 +151,7 @@ def enroll_command(
         return
     click.echo(f"enrolled as device {result['device_id']} of center {result['center_id']}")
     click.echo(f"pinned portal key {result['portal_public_key']} in {path}")
-    click.echo("next: qatysu doctor; systemctl restart qatysu-agent")
+    click.echo(f"next: {cli_prefix(config)} doctor; systemctl restart qatysu-agent")
 
 
 def _result(url: str, device: str, center: str, portal_key: str, path: Path) -> dict[str, Any]:

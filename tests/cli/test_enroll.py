@@ -79,8 +79,13 @@ def test_enroll_twice_changes_nothing_and_says_so(
     site: Site, run: Run, portal: Portal, live: LivePortal
 ) -> None:
     tok = token(portal)
-    assert enroll(run, site, live.url, tok, "--insecure")[0] == 0
+    code, out, _ = enroll(run, site, live.url, tok, "--insecure")
+    assert code == 0
     first = load_config(site.config).portal.device_id
+    # The hint works as typed, like init's.
+    assert out.splitlines()[-1] == (
+        f"next: qatysu --config {site.config} doctor; systemctl restart qatysu-agent"
+    )
     before = site.config.read_text()
     # The same command again (as the help promises): nothing changed, exit 0.
     code, out, err = enroll(run, site, live.url, token(portal), "--insecure")
