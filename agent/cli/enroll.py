@@ -13,9 +13,16 @@ import click
 from agent import __version__
 from agent.cli.base import Context, Exit, cli
 from agent.cli.output import busy, echo_json
+from agent.cli.state import cli_prefix, require_key
 from agent.config import load_config
 from agent.config.edit import set_values, write_preserving_mode
-from agent.exceptions import ConfigError, PortalRefused, PortalUnreachable, ProtocolError
+from agent.exceptions import (
+    ConfigError,
+    KeyFileError,
+    PortalRefused,
+    PortalUnreachable,
+    ProtocolError,
+)
 from agent.identity import load_key_file
 from agent.protocol import public_key_b64, public_key_from_b64
 
@@ -38,7 +45,7 @@ def hardware_facts() -> dict[str, Any]:
 @click.option(
     "--insecure", is_flag=True, help="Allow a plain http:// portal (a lab, never a club)."
 )
-@click.option("--force", is_flag=True, help="Enroll again although a device id is set.")
+@click.option("--force", is_flag=True, help="Enroll although a device id is set (another portal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.pass_obj
 def enroll_command(
@@ -50,20 +57,61 @@ def enroll_command(
     portal.url, device_id, center_id and public_key (the portal's key, which
     every receipt must be signed with) into the config. TLS is always
     verified (portal.ca_file adds a city CA); plain http is refused unless
-    --insecure. Enrolling again with the same token and key is harmless.
+    --insecure.
+
+    A device key enrolls once. Run again on an enrolled device with the same
+    portal, it changes nothing and says so (exit 0; the token stays unused);
+    another portal needs --force. A new token for a key the portal already
+    has is refused: after a lost key, 'qatysu init --new-key' comes first.
+    Errors are one line (with --json, also {"error", "message"} on stdout).
     """
+
+    def fail(kind: str, message: str, code: int = 1) -> Exit:
+        if as_json:
+            echo_json({"error": kind, "message": message})
+        return Exit(message, code)
+
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise Exit(f"--portal: {url!r} is not an https:// URL", 2)
+        raise fail("invalid", f"--portal: {url!r} is not an https:// URL", 2)
     if parts.scheme == "http" and not insecure:
-        raise Exit(f"--portal: {url} is plain http; use https, or --insecure for a lab portal", 2)
-    path = obj.config_path
-    config = load_config(path)
-    if config.portal.device_id and not force:
-        raise Exit(
-            f"{path}: already enrolled as {config.portal.device_id} (use --force to enroll again)"
+        raise fail(
+            "invalid",
+            f"--portal: {url} is plain http; use https, or --insecure for a lab portal",
+            2,
         )
-    key = load_key_file(config.key_path)
+    path = obj.config_path
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        raise fail("invalid", str(exc), 2) from exc
+    enrolled = config.portal.device_id
+    if enrolled and not force:
+        if config.portal.url.rstrip("/") != url.rstrip("/"):
+            raise fail(
+                "enrolled_elsewhere",
+                f"{path}: already enrolled as {enrolled} with {config.portal.url}; "
+                f"enrolling with {url} needs --force",
+                2,
+            )
+        result = _result(
+            config.portal.url, enrolled, config.portal.center_id, config.portal.public_key, path
+        )
+        if as_json:
+            echo_json({**result, "already_enrolled": True})
+        else:
+            click.echo(
+                f"already enrolled as device {enrolled} of center {config.portal.center_id} "
+                f"with {config.portal.url}: nothing changed (the token stays unused)"
+            )
+        return
+    try:
+        require_key(config)
+        key = load_key_file(config.key_path)
+    except Exit as exc:
+        raise fail("no_key", exc.format_message(), exc.code) from exc
+    except KeyFileError as exc:
+        raise fail("bad_key", str(exc)) from exc
     from agent.uplink.client import PortalClient
 
     try:
@@ -71,19 +119,19 @@ def enroll_command(
             url, ca_file=config.portal.ca_file, insecure=insecure, timeout_s=config.portal.timeout_s
         )
     except ConfigError as exc:
-        raise Exit(str(exc), 2) from exc
+        raise fail("invalid", str(exc), 2) from exc
     try:
         with client, busy(f"enrolling with {url}..."):
             answer = client.enroll(token, public_key_b64(key), __version__, hardware_facts())
     except PortalRefused as exc:
-        hint = {401: "unknown token", 410: "token used by another key or expired"}.get(exc.status)
-        raise Exit(f"{exc}" + (f" ({hint})" if hint else "")) from exc
+        kind, line = _refusal(url, exc)
+        raise fail(kind, line) from exc
     except PortalUnreachable as exc:
-        raise Exit(str(exc)) from exc
+        raise fail("unreachable", f"cannot reach the portal: {exc}") from exc
     try:
         public_key_from_b64(answer["portal_public_key"])
     except ProtocolError as exc:
-        raise Exit(f"{url}: the portal's public key is not usable: {exc}") from exc
+        raise fail("bad_answer", f"{url}: the portal's public key is not usable: {exc}") from exc
     changes = [
         ("portal.url", url.rstrip("/")),
         ("portal.device_id", answer["device_id"]),
@@ -94,17 +142,48 @@ def enroll_command(
         text, _ = set_values(path.read_text(encoding="utf-8"), changes, path)
         write_preserving_mode(path, text)
     except OSError as exc:
-        raise Exit(f"{path}: cannot write: {exc.strerror or exc}") from exc
-    result = {
-        "device_id": answer["device_id"],
-        "center_id": answer["center_id"],
-        "portal_public_key": answer["portal_public_key"],
-        "portal": url.rstrip("/"),
-        "config": str(path),
-    }
+        raise fail("cannot_write", f"{path}: cannot write: {exc.strerror or exc}") from exc
+    result = _result(
+        url, answer["device_id"], answer["center_id"], answer["portal_public_key"], path
+    )
     if as_json:
         echo_json(result)
         return
     click.echo(f"enrolled as device {result['device_id']} of center {result['center_id']}")
     click.echo(f"pinned portal key {result['portal_public_key']} in {path}")
-    click.echo("next: qatysu doctor; systemctl restart qatysu-agent")
+    click.echo(f"next: {cli_prefix(config)} doctor; systemctl restart qatysu-agent")
+
+
+def _result(url: str, device: str, center: str, portal_key: str, path: Path) -> dict[str, Any]:
+    return {
+        "device_id": device,
+        "center_id": center,
+        "portal_public_key": portal_key,
+        "portal": url.rstrip("/"),
+        "config": str(path),
+    }
+
+
+# The portal's refusals of POST /enroll (docs/portal.md, Device API), as the
+# technician can act on them.
+_REFUSALS = {
+    401: ("unknown_token", "the portal does not know this enrollment token (mistyped?)"),
+    410: (
+        "token_gone",
+        "this enrollment token has expired or was used by another device key: "
+        "ask the portal operator for a new one",
+    ),
+    409: (
+        "key_enrolled",
+        "the portal already has this device key, enrolled with another token: a key "
+        "enrolls once (after a lost key, 'qatysu init --new-key' comes first)",
+    ),
+}
+
+
+def _refusal(url: str, exc: PortalRefused) -> tuple[str, str]:
+    known = _REFUSALS.get(exc.status)
+    if known is None:
+        return "refused", str(exc)
+    kind, why = known
+    return kind, f"{url.rstrip('/')}: {why}"

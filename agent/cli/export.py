@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from agent.cli.base import Context, Exit, cli
+from agent.cli.state import require_key, state_dir_errors
 from agent.config import AgentConfig, load_config
 from agent.control import ControlClient, daemon_running
 from agent.daemon.commands import export_answer
@@ -57,12 +58,14 @@ def export_command(ctx: Context, directory: Path, as_json: bool) -> int:
     else:
         from agent.records.store import open_store
 
-        store = open_store(config)
-        try:
-            path = export_bundle(store, folder)
-            count = store.pending_count
-        finally:
-            store.close()
+        require_key(config)
+        with state_dir_errors(config, debug=ctx.debug):
+            store = open_store(config)
+            try:
+                path = export_bundle(store, folder)
+                count = store.pending_count
+            finally:
+                store.close()
         result = export_answer(path, count)
     _report(
         result,
@@ -171,12 +174,14 @@ def ack_command(ctx: Context, file: Path, as_json: bool) -> int:
     else:
         from agent.records.store import open_store
 
-        store = open_store(config)
-        try:
-            freed = apply_receipt_file(store, file, config.portal.public_key)
-            result = {"freed": freed, "last_ack_seq": store.last_ack[0]}
-        finally:
-            store.close()
+        require_key(config)
+        with state_dir_errors(config, debug=ctx.debug):
+            store = open_store(config)
+            try:
+                freed = apply_receipt_file(store, file, config.portal.public_key)
+                result = {"freed": freed, "last_ack_seq": store.last_ack[0]}
+            finally:
+                store.close()
     _report(
         result,
         as_json,

@@ -7,6 +7,8 @@ socket (``watch`` for taps and door changes, ``feedback`` for patterns).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import queue
 import threading
 import time
@@ -204,17 +206,36 @@ def test_reader(obj: Context, name: str | None, timeout_s: float, as_json: bool)
                 reads += 1
                 _show_read(event, as_json)
         else:
-            for item in local_reader_events(config, names, timeout_s):
-                if isinstance(item, BadgeRead):
-                    reads += 1
-                    _show_read(item.record_data(), as_json)
-                else:
-                    click.echo(f"reader {item.reader}: {item.state}: {item.detail}", err=True)
+            with _quiet_reader_logs():
+                for item in local_reader_events(config, names, timeout_s):
+                    if isinstance(item, BadgeRead):
+                        reads += 1
+                        _show_read(item.record_data(), as_json)
+                    elif item.state == "fault":
+                        # The reader would retry until the timeout: the fault is the answer.
+                        raise Exit(f"reader {item.reader}: {item.detail}")
+                    else:
+                        click.echo(f"reader {item.reader}: {item.state}: {item.detail}", err=True)
     except (ControlError, QatysuError) as exc:
         raise Exit(str(exc)) from exc
     if not reads:
         raise Exit(f"no card read on {', '.join(names)} within {timeout_s:g} s")
     return 0
+
+
+@contextlib.contextmanager
+def _quiet_reader_logs() -> Iterator[None]:
+    """The readers log each fault they also report; this command prints the report, so
+    their log lines (otherwise on stderr through logging's last resort) are dropped."""
+    readers = logging.getLogger("agent.readers")
+    quiet = logging.NullHandler()
+    readers.addHandler(quiet)
+    readers.propagate = False
+    try:
+        yield
+    finally:
+        readers.removeHandler(quiet)
+        readers.propagate = True
 
 
 def _show_read(data: dict[str, Any], as_json: bool) -> None:

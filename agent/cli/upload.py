@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from agent.cli.base import Context, Exit, cli
+from agent.cli.state import require_key, state_dir_errors
 from agent.config import load_config
 from agent.control import ControlClient, daemon_running
 from agent.daemon.daemon import check_enrolled
@@ -46,14 +47,16 @@ def upload_command(ctx: Context, wait_s: float, as_json: bool) -> int:
         from agent.daemon.uplink_wiring import make_uploader
         from agent.records.store import open_store
 
-        store = open_store(config)
-        uploader, portal = make_uploader(config, store, store.clock)
-        try:
-            result = _direct_round(uploader, wait_s, as_json)
-        finally:
-            uploader.close()
-            portal.close()
-            store.close()
+        require_key(config)
+        with state_dir_errors(config, debug=ctx.debug):
+            store = open_store(config)
+            uploader, portal = make_uploader(config, store, store.clock)
+            try:
+                result = _direct_round(uploader, wait_s, as_json)
+            finally:
+                uploader.close()
+                portal.close()
+                store.close()
     if as_json:
         click.echo(json.dumps(result))
     else:

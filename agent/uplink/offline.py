@@ -82,7 +82,15 @@ def read_receipt_file(path: Path) -> dict[str, Any]:
         raise OfflineError(f"{path}: not a receipt file: expected a JSON object")
     if set(value) != set(RECEIPT_FIELDS):
         # A wrong file handed over (a bundle, a config): no alarm for that.
-        raise OfflineError(f"{path}: not a receipt file: fields {', '.join(sorted(value))}")
+        missing = [name for name in RECEIPT_FIELDS if name not in value]
+        extra = sorted(set(value) - set(RECEIPT_FIELDS))
+        parts = [f"lacks {', '.join(missing)}"] if missing else []
+        parts += [f"has unexpected {', '.join(extra)}"] if extra else []
+        got = " and ".join(parts)
+        raise OfflineError(
+            f"{path}: not a receipt file: it {got} (a receipt is the JSON file "
+            "'qatysu-portal import-bundle --receipt-out' writes)"
+        )
     return value
 
 

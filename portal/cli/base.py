@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
+from sqlalchemy import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from portal import __version__
-from portal.exceptions import NotFoundError, PortalConfigError, PortalError
+from portal.exceptions import ImportFileError, NotFoundError, PortalConfigError, PortalError
 from portal.settings import DB_FILE, Settings
 from portal.state import Portal, open_portal
 
@@ -52,13 +55,45 @@ class Context:
                     "QATYSU_PORTAL_DATA_DIR to the portal's data directory",
                     2,
                 )
-            self._portal = open_portal(self.settings())
+            try:
+                self._portal = open_portal(settings)
+            except OSError as exc:
+                raise Exit(_disk_line(exc, settings)) from exc
+            except SQLAlchemyError as exc:
+                raise Exit(_database_line(exc, settings)) from exc
         return self._portal
 
     def close(self) -> None:
         if self._portal is not None:
             self._portal.close()
             self._portal = None
+
+
+def _disk_line(exc: OSError, settings: Settings) -> str:
+    """A data dir that cannot be made or written, as one line naming it."""
+    where = exc.filename or settings.data_dir
+    return f"{where}: {exc.strerror or exc}: the data directory must be a writable directory"
+
+
+def _database_line(exc: SQLAlchemyError, settings: Settings) -> str:
+    """A database that cannot be opened, as one line: the driver's first line, no URL
+    password, no "Background on this error" link."""
+    reason = first_line(exc)
+    if settings.is_sqlite:
+        database = make_url(settings.db_url).database or str(settings.data_dir / DB_FILE)
+        folder = Path(database).parent
+        if not os.access(folder, os.W_OK):
+            reason += f"; {folder} is not writable (a read-only disk?)"
+        return f"{database}: cannot open the database: {reason}"
+    url = make_url(settings.db_url).render_as_string(hide_password=True)
+    return f"database {url}: cannot connect: {reason}"
+
+
+def first_line(exc: BaseException) -> str:
+    """An error's message on one line (a database driver's own, when it has one)."""
+    inner = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    text = str(inner).strip().splitlines()
+    return text[0] if text else type(inner).__name__
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -106,11 +141,12 @@ def main(argv: list[str] | None = None) -> int:
         if "--debug" in args:
             raise
         click.echo(f"qatysu-portal: error: {exc}", err=True)
-        # An unknown id named on the command line is invalid input, like a bad one.
-        return 2 if isinstance(exc, PortalConfigError | NotFoundError) else 1
+        # An unknown id named on the command line is invalid input, like a bad one;
+        # so is a CSV row the import refuses (it names FILE:LINE:COLUMN).
+        return 2 if isinstance(exc, PortalConfigError | NotFoundError | ImportFileError) else 1
     except Exception as exc:  # the database or the disk: still one line
         if "--debug" in args:
             raise
-        click.echo(f"qatysu-portal: error: {type(exc).__name__}: {exc}", err=True)
+        click.echo(f"qatysu-portal: error: {type(exc).__name__}: {first_line(exc)}", err=True)
         return 1
     return result if isinstance(result, int) else 0

@@ -239,7 +239,7 @@ def _apply_roster(
     held = {
         (x.child_id, x.group_id): (x.center_id, x.child_name) for x in conn.execute(select(roster))
     }
-    out = _upsert(
+    _upsert(
         conn,
         roster,
         ("child_id", "group_id"),
@@ -253,7 +253,7 @@ def _apply_roster(
     )
     owners = {r.badge_uid: {"uid": r.badge_uid, "child_id": r.child_id} for r in rows}
     held_badges = {(x.uid,): (x.child_id,) for x in conn.execute(select(badges))}
-    more = _upsert(
+    _upsert(
         conn,
         badges,
         ("uid",),
@@ -265,7 +265,20 @@ def _apply_roster(
         badge_versions,
         file,
     )
-    return ImportOutcome("roster", len(rows), out.added + more.added, out.changed + more.changed)
+    # The operator counts file lines, each one (membership, badge) pair: changed if a
+    # stored value it names differs, added if either is new, else unchanged (summing
+    # the two tables' counts said "2 added, -1 unchanged" for one new line).
+    added = changed = 0
+    for r in rows:
+        member = held.get((r.child_id, r.group_id))
+        owner = held_badges.get((r.badge_uid,))
+        if (member is not None and member != (r.center_id, r.child_name)) or (
+            owner is not None and owner != (r.child_id,)
+        ):
+            changed += 1
+        elif member is None or owner is None:
+            added += 1
+    return ImportOutcome("roster", len(rows), added, changed)
 
 
 def _apply_schedule(

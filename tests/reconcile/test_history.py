@@ -258,7 +258,7 @@ def test_cli_long_lessons_history_and_approval(
     path = {name: str(tmp_path / name) for name in files}
     assert main([*base, "import", "schedule", path["s1.csv"]]) == 0
     capsys.readouterr()
-    assert main([*base, "import", "schedule", path["long.csv"]]) == 1
+    assert main([*base, "import", "schedule", path["long.csv"]]) == 2
     assert capsys.readouterr().err.strip() == (
         f"qatysu-portal: error: {path['long.csv']}:3:5: end: a lesson of 720 min (08:00-20:00) "
         "is longer than lesson_max_min (180); import with --allow-long if it is real"

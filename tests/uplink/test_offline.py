@@ -132,7 +132,10 @@ def test_receipt_with_unknown_hash_frees_nothing(rig: Rig, tmp_path: Path) -> No
     [
         (b"", "not a receipt file"),
         (b"[1]", "expected a JSON object"),
-        (b'{"v": 1, "records": []}', "fields records, v"),
+        (
+            b'{"v": 1, "records": []}',
+            "it lacks device, seq, record_hash, server_ms, hash, sig and has unexpected records",
+        ),
         (b'{"a": 1.5}', "not a receipt"),
     ],
 )
