@@ -119,13 +119,17 @@ def validate_command(obj: Context, offline: bool, as_json: bool) -> int:
 @config_group.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("key")
 @click.argument("value")
+@click.argument("more", nargs=-1)
 @click.pass_obj
-def set_command(obj: Context, key: str, value: str) -> None:
-    """Set KEY to VALUE, keeping the file's comments and mode.
+def set_command(obj: Context, key: str, value: str, more: tuple[str, ...]) -> None:
+    """Set KEY to VALUE (and more KEY VALUE pairs), keeping the file's comments and mode.
 
     KEY is a dotted path with list indexes: portal.url, heartbeat.interval_s,
     readers.0.port, doors.1.pin. VALUE is converted to the key's type
     (true/false for switches); 'none' removes the key so its default applies.
+    Several pairs are applied together and checked as one change: another reader
+    driver with the keys it needs ('readers.0.driver rdm6300 readers.0.port
+    /dev/serial0'); keys only the old driver had are removed.
     The whole file is checked before it is written; the daemon picks the
     change up when restarted (systemctl restart qatysu-agent).
     """
@@ -137,7 +141,11 @@ def set_command(obj: Context, key: str, value: str) -> None:
     except OSError as exc:
         raise Exit(f"{path}: cannot read: {exc.strerror or exc}") from exc
     try:
-        new_text, new_config = set_values(text, [(key, value)], path)
+        if len(more) % 2:
+            raise Exit(f"{path}: {more[-1]}: a KEY without a VALUE; not changed", 2)
+        pairs = [(key, value), *zip(more[::2], more[1::2], strict=True)]
+        dropped: list[str] = []
+        new_text, new_config = set_values(text, pairs, path, dropped=dropped)
     except ConfigError as exc:
         message = str(exc)
         raise Exit(message if message.startswith(str(path)) else f"{path}: {message}", 2) from exc
@@ -149,9 +157,15 @@ def set_command(obj: Context, key: str, value: str) -> None:
         before = set()
     for finding in check_config(new_config):
         if finding.level == "error" and finding.line("") not in before:
-            raise Exit(f"{path}: {finding.key}: {finding.message}; not changed", 2)
+            hint = ""
+            if any(k.endswith(".driver") for k, _ in pairs) and len(pairs) == 1:
+                hint = " (give the new driver's keys in the same command: KEY VALUE pairs)"
+            raise Exit(f"{path}: {finding.key}: {finding.message}; not changed{hint}", 2)
     try:
         write_preserving_mode(path, new_text)
     except OSError as exc:
         raise Exit(f"{path}: cannot write: {exc.strerror or exc}") from exc
-    click.echo(f"{path}: {key} = {value}")
+    for k, v in pairs:
+        click.echo(f"{path}: {k} = {v}")
+    if dropped:
+        click.echo(f"{path}: removed {', '.join(dropped)} (not keys of the new driver)")

@@ -26,7 +26,7 @@ from tomlkit.items import AoT, Array, InlineTable, Table
 
 from agent.config.schema import _LISTS, _SECTIONS, AgentConfig, config_from_dict
 from agent.exceptions import ConfigError
-from agent.readers.registry import reader_keys
+from agent.readers.registry import DRIVERS, config_class, reader_keys
 
 __all__ = ["KeyPath", "parse_value", "resolve_key", "set_values", "write_preserving_mode"]
 
@@ -135,12 +135,21 @@ def _table_for(doc: tomlkit.TOMLDocument, path: KeyPath) -> Table | InlineTable:
     return entry
 
 
-def set_values(text: str, changes: list[tuple[str, Any]], where: Path) -> tuple[str, AgentConfig]:
+def set_values(
+    text: str,
+    changes: list[tuple[str, Any]],
+    where: Path,
+    *,
+    dropped: list[str] | None = None,
+) -> tuple[str, AgentConfig]:
     """Apply ``(key, value)`` pairs to the TOML ``text``; returns the new text and its config.
 
     ``value`` is a string from the command line (converted to the key's type)
     or an already typed value. ``None`` removes the key (its default applies).
-    Nothing is written here; the result is validated as a whole first.
+    Setting a reader's ``driver`` to another driver removes the keys only the old
+    one had (an RC522's SPI pins mean nothing to a UART reader); their dotted
+    names are appended to ``dropped``. Nothing is written here; the result is
+    validated as a whole first.
     """
     try:
         doc = tomlkit.parse(text)
@@ -155,6 +164,12 @@ def set_values(text: str, changes: list[tuple[str, Any]], where: Path) -> tuple[
                 del table[path.name]
         else:
             table[path.name] = str(value) if isinstance(value, Path) else value
+        if path.section == "readers" and path.name == "driver" and value in DRIVERS:
+            known = {f.name for f in fields(config_class(str(value)))}
+            for name in [k for k in table if k not in known]:
+                del table[name]
+                if dropped is not None:
+                    dropped.append(f"readers.{path.index}.{name}")
     new_text = tomlkit.dumps(doc)
     config = config_from_dict(tomlkit.parse(new_text).unwrap(), where)
     return new_text, config

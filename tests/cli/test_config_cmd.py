@@ -199,3 +199,25 @@ def test_set_in_an_inline_array_of_tables(tmp_path: Path, run: Run) -> None:
     assert run("--config", config, "config", "set", "readers.0.baudrate", "19200").code == 0
     assert load_config(config).readers[0].baudrate == 19200
     assert config.read_text().endswith("# one\n")
+
+
+def test_set_another_driver_with_its_keys_drops_the_old_drivers_keys(site: Site, run: Run) -> None:
+    before = site.config.read_text()
+    alone = run(*cfg(site, "set", "readers.0.driver", "rdm6300"))
+    assert alone.code == 2  # an rdm6300 needs a port: nothing is written
+    assert "readers.0.port" in alone.err and "same command" in alone.err
+    assert site.config.read_text() == before
+    result = run(*cfg(site, "set", "readers.0.driver", "rdm6300", "readers.0.port", "loop://"))
+    assert result.code == 0, result.err
+    assert "removed readers.0.spi_bus" in result.out
+    reader = load_config(site.config).readers[0]
+    assert reader.driver == "rdm6300" and reader.port == "loop://"  # type: ignore[attr-defined]
+    assert "spi_bus" not in site.config.read_text()
+    assert "# name in records" in site.config.read_text()  # comments kept
+
+
+def test_set_a_key_without_a_value_changes_nothing(site: Site, run: Run) -> None:
+    before = site.config.read_text()
+    result = run(*cfg(site, "set", "readers.0.poll_ms", "150", "readers.0.name"))
+    assert result.code == 2 and "readers.0.name: a KEY without a VALUE" in result.err
+    assert site.config.read_text() == before
