@@ -6,6 +6,7 @@ Tokens are random, shown once, and stored only as their SHA-256.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -44,9 +45,17 @@ def _center_exists(conn: Connection, center_id: str) -> bool:
     return conn.execute(query).first() is not None
 
 
+# Ids go into page URLs and file names: keep them to characters that need no escaping.
+CENTER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
 def add_center(engine: Engine, center_id: str, name: str, *, now: int) -> None:
-    if not center_id or len(center_id) > 64 or not center_id.isprintable():
-        raise PortalConfigError(f"center id {center_id!r} must be 1-64 printable characters")
+    """Register a center; its id must match :data:`CENTER_ID` (CLI and API alike)."""
+    if not CENTER_ID.fullmatch(center_id):
+        raise PortalConfigError(
+            f"center id {center_id!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
     with write_transaction(engine) as conn:
         if conn.execute(
             select(centers.c.center_id).where(centers.c.center_id == center_id)

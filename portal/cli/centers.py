@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import click
 
 from portal.cli.base import Context, Exit, cli
-from portal.registry import add_center, list_centers
-
-# Ids go into page URLs and file names: keep them to characters that need no escaping.
-_CENTER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+from portal.registry import CENTER_ID, add_center, list_centers
 
 
 @cli.group("center")
@@ -24,7 +19,7 @@ def center() -> None:
 @click.pass_obj
 def center_add(ctx: Context, center_id: str, name: str) -> int:
     """Register center ID (letters, digits, '.', '_', '-'; at most 64)."""
-    if not _CENTER_ID.fullmatch(center_id):
+    if not CENTER_ID.fullmatch(center_id):
         raise Exit(
             f"center id {center_id!r}: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit",

@@ -188,3 +188,16 @@ def test_the_session_cookie_is_secure_unless_turned_off(tmp_path: Path) -> None:
         assert "qatysu_session=" in cookie and "secure" in cookie.lower()
     finally:
         portal.close()
+
+
+def test_the_api_refuses_a_center_id_no_url_can_carry(
+    client: httpx.Client, operator_token: str
+) -> None:
+    for bad in ("bad id/x", "=HYPERLINK(1)", "../c", "-lead", "ц1"):
+        refused = client.post(
+            "/api/v1/admin/centers",
+            json={"center_id": bad, "name": "N"},
+            headers=bearer(operator_token),
+        )
+        assert refused.status_code == 400, bad
+        assert "letters, digits" in refused.text
