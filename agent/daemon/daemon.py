@@ -174,12 +174,16 @@ class Daemon:
             )
         )
         try:
-            return make_pin_factory()
+            factory = make_pin_factory()
         except HardwareError:
             if needs:
                 raise
             logger.info("no GPIO here and none configured: running without pins")
             return None
+        # One line naming the backend gpiozero settled on (its fallback warnings are
+        # quieted): lgpio, RPi.GPIO, native or mock, as the technician would check.
+        logger.info("GPIO through gpiozero's %s", type(factory).__name__)
+        return factory
 
     def _make_uploader(self) -> Uploader:
         assert self.store is not None
