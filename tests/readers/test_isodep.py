@@ -2,8 +2,8 @@
 
 The flows are driven frame by frame into :class:`tests.hardware.isodep_emu.IsoDepCard`,
 which hosts either a static Type 4 tag or the emulated NTAG 424 DNA application, so
-these tests hold the block protocol and the NDEF read; the MFRC522 driver does not use
-them yet (docs/readers-mfrc522.md).
+these tests hold the block protocol and the NDEF read; the driver over the chip is
+tests/readers/test_mfrc522_sun.py's.
 """
 
 from __future__ import annotations
