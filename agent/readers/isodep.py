@@ -72,6 +72,7 @@ ACTIVATION_FWT_S = 65536 / FC_HZ
 DELTA_FWT_S = 49152 / FC_HZ
 FRAME_OVERHEAD = 3  # PCB + CRC_A
 SW_OK = 0x9000
+SW_END_OF_FILE = 0x6282
 
 _T = TypeVar("_T")
 Flow = Generator[Frame, Reply | None, _T]  # an exchange: frames out, replies in, a result
@@ -398,23 +399,31 @@ NDEF_FILE_MAX = 1024  # longer than any card we issue: a larger NLEN is not our 
 def read_ndef_file(link: IsoDep) -> Flow[bytes | None]:
     """The NDEF file of an NFC Forum Type 4 tag: NLEN and the message; None if it has none.
 
-    Select the NDEF application by name, the NDEF file E104, READ BINARY its
-    NLEN, then the message in chunks that each come back in one frame.
+    Select the NDEF application by name, the NDEF file E104, then READ BINARY
+    from offset 0 in chunks that each come back in one frame: the first chunk
+    carries NLEN and usually most of the message (a Qatysu card's file takes two
+    chunks at FSD 64), so no exchange is spent on NLEN alone.
     """
     for command in (select_by_name(NDEF_AID), select_file(NDEF_FILE_ID)):
         if not parse_response((yield from link.exchange(command))).ok:
             return None
-    head = parse_response((yield from link.exchange(read_binary(0, 2))))
-    if not head.ok or len(head.data) != 2:
-        return None
-    nlen = int.from_bytes(head.data, "big")
-    if not 0 < nlen <= NDEF_FILE_MAX:
-        return None
-    message = bytearray()
-    while len(message) < nlen:
-        want = min(link.max_read_chunk, nlen - len(message))
-        part = parse_response((yield from link.exchange(read_binary(2 + len(message), want))))
-        if not part.ok or not part.data or len(part.data) > want:
+    file = bytearray()
+    nlen: int | None = None
+    while nlen is None or len(file) < 2 + nlen:
+        want = (
+            link.max_read_chunk if nlen is None else min(link.max_read_chunk, 2 + nlen - len(file))
+        )
+        part = parse_response((yield from link.exchange(read_binary(len(file), want))))
+        # 6282: the file ended before ``want`` bytes, a short file read whole.
+        if part.sw not in (SW_OK, SW_END_OF_FILE) or not part.data or len(part.data) > want:
             return None
-        message += part.data
-    return head.data + bytes(message)
+        file += part.data
+        if nlen is None:
+            if len(file) < 2:
+                return None
+            nlen = int.from_bytes(file[:2], "big")
+            if not 0 < nlen <= NDEF_FILE_MAX:
+                return None
+        if len(file) < 2 + nlen and part.sw == SW_END_OF_FILE:
+            return None  # NLEN says more than the file holds
+    return bytes(file[: 2 + nlen])
