@@ -122,6 +122,10 @@ class RegisterBus(Protocol):
 
     def read(self, register: int) -> int: ...
     def write(self, register: int, value: int) -> None: ...
+    # The FIFO in one SPI transfer each way: the chip reads ``count`` times the
+    # same address, or writes every byte after the address to it (datasheet 8.1.2).
+    def read_many(self, register: int, count: int) -> bytes: ...
+    def write_many(self, register: int, values: bytes) -> None: ...
     def set_reset(self, level: int) -> None: ...
     def close(self) -> None: ...
 
@@ -471,8 +475,7 @@ class Mfrc522Reader(Reader[Mfrc522Config]):
         write(COMMAND_REG, CMD_IDLE)
         write(COM_IRQ_REG, 0x7F)  # clear every interrupt flag
         write(FIFO_LEVEL_REG, 0x80)  # flush the FIFO (and BufferOvfl)
-        for byte in frame.data:
-            write(FIFO_DATA_REG, byte)
+        self._write_many(FIFO_DATA_REG, frame.data)
         framing = (frame.rx_align << 4) | frame.tx_last_bits
         write(BIT_FRAMING_REG, framing)
         write(COMMAND_REG, CMD_TRANSCEIVE)
@@ -508,7 +511,7 @@ class Mfrc522Reader(Reader[Mfrc522Config]):
             coll = read(COLL_REG)
             if not coll & COLL_POS_NOT_VALID:
                 collision_at = (coll & 0x1F) or 32
-        data = bytes(read(FIFO_DATA_REG) for _ in range(min(level, FIFO_BYTES)))
+        data = self._read_many(FIFO_DATA_REG, min(level, FIFO_BYTES))
         return Reply(
             data=data,
             last_bits=last_bits,
@@ -527,6 +530,28 @@ class Mfrc522Reader(Reader[Mfrc522Config]):
         except _FOREIGN as exc:
             raise ReaderError(
                 f"reader {self.name}: reading register 0x{register:02X} on {self.where}: {exc}"
+            ) from exc
+
+    def _read_many(self, register: int, count: int) -> bytes:
+        if self._bus is None:
+            raise ReaderError(f"reader {self.name}: {self.where} is not open")
+        if count == 0:
+            return b""
+        try:
+            return bytes(self._bus.read_many(register, count))
+        except _FOREIGN as exc:
+            raise ReaderError(
+                f"reader {self.name}: reading register 0x{register:02X} on {self.where}: {exc}"
+            ) from exc
+
+    def _write_many(self, register: int, values: bytes) -> None:
+        if self._bus is None:
+            raise ReaderError(f"reader {self.name}: {self.where} is not open")
+        try:
+            self._bus.write_many(register, values)
+        except _FOREIGN as exc:
+            raise ReaderError(
+                f"reader {self.name}: writing register 0x{register:02X} on {self.where}: {exc}"
             ) from exc
 
     def _write(self, register: int, value: int) -> None:
