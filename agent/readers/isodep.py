@@ -234,8 +234,12 @@ class IsoDep:
 
     # -- the block protocol -------------------------------------------------------
 
-    def exchange(self, apdu: bytes) -> Flow[bytes]:
-        """Send one command APDU, return the card's whole response APDU."""
+    def exchange(self, apdu: bytes, *, expect: int = 2) -> Flow[bytes]:
+        """Send one command APDU, return the card's whole response APDU.
+
+        ``expect`` is the response's likely length (2: a status word alone), a hint
+        for the frames' ``expect_bytes``.
+        """
         if self.ats is None:
             raise IsoDepError("no ISO-DEP session: RATS first")
         if not apdu:
@@ -251,7 +255,8 @@ class IsoDep:
         wtx = 0
         timeout = self.frame_timeout_s
         while True:
-            reply = yield self._frame(to_send, timeout)
+            answer = min(expect - len(response), self.fsd - FRAME_OVERHEAD) + FRAME_OVERHEAD
+            reply = yield self._frame(to_send, timeout, max(answer, FRAME_OVERHEAD))
             timeout = self.frame_timeout_s  # a WTX extends one wait only
             block = _checked(reply, self.fsd)
             problem: str | None = None
@@ -325,16 +330,16 @@ class IsoDep:
     def _r_block(self, *, ack: bool) -> bytes:
         return bytes(((PCB_R_ACK if ack else PCB_R_NAK) | self.block_number,))
 
-    def _frame(self, block: bytes, timeout: float) -> Frame:
+    def _frame(self, block: bytes, timeout: float, expect_bytes: int = 0) -> Frame:
         guard, self._guard_s = self._guard_s, 0.0
-        frame = _frame(block, timeout, guard)
+        frame = _frame(block, timeout, guard, expect_bytes)
         if len(frame.data) > self.max_frame:
             raise AssertionError(f"a {len(frame.data)}-byte frame over the {self.max_frame} limit")
         return frame
 
 
-def _frame(block: bytes, timeout: float, guard: float = 0.0) -> Frame:
-    return Frame(block + crc_a(block), timeout_s=timeout, guard_s=guard)
+def _frame(block: bytes, timeout: float, guard: float = 0.0, expect_bytes: int = 0) -> Frame:
+    return Frame(block + crc_a(block), timeout_s=timeout, guard_s=guard, expect_bytes=expect_bytes)
 
 
 def _checked(reply: Reply | None, fsd: int) -> bytes | str:
@@ -413,7 +418,8 @@ def read_ndef_file(link: IsoDep) -> Flow[bytes | None]:
         want = (
             link.max_read_chunk if nlen is None else min(link.max_read_chunk, 2 + nlen - len(file))
         )
-        part = parse_response((yield from link.exchange(read_binary(len(file), want))))
+        command = read_binary(len(file), want)
+        part = parse_response((yield from link.exchange(command, expect=want + 2)))
         # 6282: the file ended before ``want`` bytes, a short file read whole.
         if part.sw not in (SW_OK, SW_END_OF_FILE) or not part.data or len(part.data) > want:
             return None

@@ -487,9 +487,11 @@ class Mfrc522Reader(Reader[Mfrc522Config]):
             self._sleep(sent_s + TIMER_S + 0.0001)
             reads = IRQ_READS
         else:
-            # An ISO-DEP answer usually starts within a millisecond but may be a
-            # full FIFO long (5.5 ms on air): look often, up to the timeout.
-            self._sleep(sent_s + FDT_S + 5 * 9 * BIT_S)
+            # An ISO-DEP answer usually starts within a millisecond and is about
+            # as long as the flow expects (up to a full FIFO, 5.5 ms on air): wait
+            # for that once, then look often, up to the timeout.
+            expect = min(max(frame.expect_bytes, 3), FIFO_BYTES)
+            self._sleep(sent_s + FDT_S + (expect * 9 + 2) * BIT_S)
             longest_s = (FIFO_BYTES * 9 + 2) * BIT_S
             reads = IRQ_READS + int((frame.timeout_s + longest_s) / IRQ_RETRY_S)
         for _ in range(reads):
