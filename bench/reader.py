@@ -367,8 +367,11 @@ Goal: p99 under 150 ms.
 ])}
 
 Ratio SUN / UID: {median(sun) / max(median(uid7), 1e-9):.2f} at the median,
-{percentile(sun, 99) / max(percentile(uid7, 99), 1e-9):.2f} at p99. The poll
-period dominates both; the ISO-DEP session adds the difference.
+{percentile(sun, 99) / max(percentile(uid7, 99), 1e-9):.2f} at p99. The wait for
+the next poll dominates both; the ISO-DEP session adds about 11 ms of frames on
+air and chip timer at 106 kbit/s (RATS, two SELECTs, two READ BINARY of which one
+fills the FIFO, DESELECT) plus, here, the emulator's Python work for each of its
+~150 SPI transfers, which a Pi's spidev does not have.
 """  # fmt: skip
     headline = {
         "idle_cpu_percent": round(ours_idle["thread_cpu_percent"], 3),
