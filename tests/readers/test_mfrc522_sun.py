@@ -182,3 +182,57 @@ def test_a_sun_card_and_a_uid_card_together_are_both_read(
     assert set(reads) == {UID.hex().upper(), "5AC3E0F1"}
     assert counter_of(sun, reads[UID.hex().upper()]) == sun.counter + 1
     assert reads["5AC3E0F1"].card is None
+
+
+def test_a_card_asking_for_more_time_gets_it_within_the_door_s_cap(
+    board: EmulatedBoard, scenario: Scenario, make_reader: MakeReader
+) -> None:
+    # FWI 4 (4.8 ms) and 20 ms per APDU: the card sends S(WTX) and the driver
+    # waits the extended time, which stays under its 50 ms cap.
+    sun = personalised_card(UID, bundle_for(6))
+    slow = IsoDepCard(UID, app=sun.app, fwi=4, apdu_time_s=0.02)
+    board.chip.add_card(slow)
+    scenario.run(make_reader(), until=0.5)
+    (read,) = [r for _, r in badge_reads(scenario)]
+    assert counter_of(sun, read) == sun.counter + 1
+    assert slow.wtx_sent >= 4  # every APDU of the session
+
+
+def test_a_card_that_stops_answering_after_its_ats_costs_a_bounded_wait(
+    board: EmulatedBoard, scenario: Scenario, make_reader: MakeReader
+) -> None:
+    # Every frame after the first ATS is lost: three waits of the card's FWT for
+    # the first SELECT, an RF reset, RATS twice unanswered, then the UID read.
+    card = IsoDepCard(
+        UID,
+        app=personalised_card(UID, bundle_for(7)).app,
+        faults=dict.fromkeys(range(1, 99), "lose"),
+    )
+    board.chip.add_card(card)
+    scenario.run(make_reader(), until=1.0)
+    reads = badge_reads(scenario)
+    assert [(r.uid, r.card) for _, r in reads] == [(UID.hex().upper(), None)]
+    assert reads[0][0] < 0.3  # 3 x 42 ms, 11 ms of RF reset, 2 x 8.5 ms for RATS
+    assert not scenario.statuses()
+
+
+class _PullsTheBus:
+    """A card application whose first APDU coincides with the SPI bus failing."""
+
+    def __init__(self, board: EmulatedBoard) -> None:
+        self.board = board
+
+    def apdu(self, command: bytes) -> bytes:
+        self.board.chip.io_error = OSError(5, "Input/output error")
+        return b"\x6a\x82"
+
+
+def test_a_chip_failure_during_the_session_still_writes_the_uid_read_first(
+    board: EmulatedBoard, scenario: Scenario, make_reader: MakeReader
+) -> None:
+    board.chip.add_card(IsoDepCard(UID, app=_PullsTheBus(board)))
+    scenario.at(0.5, lambda: setattr(board.chip, "io_error", None))
+    scenario.run(make_reader(), until=3.0)
+    kinds = [type(e).__name__ for _, e in scenario.events]
+    assert kinds[0] == "BadgeRead" and scenario.events[0][1].uid == UID.hex().upper()
+    assert [s.state for _, s in scenario.statuses()] == ["fault", "recovered"]
