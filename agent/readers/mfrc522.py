@@ -30,6 +30,7 @@ hardware trouble.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -275,6 +276,8 @@ class Mfrc522Reader(Reader[Mfrc522Config]):
                     self._transceive(HLTA_FRAME)
             except ReaderError as exc:
                 chip_error = exc  # reported below, after the UID read it cannot undo
+                with contextlib.suppress(ReaderError):
+                    self._reset_field()  # a card left mid-session answers no WUPA
             if new:
                 logger.info("reader %s: card %s%s", self.name, result.uid_hex,
                             " (SUN)" if card else "")  # fmt: skip
