@@ -371,7 +371,7 @@ Ratio SUN / UID: {median(sun) / max(median(uid7), 1e-9):.2f} at the median,
 the next poll dominates both; the ISO-DEP session adds about 11 ms of frames on
 air and chip timer at 106 kbit/s (RATS, two SELECTs, two READ BINARY of which one
 fills the FIFO, DESELECT) plus, here, the emulator's Python work for each of its
-~150 SPI transfers, which a Pi's spidev does not have.
+~140 SPI transfers, which a Pi's spidev does not have.
 """  # fmt: skip
     headline = {
         "idle_cpu_percent": round(ours_idle["thread_cpu_percent"], 3),
