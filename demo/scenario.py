@@ -41,6 +41,7 @@ ZONE = ZoneInfo("Asia/Almaty")
 LESSON_MIN = 9
 BROWSE_PORT = 8080  # the port the printed `serve` command uses (the portal's default)
 COOKIE_ENV = "QATYSU_PORTAL_COOKIE_SECURE"
+SUN_CENTER = "C001"  # the synthetic history's first center, issued SUN cards
 DOOR_WINDOW_S = 60  # docs/reconciliation.md: a door open within 60 s of a read
 
 
@@ -387,8 +388,14 @@ class Demo:
             first.isoformat(),
             "--seed",
             str(self.o.seed),
+            "--sun-centers",
+            "1",
         )
         say(f"   {line}")
+        say(
+            f"   {SUN_CENTER} issued NTAG 424 DNA cards (SUN): every read carries the card's "
+            "own encrypted counter and MAC, checked by the portal with keys the club never has"
+        )
         last = first + timedelta(days=self.o.history_days - 1)
         return {
             "centers": self.o.history_centers,
@@ -460,12 +467,20 @@ class Demo:
         whole = ["--from", first, "--to", day.isoformat()]
         period = json.loads(self.portal_cli("reconcile", *whole, "--format", "json"))
         summary["month"] = _summarise(period["rows"])
+        summary["sun"] = _card_checks(period["rows"], SUN_CENTER)
         summary["period"] = {"from": first, "to": day.isoformat(), "totals": period["totals"]}
         say(
             f"== 11. The whole period {first} .. {day} ({history.get('centers', 0)} synthetic "
             f"centers' history and today's two clubs), every center"
         )
         _print_totals(period["totals"])
+        sun = summary["sun"]
+        if sun["reads"]:
+            checks = ", ".join(f"{n} {check}" for check, n in sorted(sun["checks"].items()))
+            say(
+                f"   {SUN_CENTER}'s SUN cards: {sun['reads']} reads checked by the card "
+                f"({checks}); {sun['verified_rows']} of its rows verified"
+            )
         say(f"== Today, {day}, at the two clubs")
         clubs = [c.center_id for c in self.clubs]
         _print_totals(report["totals"], only=clubs)
@@ -497,6 +512,21 @@ class Demo:
         say(f"   and log in with the auditor token {self.auditor_token}")
         summary["rows"] = report["rows"]
         return summary
+
+
+def _card_checks(rows: Sequence[dict[str, Any]], center: str) -> dict[str, Any]:
+    """What the SUN cards of ``center`` proved: each read's card check, and verified rows."""
+    checks: dict[str, int] = {}
+    verified = 0
+    for row in rows:
+        if row["center_id"] != center:
+            continue
+        verified += row["status"] == "verified"
+        for record in row["evidence"].get("records", []):
+            card = record.get("card")
+            if card:
+                checks[card["check"]] = checks.get(card["check"], 0) + 1
+    return {"reads": sum(checks.values()), "checks": checks, "verified_rows": verified}
 
 
 def _summarise(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:

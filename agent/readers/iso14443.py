@@ -92,6 +92,9 @@ class Frame:
     # frames carry the card's frame waiting time.
     timeout_s: float | None = None
     guard_s: float = 0.0  # quiet time needed before sending (the card's SFGT after ATS)
+    # The answer's likely length (CRC included), so the shell can wait once for it
+    # instead of looking again and again; 0 when unknown. Only a hint.
+    expect_bytes: int = 0
 
 
 HLTA_FRAME = Frame(HLTA + crc_a(HLTA), reply_expected=False)

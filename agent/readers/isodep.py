@@ -72,6 +72,7 @@ ACTIVATION_FWT_S = 65536 / FC_HZ
 DELTA_FWT_S = 49152 / FC_HZ
 FRAME_OVERHEAD = 3  # PCB + CRC_A
 SW_OK = 0x9000
+SW_END_OF_FILE = 0x6282
 
 _T = TypeVar("_T")
 Flow = Generator[Frame, Reply | None, _T]  # an exchange: frames out, replies in, a result
@@ -233,8 +234,12 @@ class IsoDep:
 
     # -- the block protocol -------------------------------------------------------
 
-    def exchange(self, apdu: bytes) -> Flow[bytes]:
-        """Send one command APDU, return the card's whole response APDU."""
+    def exchange(self, apdu: bytes, *, expect: int = 2) -> Flow[bytes]:
+        """Send one command APDU, return the card's whole response APDU.
+
+        ``expect`` is the response's likely length (2: a status word alone), a hint
+        for the frames' ``expect_bytes``.
+        """
         if self.ats is None:
             raise IsoDepError("no ISO-DEP session: RATS first")
         if not apdu:
@@ -250,7 +255,8 @@ class IsoDep:
         wtx = 0
         timeout = self.frame_timeout_s
         while True:
-            reply = yield self._frame(to_send, timeout)
+            answer = min(expect - len(response), self.fsd - FRAME_OVERHEAD) + FRAME_OVERHEAD
+            reply = yield self._frame(to_send, timeout, max(answer, FRAME_OVERHEAD))
             timeout = self.frame_timeout_s  # a WTX extends one wait only
             block = _checked(reply, self.fsd)
             problem: str | None = None
@@ -324,16 +330,16 @@ class IsoDep:
     def _r_block(self, *, ack: bool) -> bytes:
         return bytes(((PCB_R_ACK if ack else PCB_R_NAK) | self.block_number,))
 
-    def _frame(self, block: bytes, timeout: float) -> Frame:
+    def _frame(self, block: bytes, timeout: float, expect_bytes: int = 0) -> Frame:
         guard, self._guard_s = self._guard_s, 0.0
-        frame = _frame(block, timeout, guard)
+        frame = _frame(block, timeout, guard, expect_bytes)
         if len(frame.data) > self.max_frame:
             raise AssertionError(f"a {len(frame.data)}-byte frame over the {self.max_frame} limit")
         return frame
 
 
-def _frame(block: bytes, timeout: float, guard: float = 0.0) -> Frame:
-    return Frame(block + crc_a(block), timeout_s=timeout, guard_s=guard)
+def _frame(block: bytes, timeout: float, guard: float = 0.0, expect_bytes: int = 0) -> Frame:
+    return Frame(block + crc_a(block), timeout_s=timeout, guard_s=guard, expect_bytes=expect_bytes)
 
 
 def _checked(reply: Reply | None, fsd: int) -> bytes | str:
@@ -398,23 +404,32 @@ NDEF_FILE_MAX = 1024  # longer than any card we issue: a larger NLEN is not our 
 def read_ndef_file(link: IsoDep) -> Flow[bytes | None]:
     """The NDEF file of an NFC Forum Type 4 tag: NLEN and the message; None if it has none.
 
-    Select the NDEF application by name, the NDEF file E104, READ BINARY its
-    NLEN, then the message in chunks that each come back in one frame.
+    Select the NDEF application by name, the NDEF file E104, then READ BINARY
+    from offset 0 in chunks that each come back in one frame: the first chunk
+    carries NLEN and usually most of the message (a Qatysu card's file takes two
+    chunks at FSD 64), so no exchange is spent on NLEN alone.
     """
     for command in (select_by_name(NDEF_AID), select_file(NDEF_FILE_ID)):
         if not parse_response((yield from link.exchange(command))).ok:
             return None
-    head = parse_response((yield from link.exchange(read_binary(0, 2))))
-    if not head.ok or len(head.data) != 2:
-        return None
-    nlen = int.from_bytes(head.data, "big")
-    if not 0 < nlen <= NDEF_FILE_MAX:
-        return None
-    message = bytearray()
-    while len(message) < nlen:
-        want = min(link.max_read_chunk, nlen - len(message))
-        part = parse_response((yield from link.exchange(read_binary(2 + len(message), want))))
-        if not part.ok or not part.data or len(part.data) > want:
+    file = bytearray()
+    nlen: int | None = None
+    while nlen is None or len(file) < 2 + nlen:
+        want = (
+            link.max_read_chunk if nlen is None else min(link.max_read_chunk, 2 + nlen - len(file))
+        )
+        command = read_binary(len(file), want)
+        part = parse_response((yield from link.exchange(command, expect=want + 2)))
+        # 6282: the file ended before ``want`` bytes, a short file read whole.
+        if part.sw not in (SW_OK, SW_END_OF_FILE) or not part.data or len(part.data) > want:
             return None
-        message += part.data
-    return head.data + bytes(message)
+        file += part.data
+        if nlen is None:
+            if len(file) < 2:
+                return None
+            nlen = int.from_bytes(file[:2], "big")
+            if not 0 < nlen <= NDEF_FILE_MAX:
+                return None
+        if len(file) < 2 + nlen and part.sw == SW_END_OF_FILE:
+            return None  # NLEN says more than the file holds
+    return bytes(file[: 2 + nlen])

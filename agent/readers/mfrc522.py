@@ -17,6 +17,11 @@ here:
   sans-I/O :func:`agent.readers.iso14443.activate`; one read per presentation
   is :class:`~agent.readers.presence.PresenceTracker`; when the chip is at
   fault is :class:`~agent.readers.mfrc522_health.ChipHealth`.
+* A new presentation of a card whose SAK says ISO 14443-4 gets one ISO-DEP
+  session (:mod:`agent.readers.isodep`: RATS, the NDEF application and file,
+  READ BINARY in chunks that fit the 64-byte FIFO, DESELECT); a SUN message
+  in the NDEF file goes into ``BadgeRead.card``. Whatever goes wrong in that
+  session, the UID read stands (docs/readers-mfrc522.md, "Cards with SUN").
 
 Every bus error (spidev, RPi.GPIO, an emulator's) is translated into
 :class:`ReaderError` at the register access below; ``run`` never raises for
@@ -25,18 +30,29 @@ hardware trouble.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from agent.clock import Clock
 from agent.exceptions import ReaderError
 from agent.hardware.events import BadgeRead, ReaderStatus
+from agent.protocol.ntag424 import card_field, parse_sun_ndef
 from agent.readers.base import BootLine, Device, Emit, Problem, Reader, ReaderConfig, Requirements
-from agent.readers.iso14443 import Activated, Frame, NotActivated, Reply, activate
+from agent.readers.iso14443 import (
+    HLTA_FRAME,
+    SAK_ISO14443_4,
+    Activated,
+    Frame,
+    NotActivated,
+    Reply,
+    activate,
+)
+from agent.readers.isodep import Flow, IsoDep, IsoDepError, read_ndef_file
 from agent.readers.mfrc522_health import DEAD_VERSIONS, ChipHealth, describe_version
 from agent.readers.mfrc522_spi import open_spi_bus
 from agent.readers.presence import PresenceTracker
@@ -44,6 +60,7 @@ from agent.readers.presence import PresenceTracker
 __all__ = ["BusOpener", "Mfrc522Config", "Mfrc522Reader", "RegisterBus"]
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # Registers and bits (MFRC522 datasheet, section 9).
 COMMAND_REG, COM_IRQ_REG, ERROR_REG = 0x01, 0x04, 0x06
@@ -57,7 +74,10 @@ POWER_DOWN = 0x10  # CommandReg: set until the oscillator runs after a reset
 START_SEND = 0x80
 IRQ_RX, IRQ_IDLE, IRQ_ERR, IRQ_TIMER = 0x20, 0x10, 0x02, 0x01
 IRQ_DONE = IRQ_RX | IRQ_IDLE | IRQ_ERR | IRQ_TIMER
-ERR_CHIP = 0x80 | 0x40 | 0x10  # WrErr, TempErr, BufferOvfl: the chip, not the radio
+ERR_CHIP = 0x80 | 0x40  # WrErr, TempErr: the chip, not the radio
+# BufferOvfl after a reception: the frame was longer than the FIFO (the FIFO was
+# flushed before sending, so it is the answer's fault, not a write of ours).
+ERR_BUFFER_OVFL = 0x10
 ERR_COLL, ERR_CRC, ERR_PARITY, ERR_PROTOCOL = 0x08, 0x04, 0x02, 0x01  # radio trouble
 COLL_POS_NOT_VALID = 0x20
 
@@ -72,6 +92,17 @@ TIMER_RELOAD = 39
 TIMER_S = (2 * TIMER_PRESCALER + 1) * (TIMER_RELOAD + 1) / FC_HZ
 IRQ_READS = 8  # ComIrqReg reads before the chip counts as not answering
 IRQ_RETRY_S = 0.0005
+TIMER_TICK_S = (2 * TIMER_PRESCALER + 1) / FC_HZ  # 25 us
+TIMER_RELOAD_MAX = 0xFFFF  # 1.6 s at this prescaler, beyond any wait we accept
+FIFO_BYTES = 64  # the chip's FIFO: the longest frame either way, CRC included
+FDT_S = 1236 / FC_HZ  # a card's answer starts at least this long after our frame
+# ISO-DEP at the door: one session per new presentation. A card's frame waiting
+# time is capped so a card with a huge FWI (or endless WTX) cannot hold the
+# reader: an NTAG 424 DNA (FWI 7) needs 42 ms at most and answers in ~1 ms.
+ISO_DEP_MAX_WAIT_S = 0.05
+ISO_DEP_ATTEMPTS = 2  # a session broken after the ATS is tried once more
+FIELD_OFF_S = 0.006  # an RF reset: every card in the field back to IDLE (ISO 14443-3: > 5 ms)
+FIELD_ON_S = 0.005  # the card powers up before the next WUPA
 RESET_PULSE_S = 0.001
 OSCILLATOR_START_S = 0.05
 
@@ -92,6 +123,10 @@ class RegisterBus(Protocol):
 
     def read(self, register: int) -> int: ...
     def write(self, register: int, value: int) -> None: ...
+    # The FIFO in one SPI transfer each way: the chip reads ``count`` times the
+    # same address, or writes every byte after the address to it (datasheet 8.1.2).
+    def read_many(self, register: int, count: int) -> bytes: ...
+    def write_many(self, register: int, values: bytes) -> None: ...
     def set_reset(self, level: int) -> None: ...
     def close(self) -> None: ...
 
@@ -146,6 +181,7 @@ class Mfrc522Reader(Reader[Mfrc522Config]):
         self._sleep = sleep or time.sleep
         self._open_bus = open_bus
         self._bus: RegisterBus | None = None
+        self._reload = TIMER_RELOAD  # what TReloadReg holds since the last _init_chip
 
     @classmethod
     def from_config(
@@ -223,32 +259,92 @@ class Mfrc522Reader(Reader[Mfrc522Config]):
                 self._report_fault(emit, fault)
                 return
         try:
-            result = self.poll()
+            result = self._activate()
         except ReaderError as exc:
             fault = health.on_exchange(False, now, str(exc))
             if fault is not None:
                 self._report_fault(emit, fault)
             return
-        health.on_exchange(True, now)
+        chip_error: ReaderError | None = None
         if isinstance(result, Activated):
-            if self.presence.observe(result.uid_hex, now):
-                logger.info("reader %s: card %s", self.name, result.uid_hex)
-                emit(BadgeRead(self.name, self.driver, result.uid_hex, len(result.uid)))
+            new = self.presence.observe(result.uid_hex, now)
+            card: dict[str, str] | None = None
+            try:
+                if new and result.sak & SAK_ISO14443_4:
+                    card = self._read_card(result)
+                else:
+                    self._transceive(HLTA_FRAME)
+            except ReaderError as exc:
+                chip_error = exc  # reported below, after the UID read it cannot undo
+                with contextlib.suppress(ReaderError):
+                    self._reset_field()  # a card left mid-session answers no WUPA
+            if new:
+                logger.info("reader %s: card %s%s", self.name, result.uid_hex,
+                            " (SUN)" if card else "")  # fmt: skip
+                emit(BadgeRead(self.name, self.driver, result.uid_hex, len(result.uid), card))
         elif not result.card_answered:
             self.presence.observe(None, now)
         else:
             # A card answered but could not be resolved: no evidence either way.
             logger.debug("reader %s: %s", self.name, result.reason)
+        if chip_error is not None:
+            fault = health.on_exchange(False, now, str(chip_error))
+            if fault is not None:
+                self._report_fault(emit, fault)
+        else:
+            health.on_exchange(True, now)
+
+    def _activate(self) -> Activated | NotActivated:
+        """WUPA ... SELECT, the card left ACTIVE (the caller halts or opens ISO-DEP)."""
+        return self._drive(activate(wake=True, halt=False))
+
+    def _read_card(self, card: Activated) -> dict[str, str] | None:
+        """The SUN message of an ISO 14443-4 card just selected, or None: read by UID.
+
+        A card that does not answer RATS, has no NDEF application, file or SUN
+        message is read by UID at once. A session that breaks after the ATS
+        (the card left, frames lost beyond the block protocol's retries) is
+        tried again once after an RF reset, if the same card is still there.
+        """
+        for attempt in range(ISO_DEP_ATTEMPTS):
+            link = IsoDep(link_max_frame=FIFO_BYTES, max_wait_s=ISO_DEP_MAX_WAIT_S)
+            try:
+                self._drive(link.rats())
+            except IsoDepError as exc:
+                logger.debug("reader %s: %s: %s, read by UID", self.name, card.uid_hex, exc)
+                self._reset_field()  # a card that ignored RATS may sit in any state
+                return None
+            try:
+                ndef = self._drive(read_ndef_file(link))
+            except IsoDepError as exc:
+                logger.info("reader %s: card %s: ISO-DEP read failed (%s), attempt %d",
+                            self.name, card.uid_hex, exc, attempt + 1)  # fmt: skip
+                self._reset_field()
+                again = self._activate()
+                if not (isinstance(again, Activated) and again.uid == card.uid):
+                    if isinstance(again, Activated):
+                        self._transceive(HLTA_FRAME)
+                    return None  # gone, or another card: this presentation is by UID
+                continue
+            if not self._drive(link.deselect()):
+                self._reset_field()  # still in the protocol state: out of it for the next WUPA
+            message = parse_sun_ndef(ndef) if ndef is not None else None
+            return card_field(message) if message is not None else None
+        self._transceive(HLTA_FRAME)
+        return None
 
     def poll(self) -> Activated | NotActivated:
         """One activation attempt (WUPA ... HLTA); raises ReaderError if the chip fails."""
-        flow = activate(wake=True)
+        return self._drive(activate(wake=True))
+
+    def _drive(self, flow: Flow[_T]) -> _T:
+        """Run one sans-I/O exchange over the chip; its IsoDepError passes through."""
         frame = next(flow)
         try:
             while True:
                 frame = flow.send(self._transceive(frame))
         except StopIteration as done:
-            result: Activated | NotActivated = done.value
+            result: _T = done.value
             return result
 
     def probe(self) -> str:
@@ -335,6 +431,7 @@ class Mfrc522Reader(Reader[Mfrc522Config]):
         self._write(T_PRESCALER_REG, TIMER_PRESCALER & 0xFF)
         self._write(T_RELOAD_H_REG, TIMER_RELOAD >> 8)
         self._write(T_RELOAD_L_REG, TIMER_RELOAD & 0xFF)
+        self._reload = TIMER_RELOAD
         self._write(TX_ASK_REG, 0x40)  # 100 % ASK, as type A needs
         self._write(MODE_REG, 0x3D)  # CRC preset 0x6363 (CRC_A)
         self._write(COLL_REG, 0x00)  # ValuesAfterColl=0: bits after a collision read 0
@@ -352,22 +449,55 @@ class Mfrc522Reader(Reader[Mfrc522Config]):
             raise ReaderError(f"reader {self.name}: reset pin GPIO{self.reset_pin}: {exc}") from exc
         self._sleep(OSCILLATOR_START_S)
 
+    def _reset_field(self) -> None:
+        """Antenna off and on again: every card in the field restarts from IDLE."""
+        control = self._read(TX_CONTROL_REG)
+        self._write(TX_CONTROL_REG, control & ~0x03)
+        self._sleep(FIELD_OFF_S)
+        self._write(TX_CONTROL_REG, control | 0x03)
+        self._sleep(FIELD_ON_S)
+
+    def _set_timer(self, timeout_s: float | None) -> None:
+        """The chip's timer ends a wait for an answer: 1 ms, or an ISO-DEP frame's FWT."""
+        reload = TIMER_RELOAD
+        if timeout_s is not None:
+            reload = min(max(int(timeout_s / TIMER_TICK_S + 0.999), 1) - 1, TIMER_RELOAD_MAX)
+        if reload != self._reload:
+            self._write(T_RELOAD_H_REG, reload >> 8)
+            self._write(T_RELOAD_L_REG, reload & 0xFF)
+            self._reload = reload
+
     def _transceive(self, frame: Frame) -> Reply | None:
         """Send ``frame``; the reply, or None when the timer expired first."""
+        if len(frame.data) > FIFO_BYTES:
+            raise AssertionError(f"a {len(frame.data)}-byte frame does not fit the FIFO")
         write, read = self._write, self._read
+        if frame.guard_s:
+            self._sleep(frame.guard_s)
+        self._set_timer(frame.timeout_s)
         write(COMMAND_REG, CMD_IDLE)
         write(COM_IRQ_REG, 0x7F)  # clear every interrupt flag
-        write(FIFO_LEVEL_REG, 0x80)  # flush the FIFO
-        for byte in frame.data:
-            write(FIFO_DATA_REG, byte)
+        write(FIFO_LEVEL_REG, 0x80)  # flush the FIFO (and BufferOvfl)
+        self._write_many(FIFO_DATA_REG, frame.data)
         framing = (frame.rx_align << 4) | frame.tx_last_bits
         write(BIT_FRAMING_REG, framing)
         write(COMMAND_REG, CMD_TRANSCEIVE)
         write(BIT_FRAMING_REG, framing | START_SEND)
-        # By the time the frame is out and the timer has run, the chip has
-        # either an answer or TimerIRq: usually one read settles it.
-        self._sleep((len(frame.data) * 9 + 2) * BIT_S + TIMER_S + 0.0001)
-        for _ in range(IRQ_READS):
+        sent_s = (len(frame.data) * 9 + 2) * BIT_S
+        if frame.timeout_s is None:
+            # By the time the frame is out and the timer has run, the chip has
+            # either an answer or TimerIRq: usually one read settles it.
+            self._sleep(sent_s + TIMER_S + 0.0001)
+            reads = IRQ_READS
+        else:
+            # An ISO-DEP answer usually starts within a millisecond and is about
+            # as long as the flow expects (up to a full FIFO, 5.5 ms on air): wait
+            # for that once, then look often, up to the timeout.
+            expect = min(max(frame.expect_bytes, 3), FIFO_BYTES)
+            self._sleep(sent_s + FDT_S + (expect * 9 + 2) * BIT_S)
+            longest_s = (FIFO_BYTES * 9 + 2) * BIT_S
+            reads = IRQ_READS + int((frame.timeout_s + longest_s) / IRQ_RETRY_S)
+        for _ in range(reads):
             irq = read(COM_IRQ_REG)
             if irq & IRQ_DONE:
                 break
@@ -375,7 +505,7 @@ class Mfrc522Reader(Reader[Mfrc522Config]):
         else:
             raise ReaderError(f"reader {self.name}: the chip's timer never fired (ComIrqReg 0x00)")
         error = read(ERROR_REG) if irq & (IRQ_RX | IRQ_ERR) else 0
-        if error & ERR_CHIP:
+        if error & ERR_CHIP or (error & ERR_BUFFER_OVFL and not irq & IRQ_RX):
             raise ReaderError(f"reader {self.name}: chip error (ErrorReg 0x{error:02X})")
         if not irq & IRQ_RX:
             return None
@@ -386,7 +516,7 @@ class Mfrc522Reader(Reader[Mfrc522Config]):
             coll = read(COLL_REG)
             if not coll & COLL_POS_NOT_VALID:
                 collision_at = (coll & 0x1F) or 32
-        data = bytes(read(FIFO_DATA_REG) for _ in range(min(level, 64)))
+        data = self._read_many(FIFO_DATA_REG, min(level, FIFO_BYTES))
         return Reply(
             data=data,
             last_bits=last_bits,
@@ -394,6 +524,7 @@ class Mfrc522Reader(Reader[Mfrc522Config]):
             collision_at=collision_at,
             parity_error=bool(error & (ERR_PARITY | ERR_PROTOCOL)),  # ProtocolErr: bad SOF
             crc_error=bool(error & ERR_CRC),
+            overflow=bool(error & ERR_BUFFER_OVFL),
         )
 
     def _read(self, register: int) -> int:
@@ -404,6 +535,28 @@ class Mfrc522Reader(Reader[Mfrc522Config]):
         except _FOREIGN as exc:
             raise ReaderError(
                 f"reader {self.name}: reading register 0x{register:02X} on {self.where}: {exc}"
+            ) from exc
+
+    def _read_many(self, register: int, count: int) -> bytes:
+        if self._bus is None:
+            raise ReaderError(f"reader {self.name}: {self.where} is not open")
+        if count == 0:
+            return b""
+        try:
+            return bytes(self._bus.read_many(register, count))
+        except _FOREIGN as exc:
+            raise ReaderError(
+                f"reader {self.name}: reading register 0x{register:02X} on {self.where}: {exc}"
+            ) from exc
+
+    def _write_many(self, register: int, values: bytes) -> None:
+        if self._bus is None:
+            raise ReaderError(f"reader {self.name}: {self.where} is not open")
+        try:
+            self._bus.write_many(register, values)
+        except _FOREIGN as exc:
+            raise ReaderError(
+                f"reader {self.name}: writing register 0x{register:02X} on {self.where}: {exc}"
             ) from exc
 
     def _write(self, register: int, value: int) -> None:

@@ -4,7 +4,8 @@ The only module that imports spidev, RPi.GPIO or the ``mfrc522`` package,
 and only inside :func:`open_spi_bus`. The package gives us the bus: its
 ``MFRC522`` class opens ``/dev/spidevB.D`` and sets up the reset GPIO, and
 ``Read_MFRC522``/``Write_MFRC522`` are the only methods we call on it (the
-driver, :mod:`agent.readers.mfrc522`, does the rest). Errors of those
+driver, :mod:`agent.readers.mfrc522`, does the rest), and its ``spi`` (a
+``spidev.SpiDev``) for the FIFO's multi-byte transfers. Errors of those
 libraries pass through unchanged: the driver translates them, naming the
 register.
 """
@@ -33,6 +34,14 @@ class PackageBus:
 
     def write(self, register: int, value: int) -> None:
         self.device.Write_MFRC522(register, value)
+
+    def read_many(self, register: int, count: int) -> bytes:
+        address = ((register << 1) & 0x7E) | 0x80
+        return bytes(self.device.spi.xfer2([address] * count + [0])[1:])
+
+    def write_many(self, register: int, values: bytes) -> None:
+        if values:
+            self.device.spi.xfer2([(register << 1) & 0x7E, *values])
 
     def set_reset(self, level: int) -> None:
         if self.reset_pin is not None:

@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 
 from portal.cli.base import Context, Exit, cli
+from portal.keys import load_or_create_card_master
 from portal.registry import list_centers
-from portal.synthetic.feed import IngestUplink, apply_plan
+from portal.synthetic.feed import IngestUplink, apply_plan, register_sun_cards
 from portal.synthetic.generator import CityConfig, generate
 
 
@@ -33,6 +34,14 @@ from portal.synthetic.generator import CityConfig, generate
     help="Share of devices whose clock never reports NTP sync (decision 0810).",
 )
 @click.option(
+    "--sun-centers",
+    type=click.IntRange(0, 500),
+    default=0,
+    show_default=True,
+    help="The first N centers issue NTAG 424 DNA cards whose reads carry SUN messages "
+    "under keys derived from this portal's card master key (registered as active).",
+)
+@click.option(
     "--csv-dir",
     type=click.Path(path_type=Path, file_okay=False),
     help="Also write schedule.csv, roster.csv and confirmations.csv here.",
@@ -50,6 +59,7 @@ def generate_city(
     first: str,
     seed: int,
     unsynced: float,
+    sun_centers: int,
     csv_dir: Path | None,
     into_existing: bool,
 ) -> int:
@@ -70,8 +80,20 @@ def generate_city(
     # Devices upload every 10 min: inside the 15 min proof bracket, so honest taps come
     # out verified (an hourly upload would leave every one present_unproven; the real
     # agent uploads every 30 s).
+    if sun_centers > centers:
+        raise click.BadParameter(
+            f"{sun_centers} is more than the {centers} centers", param_hint="--sun-centers"
+        )
+    master = load_or_create_card_master(portal.settings.data_dir) if sun_centers else b""
     config = CityConfig(
-        centers=centers, days=days, first=day, seed=seed, upload_s=600, unsynced=unsynced
+        centers=centers,
+        days=days,
+        first=day,
+        seed=seed,
+        upload_s=600,
+        unsynced=unsynced,
+        sun_centers=sun_centers,
+        sun_master=master,
     )
     existing = {row["center_id"] for row in list_centers(portal.engine)}
     clash = sorted(existing.intersection(config.center_ids()))
@@ -86,6 +108,7 @@ def generate_city(
     # The files at the times the city's clubs and parents sent them: the schedule and
     # roster before the period, make-ups before their dates, late changes after theirs.
     apply_plan(portal.engine, city.import_plan())
+    sun_cards = register_sun_cards(portal.engine, city, portal.clock())
     if csv_dir is not None:
         csv_dir.mkdir(parents=True, exist_ok=True)
         for kind, data in (
@@ -97,5 +120,6 @@ def generate_city(
     click.echo(
         f"{centers} centers, {len(city.children)} children, {city.record_count()} "
         f"records, {len(city.confirmations)} confirmations, {day} .. {city.last}"
+        + (f", {sun_cards} SUN cards at {sun_centers} centers" if sun_centers else "")
     )
     return 0

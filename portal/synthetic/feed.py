@@ -24,8 +24,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, insert, select
 
 from agent.protocol import ZERO_HASH, public_key_b64
+from agent.protocol.ntag424 import KIND
+from portal.cards.registry import ACTIVE, DIVERSIFIED
 from portal.db.engine import write_transaction
-from portal.db.schema import centers, device_addresses, devices, integrity_events, receipts
+from portal.db.schema import (
+    cards,
+    centers,
+    device_addresses,
+    devices,
+    integrity_events,
+    receipts,
+)
 from portal.exceptions import PortalError
 from portal.ingest.batch import ingest_batch
 from portal.ingest.gaps import declare_gap
@@ -85,6 +94,31 @@ class IngestUplink:
         if outcome.status != 200:
             raise PortalError(f"gap declaration refused for {device.device_id}: {outcome.body()}")
         return str(outcome.receipt["hash"])
+
+
+def register_sun_cards(engine: Engine, city: City, now: int) -> int:
+    """Register the city's SUN cards as the office's station would have left them.
+
+    Active, keys derived from the card master (nothing stored), activated at counter 0:
+    every synthetic read's counter is above it. Returns how many were registered.
+    """
+    if city.sun is None or not city.sun.uids:
+        return 0
+    rows = [
+        {
+            "uid": uid,
+            "kind": KIND,
+            "state": ACTIVE,
+            "key_source": DIVERSIFIED,
+            "activated_counter": 0,
+            "created_ms": now,
+            "activated_ms": now,
+        }
+        for uid in sorted(city.sun.uids)
+    ]
+    with write_transaction(engine) as conn:
+        conn.execute(insert(cards), rows)
+    return len(rows)
 
 
 def apply_plan(engine: Engine, plan: Iterable[ImportStep]) -> int:

@@ -82,6 +82,7 @@ from portal.reconcile.model import (
     IntegrityEvent,
     Member,
 )
+from portal.synthetic.sun import SunCards, sun_uid
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +217,11 @@ class CityConfig:
     unsynced_drift_ms: int = 60_000
     upload_lag_ms: int = 1500
     prefix: str = "C"  # center ids are PREFIX001, ...; children K<PREFIX>00001, ...
+    # The first ``sun_centers`` centers issue NTAG 424 DNA cards (7-byte UIDs) whose
+    # every read carries a SUN message under keys derived from ``sun_master`` (the
+    # portal's card master key): :mod:`portal.synthetic.sun`. 0: UID cards only.
+    sun_centers: int = 0
+    sun_master: bytes = field(default=b"", repr=False)
 
     def center_ids(self) -> list[str]:
         return [f"{self.prefix}{n:03d}" for n in range(1, self.centers + 1)]
@@ -410,6 +416,7 @@ class City:
     # What honest behaviour the run produced (cluster sizes, short gaps, propped doors,
     # outages, ...): the tests check its shape.
     stats: Counter[str] = field(default_factory=Counter)
+    sun: SunCards | None = None  # the SUN cards, when config.sun_centers issues some
 
     @property
     def last(self) -> date:
@@ -612,6 +619,12 @@ def generate(config: CityConfig, uplink: Uplink | None = None) -> tuple[City, Up
     children: list[Child] = []
     entries: dict[str, list[ScheduleEntry]] = defaultdict(list)
     serial = group_no = family_no = 0
+    sun: SunCards | None = None
+    if config.sun_centers:
+        if len(config.sun_master) != 16:
+            raise ValueError("sun_centers needs the 16-byte card master key (sun_master)")
+        base = local_ms(config.first - timedelta(days=1), time(0), zone)
+        sun = SunCards(config.sun_master, base, config.seed)
     for n, center in enumerate(centers):
         made: list[Child] = []
         for k in range(config.groups_per_center):
@@ -628,7 +641,12 @@ def generate(config: CityConfig, uplink: Uplink | None = None) -> tuple[City, Up
             extra = 1 if group_no <= config.extra_children else 0
             for _ in range(config.children_per_group + extra):
                 serial += 1
-                badges = (_uid(rng),) if rng.random() > 0.05 else (_uid(rng), _uid(rng))
+                badges: tuple[str, ...]
+                if sun is not None and n < config.sun_centers:
+                    badges = (sun_uid(rng),)
+                    sun.add(badges[0])
+                else:
+                    badges = (_uid(rng),) if rng.random() > 0.05 else (_uid(rng), _uid(rng))
                 name = f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
                 made.append(Child(f"{kid}{serial:05d}", name, group, center, badges))
         i = 0
@@ -641,7 +659,7 @@ def generate(config: CityConfig, uplink: Uplink | None = None) -> tuple[City, Up
         children += made
     for group_entries in entries.values():
         schedule += group_entries
-    city = City(config, zone, centers, schedule, children, [], [], [], {})
+    city = City(config, zone, centers, schedule, children, [], [], [], {}, sun=sun)
     plan = _Plan()
     _second_groups(city, rng, entries)
     _makeups(city, rng, entries, plan)
@@ -1161,6 +1179,12 @@ def _center(
     first_reboot = segments[1].start if len(segments) > 1 else finish
     for key_, at in no_door_taps:
         city.truth[key_].label = "never_rebooted" if at < first_reboot else "no_door"
+    if city.sun is not None:
+        # A real card mirrors a fresh message at every read, whoever holds it: a stack
+        # of collected cards proves each card was there, not that its child was.
+        for act in sorted(actions, key=lambda x: (x.true_ms, x.order)):
+            if act.type == "badge" and act.data["uid"] in city.sun.uids:
+                act.data = {**act.data, "card": city.sun.read(act.data["uid"], act.true_ms)}
     recorded = _run(cfg, rng, device, actions, segments, holes, down, clones, link)
     for key_ in recorded:
         t = city.truth.get(key_)

@@ -78,6 +78,17 @@ def test_history_reconciled_and_nothing_left_running(demo_run: dict[str, object]
     assert not _processes_mentioning(str(data))
 
 
+def test_the_sun_club_s_reads_are_proven_by_its_cards(demo_run: dict[str, object]) -> None:
+    sun = demo_run["sun"]
+    assert isinstance(sun, dict)
+    # Every read at the SUN club carries a message its card made, checked with the
+    # portal's keys; the few replayed are backdated fabrications' collateral.
+    assert sun["reads"] > 0 and sun["verified_rows"] > 0, sun
+    assert sun["checks"].get("proven", 0) >= 0.9 * sun["reads"], sun
+    assert "not_authenticated" not in sun["checks"], sun
+    assert "SUN cards:" in str(demo_run["stdout"])
+
+
 def test_the_printed_url_and_token_show_the_printed_figures(demo_run: dict[str, object]) -> None:
     """The end of the demo: the command, URL and token it prints open its own figures."""
     out = str(demo_run["stdout"])

@@ -459,7 +459,8 @@ class EmulatedBus:
 
     A register read is one ``[addr<<1 | 0x80, 0]`` transfer and a write one
     ``[addr<<1, value]`` transfer at 1 MHz, as ``Read_MFRC522``/``Write_MFRC522``
-    do over spidev, so chip time and transfer counts are the same either way.
+    do over spidev, and the FIFO's bulk reads and writes are one transfer as the
+    real bus's ``xfer2``, so chip time and transfer counts are the same either way.
     """
 
     def __init__(self, board: EmulatedBoard, reset_pin: int | None) -> None:
@@ -472,6 +473,14 @@ class EmulatedBus:
 
     def write(self, register: int, value: int) -> None:
         self._transfer([(register << 1) & 0x7E, value])
+
+    def read_many(self, register: int, count: int) -> bytes:
+        address = ((register << 1) & 0x7E) | 0x80
+        return bytes(self._transfer([address] * count + [0])[1:])
+
+    def write_many(self, register: int, values: bytes) -> None:
+        if values:
+            self._transfer([(register << 1) & 0x7E, *values])
 
     def set_reset(self, level: int) -> None:
         if self.reset_pin is not None and self.reset_pin == self.board.reset_pin:

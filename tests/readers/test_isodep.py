@@ -2,8 +2,8 @@
 
 The flows are driven frame by frame into :class:`tests.hardware.isodep_emu.IsoDepCard`,
 which hosts either a static Type 4 tag or the emulated NTAG 424 DNA application, so
-these tests hold the block protocol and the NDEF read; the MFRC522 driver does not use
-them yet (docs/readers-mfrc522.md).
+these tests hold the block protocol and the NDEF read; the driver over the chip is
+tests/readers/test_mfrc522_sun.py's.
 """
 
 from __future__ import annotations
@@ -121,3 +121,21 @@ def test_a_personalised_ntag_424_read_through_iso_dep_checks_with_its_keys() -> 
         counters.append(check.counter)
         drive(link.deselect(), card)
     assert counters == [first + 1, first + 2]
+
+
+def test_the_ndef_file_is_read_from_offset_0_without_an_exchange_for_nlen_alone() -> None:
+    file, _, _ = sun_ndef_file(UID, 3)
+    card = IsoDepCard(UID, app=StaticType4App(file))
+    link = session(card)
+    assert drive(read_ndef_file(link), card) == file
+    reads = [apdu for apdu in card.apdus if apdu[1] == 0xB0]
+    assert [(r[2] << 8 | r[3], r[4]) for r in reads] == [(0, 59), (59, len(file) - 59)]
+
+
+def test_a_file_shorter_than_one_chunk_is_read_whole_and_a_truncated_one_is_none() -> None:
+    short = b"\x00\x05" + bytes.fromhex("D10101 55 00")[:5]
+    card = IsoDepCard(UID, app=StaticType4App(short))
+    assert drive(read_ndef_file(session(card)), card) == short  # 6282: end of file
+    truncated = b"\x00\x40" + bytes(10)  # NLEN 64, 10 bytes in the file
+    card = IsoDepCard(UID, app=StaticType4App(truncated))
+    assert drive(read_ndef_file(session(card)), card) is None
