@@ -30,20 +30,24 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from agent.clock import ManualClock
 from agent.config import load_config
 from agent.daemon import Daemon
-from agent.protocol.card_keys import open_bundle, x25519_public_b64
+from agent.protocol.card_keys import open_bundle, station_authorization, x25519_public_b64
+from agent.protocol.keys import public_key_b64
 from agent.protocol.ntag424 import KIND, parse_sun_ndef
 from agent.readers.iso14443 import activate
 from agent.readers.isodep import IsoDep, read_ndef_file
 from portal.app import create_app
 from portal.cards.registry import (
+    StationRequest,
     activate_card,
     card_book,
     create_grant,
+    enroll_station,
     set_require_card_auth,
     station_keys,
 )
@@ -91,15 +95,25 @@ def issue_card(live: ClockedPortal, now: int) -> SunCard:
     engine, data_dir = live.portal.engine, live.settings.data_dir
     master = load_or_create_card_master(data_dir)
     grant = create_grant(engine, 1, 3_600_000, URL, now=now)
+    # The station enrolls its own key with the grant, then signs each request.
+    identity = Ed25519PrivateKey.generate()
+    enroll_station(engine, grant, public_key_b64(identity), now=now)
+
+    def signed(path: str, body: bytes, at: int) -> StationRequest:
+        auth = station_authorization(identity, "POST", path, at, body)
+        return StationRequest(auth, "POST", path, body)
+
     station = X25519PrivateKey.generate()
+    keys = signed("/api/v1/cards/keys", UID.encode(), now)
     sealed = station_keys(
-        engine, master, live.portal.key, grant, UID, x25519_public_b64(station), now=now
+        engine, master, live.portal.key, keys, UID, x25519_public_b64(station), False, now=now
     )
     bundle = open_bundle(sealed, UID, station, live.portal.key.public_key())
     sun = personalised_card(bytes.fromhex(UID), bundle)
     message = parse_sun_ndef(skim(sun))  # the station's read-back after personalising
     assert message is not None
-    activate_card(engine, master, grant, UID, message.picc.hex(), message.mac.hex(), now=now)
+    done = signed("/api/v1/cards/activate", message.mac, now + 1)
+    activate_card(engine, master, done, UID, message.picc.hex(), message.mac.hex(), now=now + 1)
     return sun
 
 
