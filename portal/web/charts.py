@@ -234,7 +234,7 @@ def lesson_timeline(
                 )
             )
     height = top + plot_h + AXIS_H
-    return Picture(LABEL_W + PLOT_W + 24, int(height), shapes)
+    return Picture(LABEL_W + PLOT_W + 40, int(height), shapes)
 
 
 def _hm(ms: int, zone: ZoneInfo, seconds: bool = False) -> str:

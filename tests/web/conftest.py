@@ -1,74 +1,15 @@
-"""A portal holding a small generated city with named centers, served by uvicorn."""
+"""The pages' test site (tests/web/support.py), one for the package."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import date
 
 import pytest
 
-from portal.app import create_app
-from portal.reconcile.store import apply_import
-from portal.registry import add_center, create_admin_token
-from portal.settings import Settings
-from portal.state import Portal, open_portal
-from portal.synthetic.feed import IngestUplink
-from portal.synthetic.generator import City, CityConfig, generate
-from tests.portal.support import LiveServer
-
-T0 = 1_700_000_000_000
-NAMES = {
-    "C001": "Шахматный клуб «Алатау»",
-    "C002": "Robotics <b>Lab</b> & Co",  # markup in a name stays text
-    "C003": "Домбыра үйірмесі",
-}
-
-
-@dataclass
-class Site:
-    url: str
-    city: City
-    portal: Portal
-    auditor: str
-    operator: str
-    first: date
-    last: date
-
-    @property
-    def period(self) -> str:
-        return f"from={self.first}&to={self.last}"
+from .support import Site, serve_city
 
 
 @pytest.fixture(scope="package")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    portal = open_portal(
-        Settings(data_dir=tmp_path_factory.mktemp("pages") / "data", cookie_secure=False)
-    )
-    for center_id, name in NAMES.items():
-        add_center(portal.engine, center_id, name, now=T0)
-    config = CityConfig(
-        centers=3, days=14, seed=11, injected=0.4, upload_s=600, first=date(2024, 6, 3)
-    )
-    city, _ = generate(config, IngestUplink(portal.engine, portal.key, now=T0))
-    for kind, data in (
-        ("schedule", city.schedule_csv()),
-        ("roster", city.roster_csv()),
-        ("confirmations", city.confirmations_csv()),
-    ):
-        apply_import(portal.engine, kind, data, f"{kind}.csv", now=T0)
-    server = LiveServer(create_app(portal.settings, portal=portal))
-    server.start()
-    try:
-        yield Site(
-            server.url,
-            city,
-            portal,
-            create_admin_token(portal.engine, "Аудит города", "auditor", now=T0),
-            create_admin_token(portal.engine, "Aigerim", "operator", now=T0),
-            config.first,
-            city.last,
-        )
-    finally:
-        server.stop()
-        portal.close()
+    with serve_city(tmp_path_factory.mktemp("pages") / "data") as served:
+        yield served

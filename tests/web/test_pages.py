@@ -16,7 +16,7 @@ from portal.web import i18n
 from tests.reconcile.cdp import CHROMIUM, Browser
 from tests.support.tools import missing
 
-from .conftest import NAMES, Site
+from .support import NAMES, Site
 
 
 def _browser(lang: str) -> Browser:
