@@ -264,3 +264,11 @@ def test_devices_page_in_local_time_with_state_offset_and_backlog(site: Site) ->
     assert "\u00a0s … " in page  # a clock offset range from the receipts
     events = page.split('id="events"', 1)[1]
     assert ">gap<" in events
+
+
+def test_no_page_loads_code_from_elsewhere_and_the_api_document_stays(site: Site) -> None:
+    """Decision 0963: no Swagger UI from a CDN; /openapi.json is data and is served."""
+    assert httpx.get(site.url + "/docs", timeout=60).status_code == 404
+    assert httpx.get(site.url + "/redoc", timeout=60).status_code == 404
+    spec = httpx.get(site.url + "/openapi.json", timeout=60)
+    assert spec.status_code == 200 and "/api/v1/reports/reconciliation" in spec.json()["paths"]
