@@ -73,12 +73,12 @@ def _door_spans(doors: Iterable[DoorEvent], lo: int, hi: int) -> list[tuple[int,
         by_sensor[(d.device_id, d.sensor)].append(d)
     for events in by_sensor.values():
         opened: int | None = None
-        for d in events:
+        for k, d in enumerate(events):
             if d.state == "open" and opened is None:
                 opened = d.time_ms
             elif d.state != "open":
-                if opened is None and not spans and d.time_ms > lo:
-                    opened = lo  # open since before the window
+                if opened is None and k == 0 and d.time_ms > lo:
+                    opened = lo  # its first event closes it: open since before the window
                 if opened is not None:
                     spans.append((opened, d.time_ms, True))
                 opened = None
@@ -218,6 +218,17 @@ def lesson_timeline(
                         data={"reasons": " ".join(reasons)},
                     )
                 )
+        if not row.reads:  # a confirmation with no read: say so where the reads would be
+            shapes.append(
+                Shape(
+                    "text",
+                    f"no-read {row.status}",
+                    LABEL_W + 6,
+                    mid + 4,
+                    text=word(row.status),
+                    data={"child": row.child_id},
+                )
+            )
         # Reasons of the row that no read carries (a confirmation without a read...).
         at_reads = {r for _, rs in row.reads for r in rs}
         rest = [r for r in row.reasons if r not in at_reads]
