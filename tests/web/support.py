@@ -44,8 +44,10 @@ class Site:
 
 
 @contextmanager
-def serve_city(data_dir: Path, days: int = 14) -> Iterator[Site]:
-    portal = open_portal(Settings(data_dir=data_dir, cookie_secure=False))
+def serve_city(data_dir: Path, days: int = 14, db_url: str | None = None) -> Iterator[Site]:
+    """The city on SQLite in ``data_dir``, or in the database ``db_url`` names."""
+    extra = {"db_url": db_url} if db_url else {}
+    portal = open_portal(Settings(data_dir=data_dir, cookie_secure=False, **extra))
     for center_id, name in NAMES.items():
         add_center(portal.engine, center_id, name, now=T0)
     config = CityConfig(
