@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from portal.reconcile.report import RENDERERS
+from portal.reconcile.risk import FEATURES
 from portal.reconcile.rules import REASONS, STATUSES
 from portal.registry import ROLES
 from portal.web import i18n
@@ -16,6 +17,8 @@ TEMPLATES = ROOT / "portal" / "web" / "templates"
 # t.id, t["id"], t("id") in templates; word("id") / .word("id") / t.get("id") in code.
 IN_TEMPLATES = re.compile(r"""\bt(?:\.(\w+)|\[\s*["'](\w+)["']\s*\]|\(\s*["'](\w+)["']\s*\))""")
 IN_CODE = re.compile(r"""\b(?:word|t\.get)\(\s*["'](\w+)["']""")
+# The kinds of integrity event the ingest records (portal/ingest: gaps, evidence, reverify).
+INTEGRITY_KINDS = ("gap", "fork", "rejected", "stored_chain", "signature_late")
 # Ids a template builds from data (t["dl_" ~ f], t[s], t[x]...): named here by family.
 DYNAMIC = {
     *(f"dl_{f}" for f in RENDERERS if f != "table"),
@@ -24,6 +27,10 @@ DYNAMIC = {
     *CENTER_SORTS,
     *STATUSES,
     *(r.name for r in REASONS),
+    *(f"feature_{f}" for f in FEATURES),
+    *(f"event_{k}" for k in INTEGRITY_KINDS),
+    "state_open",
+    "state_closed",
     "unknown_token",
 }
 JINJA_ATTRS = {"get", "items", "keys"}  # dict methods, not ids
@@ -66,3 +73,12 @@ def test_kazakh_is_its_own_translation_not_a_copy_of_russian() -> None:
     # Words the two languages share (Аудит, Карта, Датчик...) and format names only.
     assert len(same) <= 12, same
     assert kk["logout"] == "Шығу" and kk["title"] != ru["title"]
+
+
+def test_every_integrity_event_kind_the_ingest_records_has_words() -> None:
+    found: set[str] = set()
+    for path in (ROOT / "portal" / "ingest").rglob("*.py"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if "kind=" in line:
+                found.update(re.findall(r'"(\w+)"', line.split("kind=", 1)[1]))
+    assert found == set(INTEGRITY_KINDS)

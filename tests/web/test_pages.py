@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from portal.reconcile.risk import FEATURES
 from portal.web import i18n
 from tests.reconcile.cdp import CHROMIUM, Browser
 from tests.support.tools import missing
@@ -252,6 +253,9 @@ def test_a_spot_check_from_the_risk_page(site: Site) -> None:
         page = operator.get(saved.headers["location"] + "&lang=en").text
         assert "Spot check recorded." in page
         assert f"{site.last}: 7 / " in page and "(Aigerim)" in page
+        # The queue's figures in words of the language, not feature ids.
+        words = [i18n.translator("en")[f"feature_{f}"] for f in FEATURES]
+        assert any(w in page for w in words) and " vs city " not in page
 
 
 def test_devices_page_in_local_time_with_state_offset_and_backlog(site: Site) -> None:
@@ -263,7 +267,7 @@ def test_devices_page_in_local_time_with_state_offset_and_backlog(site: Site) ->
     assert "silent since" in page  # the generated city's devices spoke long ago
     assert "\u00a0s … " in page  # a clock offset range from the receipts
     events = page.split('id="events"', 1)[1]
-    assert ">gap<" in events
+    assert '<td title="gap">declared hole</td>' in events
 
 
 def test_no_page_loads_code_from_elsewhere_and_the_api_document_stays(site: Site) -> None:
