@@ -5,7 +5,7 @@ The page tests and ``python -m bench.screenshots`` look at the same city.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -44,11 +44,16 @@ class Site:
 
 
 @contextmanager
-def serve_city(data_dir: Path, days: int = 14, db_url: str | None = None) -> Iterator[Site]:
+def serve_city(
+    data_dir: Path,
+    days: int = 14,
+    db_url: str | None = None,
+    names: Mapping[str, str] = NAMES,
+) -> Iterator[Site]:
     """The city on SQLite in ``data_dir``, or in the database ``db_url`` names."""
     extra = {"db_url": db_url} if db_url else {}
     portal = open_portal(Settings(data_dir=data_dir, cookie_secure=False, **extra))
-    for center_id, name in NAMES.items():
+    for center_id, name in names.items():
         add_center(portal.engine, center_id, name, now=T0)
     config = CityConfig(
         centers=3, days=days, seed=11, injected=0.4, upload_s=600, first=date(2024, 6, 3)
