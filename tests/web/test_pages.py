@@ -76,6 +76,26 @@ def test_login_in_the_browsers_language_lands_an_auditor_on_the_overview(
         browser.close()
 
 
+def test_the_language_switch_on_the_login_page_holds_after_signing_in(site: Site) -> None:
+    kk = i18n.translator("kk")
+    browser = _browser("en-US")
+    try:
+        browser.goto(site.url + "/login")
+        assert browser.js("document.documentElement.lang") == "en"
+        browser.click("a[hreflang=kk]")
+        assert browser.js("document.documentElement.lang") == "kk"
+        assert kk["token"] in browser.js("document.body.innerText")
+        browser.js(f"document.querySelector('input[name=token]').value = {site.operator!r}")
+        browser.click("#login button[type=submit]")
+        assert browser.js("location.pathname") == "/audit/devices"  # an operator's landing
+        text = browser.js("document.body.innerText")
+        assert kk["devices"] in text and kk["logout"] in text and kk["role_operator"] in text
+        browser.click("header nav a[href='/audit/risk']")
+        assert kk["spotcheck_add"] in browser.js("document.body.innerText")
+    finally:
+        browser.close()
+
+
 def test_the_overview_ranks_centers_by_kzt_at_risk_and_resorts_and_filters(site: Site) -> None:
     doc = _report(site, site.period)
     expected = sorted(c["kzt_at_risk"] for c in doc["totals"]["centers"])[::-1]
