@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from portal.reconcile.engine import Row
@@ -261,8 +261,18 @@ class Week:
 
 
 def weeks_of(rows: Iterable[Row]) -> list[Week]:
-    """Child-lessons per ISO week: verified, at risk, unverifiable (others aside)."""
+    """Child-lessons per ISO week: verified, at risk, unverifiable (others aside).
+
+    Every week from the first with a row to the last is listed: a week without
+    lessons shows as an empty bar, not as no bar at all.
+    """
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    days = sorted({row.date for row in rows})
+    if days:
+        monday = days[0] - timedelta(days=days[0].weekday())
+        while monday <= days[-1]:
+            counts.setdefault(iso_week(monday), [0, 0, 0])
+            monday += timedelta(days=7)
     for row in rows:
         c = counts[iso_week(row.date)]
         if row.status == VERIFIED:

@@ -111,3 +111,14 @@ def test_the_trend_stacks_a_weeks_statuses() -> None:
     bars = _of(charts.weekly_trend(weeks, str), "bar")
     assert [b.data["count"] for b in bars] == ["1", "1", "1"]
     assert bars[0].y > bars[1].y > bars[2].y  # verified at the bottom, at risk on top
+
+
+def test_the_trend_lists_a_week_without_lessons_between_two_with() -> None:
+    early = _row("K1", "verified")
+    late = Row("K1", "G1", "C1", date(2024, 6, 20), "suspect", (), 3000, LESSON)
+    weeks = charts.weeks_of([early, late])
+    assert weeks == [
+        charts.Week("2024-W23", 1, 0, 0),
+        charts.Week("2024-W24", 0, 0, 0),
+        charts.Week("2024-W25", 0, 1, 0),
+    ]
