@@ -21,11 +21,17 @@ def _read(seq: int, at: int, proven: bool = True) -> Read:
     return Read("dev", seq, "r0", "rdm6300", f"UID{seq}", at, at, True, proven=proven)
 
 
-def _row(child: str, status: str, reads: tuple[tuple[Read, tuple[str, ...]], ...] = (),
-         reasons: tuple[str, ...] = (), doors: tuple[DoorEvent, ...] = ()) -> Row:  # fmt: skip
+def _row(
+    child: str,
+    status: str,
+    reads: tuple[tuple[Read, tuple[str, ...]], ...] = (),
+    reasons: tuple[str, ...] = (),
+    doors: tuple[DoorEvent, ...] = (),
+) -> Row:
     coverage = Coverage(*WINDOW, 40, 24, ((START + 20 * MIN, START + 35 * MIN),))
-    return Row(child, "G1", "C1", LESSON.date, status, reasons, 3000, LESSON, reads, doors,
-               coverage)  # fmt: skip
+    return Row(
+        child, "G1", "C1", LESSON.date, status, reasons, 3000, LESSON, reads, doors, coverage
+    )
 
 
 def _draw(rows: list[Row], door_open_max_ms: int = 70 * MIN, **kw: object) -> charts.Picture:
@@ -122,3 +128,23 @@ def test_the_trend_lists_a_week_without_lessons_between_two_with() -> None:
         charts.Week("2024-W24", 0, 0, 0),
         charts.Week("2024-W25", 0, 1, 0),
     ]
+
+
+def test_the_svg_template_escapes_names_titles_and_data() -> None:
+    from portal.web.pages import TEMPLATES
+
+    picture = charts.Picture(
+        100,
+        50,
+        [
+            charts.Shape(
+                "text", "label", 1, 2, text="<i>x</i>", title='"a"&b', data={"child": '"><script>'}
+            ),
+            charts.Shape("circle", "read", 3, 4, 5, title="<b>"),
+        ],
+    )
+    macro = TEMPLATES.env.get_template("_svg.html").module.picture  # type: ignore[attr-defined]
+    svg = str(macro(picture, "t", "<label>"))
+    assert "<i>" not in svg and "&lt;i&gt;x&lt;/i&gt;" in svg
+    assert "<script>" not in svg and 'data-child="&#34;&gt;&lt;script&gt;"' in svg
+    assert "<title>&lt;b&gt;</title>" in svg and 'aria-label="&lt;label&gt;"' in svg
