@@ -95,8 +95,8 @@ def test_login_session_for_pages(portal: Portal, client: httpx.Client, auditor_t
     good = client.post("/login", data={"token": auditor_token}, follow_redirects=False)
     assert good.status_code == 303
     assert "qatysu_session" in client.cookies
-    overview = client.get("/")
-    assert overview.status_code == 200 and "Devices" in overview.text
+    home = client.get("/", follow_redirects=False)  # an auditor's home: the audit overview
+    assert (home.status_code, home.headers["location"]) == (303, "/audit")
     assert client.get("/api/v1/admin/devices").status_code == 200
     client.post("/logout")
     assert client.get("/api/v1/admin/devices").status_code == 401
@@ -129,7 +129,7 @@ def test_a_page_without_a_session_is_401_and_login_returns_to_it(
     away = client.post(
         "/login", data={"token": auditor_token, "next": "//evil.example/"}, follow_redirects=False
     )
-    assert away.headers["location"] == "/"
+    assert away.headers["location"] == "/audit"  # never away: the role's landing page
 
 
 def _login(client: httpx.Client, token: str) -> str:

@@ -47,6 +47,7 @@ class Browser:
             *FLAGS,
             f"--user-data-dir={self.profile}",
             f"--lang={lang}",
+            f"--accept-lang={lang}",  # headless takes the languages it sends from here
             "about:blank",
         ]
         # A tiny exec helper puts our pipe ends on fds 3 and 4 (dup first: no clobbering).
@@ -125,9 +126,11 @@ class Browser:
     def goto(self, url: str) -> None:
         self._loaded(lambda: self.call("Page.navigate", {"url": url}, session=True))
 
-    def js(self, expression: str) -> Any:
+    def js(self, expression: str, await_promise: bool = False) -> Any:
         result = self.call(
-            "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=True
+            "Runtime.evaluate",
+            {"expression": expression, "returnByValue": True, "awaitPromise": await_promise},
+            session=True,
         )
         if "exceptionDetails" in result:
             raise CDPError(f"{expression}: {result['exceptionDetails']}")

@@ -181,7 +181,7 @@ def test_risk_api_json_csv_auth_and_bad_dates(data_dir: dict[str, Any]) -> None:
             assert page.status_code == 200 and "Risk queue" in page.text
             assert "<script" not in page.text.lower()
             top = doc["entries"][0]
-            assert f">{top['center_id']}</a>" in page.text
+            assert f'</a> <span class="id">{top["center_id"]}</span>' in page.text
             assert http.get(f"/audit/risk?from={FIRST}&to={city.last}").status_code in (303, 401)
     finally:
         portal.close()

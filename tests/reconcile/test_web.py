@@ -1,4 +1,4 @@
-"""The report API, the import API and the auditor pages (in a real headless Chromium)."""
+"""The report API and the import API (the pages are tested in tests/web)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,6 @@ from portal.state import Portal, open_portal
 from portal.synthetic.feed import IngestUplink
 from portal.synthetic.generator import City, CityConfig, generate
 from tests.portal.support import LiveServer
-from tests.support.tools import missing
-
-from .cdp import CHROMIUM, Browser
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 T0 = 1_700_000_000_000
@@ -137,96 +134,3 @@ def test_import_api_needs_an_operator_and_reports_bad_rows(site: dict[str, Any])
     )
     assert again.status_code == 200
     assert (again.json()["added"], again.json()["changed"]) == (0, 0)
-
-
-def test_pages_carry_no_script(site: dict[str, Any]) -> None:
-    for path in (f"/audit?{site['period']}", "/audit/centers/C001", "/audit/devices"):
-        page = _get(site, path, site["auditor"])
-        assert page.status_code == 200, path
-        assert "<script" not in page.text.lower()
-        assert 'name="viewport"' in page.text
-
-
-def test_language_by_header_and_switch(site: dict[str, Any]) -> None:
-    auth = {"Authorization": f"Bearer {site['auditor']}"}
-    ru = httpx.get(site["url"] + "/audit", headers={**auth, "Accept-Language": "ru-RU,ru;q=0.9"})
-    assert "Сверка посещаемости" in ru.text and '<html lang="ru">' in ru.text
-    kk = httpx.get(site["url"] + "/audit?lang=kk", headers=auth)
-    assert "Қош келдіңіз" in kk.text
-    en = httpx.get(site["url"] + "/audit", headers={**auth, "Accept-Language": "en-GB"})
-    assert "Attendance reconciliation" in en.text
-
-
-def test_auditor_pages_in_chromium(site: dict[str, Any]) -> None:
-    if not CHROMIUM.exists():
-        missing(f"Debian's chromium is not installed at {CHROMIUM} (make test installs it as root)")
-    browser = Browser(lang="en-US")
-    try:
-        browser.goto(site["url"] + "/login")
-        browser.js(f"document.querySelector('input[name=token]').value = {site['auditor']!r}")
-        browser.click("form[action='/login'] button[type=submit]")
-        browser.goto(site["url"] + f"/audit?{site['period']}")
-        assert browser.js("document.documentElement.lang") == "en"
-        assert "KZT at risk" in browser.js("document.body.innerText")
-        assert browser.js("document.querySelectorAll('#centers a').length") == 2
-        browser.click("#centers a")
-        assert browser.js("location.pathname").startswith("/audit/centers/C00")
-        text = browser.js("document.body.innerText")
-        assert "Groups" in text and "Lessons" in text
-        browser.screenshot(ARTIFACTS / "reconcile-center.png")
-        browser.screenshot(
-            ARTIFACTS / "reconcile-center-phone.png", width=390, height=844, mobile=True
-        )
-        # The phone layout fits: the page itself does not scroll sideways.
-        assert browser.js("document.documentElement.scrollWidth") <= 390 + 1
-        browser.screenshot(ARTIFACTS / "reconcile-center.png")  # back to desktop size
-        browser.click("#lessons tr.suspect a.evidence")
-        assert "/lessons/" in browser.js("location.pathname")
-        text = browser.js("document.body.innerText")
-        assert "Device coverage" in text and "Reasons" in text
-        assert browser.js("document.querySelectorAll('table.records tr').length") > 1
-        browser.click("a[hreflang=ru]")
-        assert browser.js("document.documentElement.lang") == "ru"
-        assert "Связь с устройством" in browser.js("document.body.innerText")
-        browser.goto(site["url"] + "/audit/devices")  # the choice stays in the session
-        assert browser.js("document.documentElement.lang") == "ru"
-        assert "Устройства" in browser.js("document.body.innerText")
-    finally:
-        browser.close()
-
-
-def test_centers_page_totals_match_the_report(site: dict[str, Any]) -> None:
-    doc = _get(site, f"/api/v1/reports/reconciliation?{site['period']}", site["auditor"]).json()
-    page = _get(site, f"/audit?{site['period']}&lang=en", site["auditor"]).text
-    assert f'<strong id="kzt-at-risk">{doc["totals"]["all"]["kzt_at_risk"]}</strong>' in page
-    assert doc["totals"]["all"]["kzt_at_risk"] > 0
-    for c in doc["totals"]["centers"]:
-        assert f">{c['center_id']}</a>" in page
-
-
-def test_devices_page_shows_last_seen_backlog_and_integrity_events(site: dict[str, Any]) -> None:
-    page = _get(site, "/audit/devices?lang=en", site["auditor"]).text
-    for d in site["city"].devices:
-        assert f"<td>{d.device_id}</td>" in page
-    assert "Last seen" in page and "Backlog" in page and ">never<" not in page
-    assert "chain_hole" in site["city"].injections.values()
-    events_table = page.split('id="events"', 1)[1]
-    assert ">gap<" in events_table and ">none<" not in events_table  # the declared hole
-
-
-def test_the_language_setting_applies_when_the_browser_says_nothing(site: dict[str, Any]) -> None:
-    portal: Portal = site["portal"]
-    english = open_portal(portal.settings.with_(language="en"))
-    server = LiveServer(create_app(english.settings, portal=english))
-    server.start()
-    try:
-        auth = {"Authorization": f"Bearer {site['auditor']}"}
-        plain = httpx.get(server.url + "/audit", headers=auth, timeout=60)
-        assert '<html lang="en">' in plain.text and "Welcome" in plain.text
-        browser_ru = httpx.get(
-            server.url + "/audit", timeout=60, headers={**auth, "Accept-Language": "ru"}
-        )
-        assert '<html lang="ru">' in browser_ru.text  # the browser's choice comes first
-    finally:
-        server.stop()
-        english.close()
