@@ -187,7 +187,8 @@ def _lesson_evidence(
     return sorted(beats), brackets
 
 
-@router.get("/audit/centers/{center_id}/lessons/{group_id}/{day}", response_model=None)
+# ``group_id:path``: a group id with "/" arrives encoded (%2F) and is decoded before routing.
+@router.get("/audit/centers/{center_id}/lessons/{group_id:path}/{day}", response_model=None)
 def lesson_page(request: Request, center_id: str, group_id: str, day: str) -> Response:
     if current_principal(request) is None:
         return login_required(request)

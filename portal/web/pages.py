@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -23,6 +23,9 @@ from portal.state import Portal
 from portal.web import formatting, i18n
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
+# One path segment of a link: Jinja's urlencode leaves "/" as it is, and a group id
+# from a schedule file may hold one (or "?", "#", a space).
+TEMPLATES.env.filters["segment"] = lambda value: quote(str(value), safe="")
 
 router = APIRouter(include_in_schema=False)
 
