@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -29,7 +29,7 @@ from portal.reconcile.report import CSV_DELIMITERS, RENDERERS, ReportOptions
 from portal.reconcile.risk import RiskEntry
 from portal.reconcile.risk_report import RENDERERS as RISK_RENDERERS
 from portal.reconcile.risk_store import run_risk
-from portal.reconcile.store import KINDS, apply_import, run_reconciliation
+from portal.reconcile.store import KINDS, apply_import, center_names, run_reconciliation
 from portal.state import Portal
 
 router = APIRouter(tags=["reports"])
@@ -37,7 +37,7 @@ router = APIRouter(tags=["reports"])
 # The report formats the API offers (docs/reconciliation.md), out of report.RENDERERS
 # (the terminal table is the CLI's).
 API_FORMATS = ("json", "csv", "xlsx", "html")
-RISK_FORMATS = ("json", "csv")
+RISK_FORMATS = ("json", "csv", "xlsx", "html")
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,9 +189,13 @@ def risk_report(
     entries = risk_entries(request, day1, day2)
     render, media_type = RISK_RENDERERS[format]
     headers = {}
-    if format == "csv":
-        headers["Content-Disposition"] = f'attachment; filename="risk-{day1}-{day2}.csv"'
-    body = render(entries, day1, day2, report_options(request, lang, delimiter))
+    if format in ("csv", "xlsx", "html"):
+        headers["Content-Disposition"] = f'attachment; filename="risk-{day1}-{day2}.{format}"'
+    portal: Portal = request.app.state.portal
+    with portal.engine.connect() as conn:
+        names = center_names(conn)
+    options = replace(report_options(request, lang, delimiter), center_names=names)
+    body = render(entries, day1, day2, options)
     return Response(body, media_type=media_type, headers=headers)
 
 

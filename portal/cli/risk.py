@@ -15,6 +15,7 @@ from portal.reconcile.report import BY_CHARACTER, ReportOptions
 from portal.reconcile.risk import SpotCheck
 from portal.reconcile.risk_report import FORMATS, render
 from portal.reconcile.risk_store import add_spotcheck, run_risk
+from portal.reconcile.store import center_names
 from portal.web import i18n
 
 MAX_DAYS = 366
@@ -68,7 +69,11 @@ def risk_command(
     settings = ReconcileSettings.from_portal(portal.settings)
     entries = run_risk(portal.engine, day1, day2, settings, load_zone(settings.timezone))
     lang = lang or portal.settings.language
-    options = ReportOptions(lang, i18n.translator(lang), delimiter and BY_CHARACTER[delimiter])
+    with portal.engine.connect() as conn:
+        names = center_names(conn)
+    options = ReportOptions(
+        lang, i18n.translator(lang), delimiter and BY_CHARACTER[delimiter], center_names=names
+    )
     data = render(entries, day1, day2, fmt, options)
     if output is not None:
         try:
@@ -77,7 +82,9 @@ def risk_command(
             raise Exit(f"{output}: {exc.strerror or exc}") from exc
         click.echo(f"{output}: {len(entries)} center-weeks", err=True)
         return 0
-    sys.stdout.buffer.write(data if data.endswith(b"\n") else data + b"\n")
+    if fmt == "xlsx" and sys.stdout.isatty():
+        raise Exit("--format xlsx needs --output FILE", 2)
+    sys.stdout.buffer.write(data if data.endswith(b"\n") or fmt == "xlsx" else data + b"\n")
     sys.stdout.flush()
     return 0
 

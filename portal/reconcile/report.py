@@ -71,6 +71,8 @@ class ReportOptions:
     lang: str = "en"
     words: Mapping[str, str] = field(default_factory=dict)
     delimiter: str | None = None
+    # Centers' display names by id, for reports whose data holds ids only (the risk queue).
+    center_names: Mapping[str, str] = field(default_factory=dict)
 
     def word(self, key: str) -> str:
         return self.words.get(key, key)
@@ -307,8 +309,16 @@ def as_table(result: Result, zone: ZoneInfo, width: int = 160) -> str:
 
 # Cell kinds of the XLSX columns: each gets its number format and a width.
 _TEXT, _INT, _KZT, _PCT, _DATE, _TIME = "text", "int", "kzt", "pct", "date", "time"
-_FORMATS = {_INT: "0", _KZT: "#,##0", _PCT: "0.0%", _DATE: "yyyy-mm-dd", _TIME: "yyyy-mm-dd hh:mm"}
-_MIN_WIDTH = {_DATE: 11, _TIME: 17, _KZT: 10, _PCT: 8, _INT: 6, _TEXT: 8}
+_NUM = "num"  # a figure with two decimals (a risk score)
+_FORMATS = {
+    _INT: "0",
+    _NUM: "0.00",
+    _KZT: "#,##0",
+    _PCT: "0.0%",
+    _DATE: "yyyy-mm-dd",
+    _TIME: "yyyy-mm-dd hh:mm",
+}
+_MIN_WIDTH = {_DATE: 11, _TIME: 17, _KZT: 10, _PCT: 8, _INT: 6, _NUM: 7, _TEXT: 8}
 _MAX_WIDTH = 48
 
 
@@ -336,10 +346,13 @@ def _reasons(reasons: Iterable[str], o: ReportOptions) -> str:
     return ", ".join(o.word(r) for r in reasons)
 
 
-def _sheet(
+def xlsx_sheet(
     book: Any, title: str, columns: list[tuple[str, str]], lines: Iterable[list[Any]]
 ) -> None:
-    """One sheet: bold frozen header, autofilter, each column's format and width."""
+    """One sheet: bold frozen header, autofilter, each column's format and width.
+
+    ``columns`` are (header, kind) with kind one of text, int, num, kzt, pct, date, time.
+    """
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
@@ -394,7 +407,7 @@ def as_xlsx(result: Result, zone: ZoneInfo, options: ReportOptions | None = None
         (o.word("confirmed_at") + tz, _TIME),
         (o.word("signer"), _TEXT),
     ]
-    _sheet(
+    xlsx_sheet(
         book,
         o.word("all_rows"),
         rows_columns,
@@ -420,7 +433,7 @@ def as_xlsx(result: Result, zone: ZoneInfo, options: ReportOptions | None = None
         ),
     )
     money = [(o.word("kzt_at_risk"), _KZT), (o.word("kzt_unverifiable"), _KZT)]
-    _sheet(
+    xlsx_sheet(
         book,
         o.word("centers"),
         [
@@ -444,7 +457,7 @@ def as_xlsx(result: Result, zone: ZoneInfo, options: ReportOptions | None = None
             for c in t["centers"]
         ),
     )
-    _sheet(
+    xlsx_sheet(
         book,
         o.word("groups"),
         [
@@ -468,6 +481,11 @@ def as_xlsx(result: Result, zone: ZoneInfo, options: ReportOptions | None = None
             for g in t["groups"]
         ),
     )
+    return xlsx_bytes(book)
+
+
+def xlsx_bytes(book: Any) -> bytes:
+    """The workbook as a file, every text cell stored as text."""
     _strings_as_strings(book)
     out = io.BytesIO()
     book.save(out)
@@ -563,4 +581,6 @@ __all__ = [
     "csv_text",
     "render",
     "row_dict",
+    "xlsx_bytes",
+    "xlsx_sheet",
 ]

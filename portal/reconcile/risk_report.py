@@ -1,11 +1,13 @@
-"""Renderers of the risk queue: JSON (the API's shape), CSV (Excel) and a terminal table.
+"""Renderers of the risk queue: JSON (the API's shape), CSV and XLSX (Excel), a standalone
+HTML page and a terminal table.
 
 JSON: ``{"from", "to", "entries": [{"center_id", "week", "score", "reasons": [{"name",
 "figure", "city", "k", "n", "z", "points", "text"}], "kzt", "kzt_excess", "rows",
 "spotchecks": [{"date", "present", "recorded", "confirmed", "note", "by"}]}]}``.
 CSV: one line per entry, the reasons and spot checks as text; text cells never
 start a formula, and the file follows the language's convention (the
-reconciliation CSV's rules: ``;``, decimal comma and a BOM for ru and kk).
+reconciliation CSV's rules: ``;``, decimal comma and a BOM for ru and kk). XLSX and
+HTML are in the options' language, with names beside ids, as the reconciliation's.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
-from portal.reconcile.report import ReportOptions, csv_text
+from portal.reconcile.report import TEMPLATES, ReportOptions, csv_text, xlsx_bytes, xlsx_sheet
 from portal.reconcile.risk import RiskEntry, RiskReason, SpotCheckSeen
 
 CSV_COLUMNS = (
@@ -105,6 +107,78 @@ def as_csv(
     return csv_text(CSV_COLUMNS, lines, options or ReportOptions())
 
 
+def as_xlsx(
+    entries: Sequence[RiskEntry],
+    first: date,
+    last: date,
+    options: ReportOptions | None = None,
+) -> bytes:
+    """One sheet, one line per center-week: numbers as numbers, KZT formatted."""
+    from openpyxl import Workbook
+
+    o = options or ReportOptions()
+    names = o.center_names
+    book = Workbook()
+    book.remove(book.active)
+    columns = [
+        ("#", "int"),
+        (o.word("center_id"), "text"),
+        (o.word("center"), "text"),
+        (o.word("week"), "text"),
+        (o.word("score"), "num"),
+        (o.word("risk_reasons"), "text"),
+        (o.word("kzt_at_stake"), "kzt"),
+        (o.word("kzt_excess"), "kzt"),
+        (o.word("confirmed_rows"), "int"),
+        (o.word("spotchecks"), "text"),
+    ]
+    xlsx_sheet(
+        book,
+        f"{o.word('risk_queue')} {first} {last}",
+        columns,
+        (
+            [
+                k,
+                e.center_id,
+                names.get(e.center_id),
+                e.week,
+                e.score,
+                "; ".join(r.text for r in e.reasons),
+                e.kzt,
+                e.kzt_excess,
+                e.rows,
+                "; ".join(_check_text(c) for c in e.spotchecks),
+            ]
+            for k, e in enumerate(entries, 1)
+        ),
+    )
+    return xlsx_bytes(book)
+
+
+def as_html(
+    entries: Sequence[RiskEntry],
+    first: date,
+    last: date,
+    options: ReportOptions | None = None,
+) -> bytes:
+    """A standalone page (no script, no external file) of the queue, in the language."""
+    from jinja2 import Environment, FileSystemLoader
+
+    o = options or ReportOptions()
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
+    page = env.get_template("risk_report.html").render(
+        lang=o.lang,
+        t=o.word,
+        first=first.isoformat(),
+        last=last.isoformat(),
+        entries=list(enumerate(entries, 1)),
+        names=o.center_names,
+        money=o.money,
+        check_text=_check_text,
+    )
+    return page.encode("utf-8")
+
+
 def as_table(entries: Sequence[RiskEntry], first: date, last: date, width: int = 160) -> str:
     from rich.console import Console
     from rich.table import Table
@@ -143,6 +217,8 @@ RENDERERS: dict[str, tuple[Render, str]] = {
     "table": (_table, "text/plain; charset=utf-8"),
     "csv": (as_csv, "text/csv; charset=utf-8"),
     "json": (_json, "application/json"),
+    "xlsx": (as_xlsx, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    "html": (as_html, "text/html; charset=utf-8"),
 }
 FORMATS = tuple(RENDERERS)
 
@@ -160,4 +236,14 @@ def render(
     return renderer[0](entries, first, last, options or ReportOptions())
 
 
-__all__ = ["CSV_COLUMNS", "FORMATS", "RENDERERS", "as_csv", "as_json", "entry_dict", "render"]
+__all__ = [
+    "CSV_COLUMNS",
+    "FORMATS",
+    "RENDERERS",
+    "as_csv",
+    "as_html",
+    "as_json",
+    "as_xlsx",
+    "entry_dict",
+    "render",
+]

@@ -272,7 +272,7 @@ def _risk(request: Request, status: int = 200, **extra: Any) -> Response:
         downloads={
             f: "/api/v1/reports/risk?"
             + urlencode({"from": first.isoformat(), "to": last.isoformat(), "format": f})
-            for f in ("csv", "json")
+            for f in ("xlsx", "csv", "html", "json")
         },
         saved=request.query_params.get("saved") == "1",
         **extra,

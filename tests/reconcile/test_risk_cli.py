@@ -198,3 +198,50 @@ def test_spotchecks_are_stored_and_read_back_on_every_back_end(store: Portal) ->
         add_spotcheck(store.engine, replace(check, present=10_001), now=T0)
     assert load_spotchecks(store.engine, date(2024, 4, 1), date(2024, 4, 30)) == [check]
     assert load_spotchecks(store.engine, date(2024, 5, 1), date(2024, 5, 30)) == []
+
+
+def test_risk_api_xlsx_and_html_in_the_language_with_names(data_dir: dict[str, Any]) -> None:
+    from openpyxl import load_workbook
+
+    assert _cli(data_dir, "spotcheck", "add", "=HYPERLINK(1)", "2024-02-27", "--present", "0") == 0
+    portal = open_portal(Settings(data_dir=data_dir["data"], cookie_secure=False))
+    try:
+        with TestClient(create_app(portal.settings, portal=portal)) as http:
+            auth = {"Authorization": f"Bearer {data_dir['auditor']}"}
+            path = f"/api/v1/reports/risk?from={FIRST}&to={data_dir['city'].last}"
+            entries = http.get(path, headers=auth).json()["entries"]
+            book = http.get(path + "&format=xlsx&lang=ru", headers=auth)
+            assert book.status_code == 200 and "attachment" in book.headers["content-disposition"]
+            sheet = load_workbook(io.BytesIO(book.content)).worksheets[0]
+            header = [c.value for c in sheet[1]]
+            assert header[:5] == ["#", "ID центра", "Центр", "Неделя", "Балл"]
+            lines = list(sheet.iter_rows(min_row=2, values_only=True))
+            assert len(lines) == len(entries)
+            first = lines[0]
+            assert first[0] == 1 and isinstance(first[4], float)  # numbers stay numbers
+            assert first[1] == entries[0]["center_id"] and first[6] == entries[0]["kzt"]
+            formula = [line for line in lines if line[1] == "=HYPERLINK(1)"]
+            assert formula and formula[0][2] == "formula"  # the name beside the id
+            cell = next(c for c in sheet["B"] if c.value == "=HYPERLINK(1)")
+            assert cell.data_type == "s"  # text, never a formula Excel would run
+            page = http.get(path + "&format=html&lang=kk", headers=auth)
+            assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+            assert '<html lang="kk">' in page.text and "Тексеру кезегі" in page.text
+            assert "<script" not in page.text.lower()
+            assert page.text.count("<tr>") == len(entries) + 1
+    finally:
+        portal.close()
+
+
+def test_risk_xlsx_and_html_files_from_the_cli(data_dir: dict[str, Any]) -> None:
+    from openpyxl import load_workbook
+
+    book, page = data_dir["root"] / "risk.xlsx", data_dir["root"] / "risk.html"
+    assert (
+        _cli(data_dir, "risk", *data_dir["period"], "--format", "xlsx", "--output", str(book)) == 0
+    )
+    assert load_workbook(book).worksheets[0]["A1"].value == "#"
+    assert (
+        _cli(data_dir, "risk", *data_dir["period"], "--format", "html", "--output", str(page)) == 0
+    )
+    assert page.read_text(encoding="utf-8").startswith("<!doctype html>")
