@@ -30,6 +30,7 @@ __all__ = [
     "list_devices",
     "revoke_admin_tokens",
     "revoke_device",
+    "set_district",
     "token_hash",
 ]
 
@@ -49,7 +50,9 @@ def _center_exists(conn: Connection, center_id: str) -> bool:
 CENTER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-def add_center(engine: Engine, center_id: str, name: str, *, now: int) -> None:
+def add_center(
+    engine: Engine, center_id: str, name: str, *, now: int, district: str | None = None
+) -> None:
     """Register a center; its id must match :data:`CENTER_ID` (CLI and API alike)."""
     if not CENTER_ID.fullmatch(center_id):
         raise PortalConfigError(
@@ -61,7 +64,32 @@ def add_center(engine: Engine, center_id: str, name: str, *, now: int) -> None:
             select(centers.c.center_id).where(centers.c.center_id == center_id)
         ).first():
             raise PortalConfigError(f"center {center_id!r} already exists")
-        conn.execute(insert(centers).values(center_id=center_id, name=name, created_ms=now))
+        conn.execute(
+            insert(centers).values(
+                center_id=center_id, name=name, created_ms=now, district=_district(district)
+            )
+        )
+
+
+def _district(district: str | None) -> str | None:
+    """A district name as given, outer spaces aside; empty is none."""
+    if district is None:
+        return None
+    text = " ".join(district.split())
+    if len(text) > 100 or not text.isprintable():
+        raise PortalConfigError(f"district {district!r}: at most 100 printable characters")
+    return text or None
+
+
+def set_district(engine: Engine, center_id: str, district: str | None) -> None:
+    """Set (or, with None or "", clear) the district of a center."""
+    value = _district(district)
+    with write_transaction(engine) as conn:
+        changed = conn.execute(
+            update(centers).where(centers.c.center_id == center_id).values(district=value)
+        ).rowcount
+    if not changed:
+        raise NotFoundError(f"center {center_id!r} does not exist (add it with 'center add')")
 
 
 def create_enroll_token(engine: Engine, center_id: str, ttl_ms: int, *, now: int) -> str:
@@ -247,8 +275,10 @@ def list_devices(engine: Engine) -> list[dict[str, Any]]:
 
 
 def list_centers(engine: Engine) -> list[dict[str, Any]]:
-    """Every center's id and name, in id order."""
-    query = select(centers.c.center_id, centers.c.name).order_by(centers.c.center_id)
+    """Every center's id, name and district, in id order."""
+    query = select(centers.c.center_id, centers.c.name, centers.c.district).order_by(
+        centers.c.center_id
+    )
     with engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
 

@@ -107,16 +107,24 @@ def post_revoke(device_id: str, request: Request, _: Operator) -> Revoked:
 def get_centers(request: Request, _: Auditor) -> CenterList:
     with _portal(request).engine.connect() as conn:
         rows = conn.execute(
-            select(centers.c.center_id, centers.c.name).order_by(centers.c.center_id)
+            select(centers.c.center_id, centers.c.name, centers.c.district).order_by(
+                centers.c.center_id
+            )
         )
-        return CenterList(centers=[Center(center_id=r.center_id, name=r.name) for r in rows])
+        return CenterList(
+            centers=[Center(center_id=r.center_id, name=r.name, district=r.district) for r in rows]
+        )
 
 
 @router.post("/centers", response_model=Center, status_code=201)
 def post_center(body: CenterIn, request: Request, _: Operator) -> Center:
     portal = _portal(request)
-    add_center(portal.engine, body.center_id, body.name, now=portal.clock())
-    return Center(center_id=body.center_id, name=body.name)
+    add_center(portal.engine, body.center_id, body.name, now=portal.clock(), district=body.district)
+    with portal.engine.connect() as conn:
+        stored = conn.execute(
+            select(centers.c.district).where(centers.c.center_id == body.center_id)
+        ).scalar()
+    return Center(center_id=body.center_id, name=body.name, district=stored)
 
 
 @router.post("/enroll-tokens", response_model=EnrollTokenOut, status_code=201)

@@ -131,11 +131,13 @@ class RecordList(BaseModel):
 class CenterIn(BaseModel):
     center_id: Text = Field(min_length=1, max_length=64)
     name: Text = Field(min_length=1, max_length=200)
+    district: Text | None = Field(default=None, max_length=100)
 
 
 class Center(BaseModel):
     center_id: str
     name: str
+    district: str | None = None
 
 
 class CenterList(BaseModel):

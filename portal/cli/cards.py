@@ -17,10 +17,8 @@ from portal.cards.registry import (
     list_cards,
     list_grants,
     revoke_card,
-    set_require_card_auth,
 )
-from portal.cli.base import Context, Exit, cli
-from portal.cli.centers import center
+from portal.cli.base import Context, cli
 from portal.cli.tokens import parse_ttl
 from portal.keys import load_or_create_card_master
 
@@ -124,22 +122,4 @@ def cards_revoke(ctx: Context, uid: str, replaced_by: str | None) -> int:
     uid, replaced_by = uid.upper(), replaced_by.upper() if replaced_by else None
     revoke_card(portal.engine, uid, now=portal.clock(), replaced_by=replaced_by)
     click.echo(f"card {uid} {'replaced by ' + replaced_by if replaced_by else 'revoked'}")
-    return 0
-
-
-@center.command("set")
-@click.argument("center_id", metavar="ID")
-@click.option(
-    "--require-card-auth",
-    type=click.Choice(["on", "off"]),
-    required=True,
-    help="on: reads of cards that do not prove their reads are card_not_authenticated.",
-)
-@click.pass_obj
-def center_set(ctx: Context, center_id: str, require_card_auth: str) -> int:
-    """Change a center's settings."""
-    if "\x00" in center_id:
-        raise Exit(f"center {center_id!r} does not exist")
-    set_require_card_auth(ctx.portal().engine, center_id, require_card_auth == "on")
-    click.echo(f"center {center_id}: require_card_auth {require_card_auth}")
     return 0

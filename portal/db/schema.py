@@ -64,6 +64,8 @@ centers = Table(
     Column("created_ms", BigInteger, nullable=False),
     # Reads of cards not registered as ntag424-sun are card_not_authenticated (0009).
     Column("require_card_auth", Boolean, nullable=False, server_default=false()),
+    # The city district, free text as the city names it; None when not given (0011).
+    Column("district", Text, nullable=True),
 )
 
 devices = Table(

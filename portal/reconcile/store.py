@@ -827,3 +827,9 @@ def keep_card_counters(engine: Engine, accepted: list[tuple[str, str, int, int, 
 def center_names(conn: Connection) -> dict[str, str]:
     """Each registered center's display name, by id."""
     return {r.center_id: r.name for r in conn.execute(select(centers.c.center_id, centers.c.name))}
+
+
+def center_districts(conn: Connection) -> dict[str, str]:
+    """Each registered center's district, by id (centers without one are left out)."""
+    query = select(centers.c.center_id, centers.c.district).where(centers.c.district.is_not(None))
+    return {r.center_id: r.district for r in conn.execute(query)}

@@ -41,7 +41,14 @@ from portal.ingest.gaps import declare_gap
 from portal.ingest.storage import insert_records, record_row
 from portal.reconcile.store import apply_import
 from portal.registry import add_center, create_enroll_token, enroll_device
-from portal.synthetic.generator import City, Device, ImportStep, LocalPortal, upload_runs
+from portal.synthetic.generator import (
+    City,
+    Device,
+    ImportStep,
+    LocalPortal,
+    district_of,
+    upload_runs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +69,13 @@ class IngestUplink:
                     select(centers.c.center_id).where(centers.c.center_id == center_id)
                 ).first()
             if held is None:
-                add_center(self.engine, center_id, f"Центр {center_id}", now=self.now)
+                add_center(
+                    self.engine,
+                    center_id,
+                    f"Центр {center_id}",
+                    now=self.now,
+                    district=district_of(center_id),
+                )
             self.centers.add(center_id)
         token = create_enroll_token(self.engine, center_id, 3_600_000, now=self.now)
         return enroll_device(
@@ -159,7 +172,7 @@ def bulk_load(
     with write_transaction(engine) as conn:
         have = {r[0] for r in conn.execute(select(centers.c.center_id))}
         new = [
-            {"center_id": c, "name": f"Центр {c}", "created_ms": now}
+            {"center_id": c, "name": f"Центр {c}", "created_ms": now, "district": district_of(c)}
             for c in city.centers
             if c not in have
         ]

@@ -227,6 +227,25 @@ class CityConfig:
         return [f"{self.prefix}{n:03d}" for n in range(1, self.centers + 1)]
 
 
+# Almaty's districts; a synthetic center is in one of them, by its number.
+DISTRICTS = (
+    "Алатауский",
+    "Алмалинский",
+    "Ауэзовский",
+    "Бостандыкский",
+    "Жетысуский",
+    "Медеуский",
+    "Наурызбайский",
+    "Турксибский",
+)
+
+
+def district_of(center_id: str) -> str:
+    """The district of a synthetic center (its number round the districts)."""
+    digits = "".join(ch for ch in center_id if ch.isdigit())
+    return DISTRICTS[int(digits or 0) % len(DISTRICTS)]
+
+
 @dataclass(slots=True)
 class Child:
     child_id: str

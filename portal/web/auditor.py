@@ -21,7 +21,7 @@ from portal.reconcile.model import ReconcileSettings
 from portal.reconcile.report import row_dict
 from portal.reconcile.risk import SpotCheck
 from portal.reconcile.risk_store import add_spotcheck
-from portal.reconcile.store import center_devices, center_names
+from portal.reconcile.store import center_devices, center_districts, center_names
 from portal.reconcile.totals import totals
 from portal.registry import list_devices
 from portal.state import Portal
@@ -85,16 +85,24 @@ def centers_page(request: Request) -> Response:
         return _error(request, exc, 400)
     summary = totals(reconciled(request, first, last, None))
     names = _names(request)
+    portal: Portal = request.app.state.portal
+    with portal.engine.connect() as conn:
+        districts = center_districts(conn)
     params = request.query_params
     show = params.get("show", "all")
     if show not in CENTER_FILTERS:
         show = "all"
+    district = params.get("district", "")
     needle = params.get("q", "").strip().casefold()
-    rows = [{**c, "name": names.get(c["center_id"], "")} for c in summary["centers"]]
+    rows = [
+        {**c, "name": names.get(c["center_id"], ""), "district": districts.get(c["center_id"], "")}
+        for c in summary["centers"]
+    ]
     rows = [
         c
         for c in sorted(rows, key=lambda c: (c["name"].casefold(), c["center_id"]))
         if CENTER_FILTERS[show](c)
+        and (not district or c["district"] == district)
         and (not needle or needle in c["name"].casefold() or needle in c["center_id"].casefold())
     ]
     ordered, sort, order = sorted_by(
@@ -113,6 +121,8 @@ def centers_page(request: Request) -> Response:
         filters=CENTER_FILTERS,
         sorts=CENTER_SORTS,
         q=params.get("q", ""),
+        district=district,
+        districts=sorted(set(districts.values()), key=str.casefold),
         downloads=_downloads(first, last),
     )
 

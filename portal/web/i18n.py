@@ -97,6 +97,8 @@ _EN = {
     "risk_queue": "Risk queue",
     "risk_intro": "Center-weeks ranked for unannounced spot checks: a ranking, not an accusation.",
     "week": "Week",
+    "district": "District",
+    "all_districts": "All districts",
     "score": "Score",
     "risk_reasons": "Figures against the city",
     "kzt_at_stake": "KZT paid on the device's word",
@@ -282,6 +284,8 @@ _RU = {
         "Центры и недели по убыванию риска для внезапных проверок: это очередь, не обвинение."
     ),
     "week": "Неделя",
+    "district": "Район",
+    "all_districts": "Все районы",
     "score": "Балл",
     "risk_reasons": "Показатели против города",
     "kzt_at_stake": "₸ по данным устройства",
@@ -465,6 +469,8 @@ _KK = {
         "бұл кезек, айыптау емес."
     ),
     "week": "Апта",
+    "district": "Аудан",
+    "all_districts": "Барлық аудандар",
     "score": "Балл",
     "risk_reasons": "Қаламен салыстырғандағы көрсеткіштер",
     "kzt_at_stake": "Құрылғы деректері бойынша ₸",

@@ -25,7 +25,7 @@ def test_data_dir_comes_from_the_environment(
     assert run(capsys, "center", "add", "c1", "--name", "One")[0] == 0
     assert (tmp_path / "real" / "portal.sqlite3").exists()
     assert not (tmp_path / "portal-data").exists()
-    assert run(capsys, "center", "list")[1] == "c1\tOne\n"
+    assert run(capsys, "center", "list")[1] == "c1\tOne\t-\n"
 
 
 def test_read_commands_never_create_a_database(
@@ -97,7 +97,7 @@ def test_generate_city_refuses_existing_centers(
     assert run(capsys, *d, "center", "add", "C001", "--name", "Real club")[0] == 0
     code, _, err = run(capsys, *d, "generate-city", "--centers", "1", "--days", "1")
     assert code == 2 and "center C001 already exists" in err and "--into-existing" in err
-    assert run(capsys, *d, "center", "list")[1] == "C001\tReal club\n"
+    assert run(capsys, *d, "center", "list")[1] == "C001\tReal club\t-\n"
 
 
 def test_import_roster_counts_file_lines(

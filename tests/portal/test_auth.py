@@ -201,3 +201,13 @@ def test_the_api_refuses_a_center_id_no_url_can_carry(
         )
         assert refused.status_code == 400, bad
         assert "letters, digits" in refused.text
+
+
+def test_a_center_added_over_the_api_keeps_its_district(
+    client: httpx.Client, operator_token: str, auditor_token: str
+) -> None:
+    body = {"center_id": "d1", "name": "D", "district": " Ауэзовский "}
+    created = client.post("/api/v1/admin/centers", json=body, headers=bearer(operator_token))
+    assert created.status_code == 201 and created.json()["district"] == "Ауэзовский"
+    listed = client.get("/api/v1/admin/centers", headers=bearer(auditor_token)).json()
+    assert {"center_id": "d1", "name": "D", "district": "Ауэзовский"} in listed["centers"]

@@ -194,3 +194,20 @@ def test_verify_reports_records_deleted_from_the_end(
         ).all()
     portal.close()
     assert [(e.reason, e.first_seq) for e in events] == [("head", 8)]
+
+
+def test_centers_carry_a_district_set_listed_and_cleared(
+    capsys: pytest.CaptureFixture[str], data_dir: Path
+) -> None:
+    d = ["--data-dir", str(data_dir)]
+    add = ["center", "add", "c1", "--name", "Шахматы", "--district", "  Медеуский "]
+    assert run(capsys, *d, *add)[0] == 0
+    assert run(capsys, *d, "center", "add", "c2", "--name", "Two")[0] == 0
+    assert run(capsys, *d, "center", "list")[1] == "c1\tШахматы\tМедеуский\nc2\tTwo\t-\n"
+    assert run(capsys, *d, "center", "set", "c2", "--district", "Турксибский")[0] == 0
+    assert run(capsys, *d, "center", "set", "c1", "--district", "")[0] == 0
+    assert run(capsys, *d, "center", "list")[1] == "c1\tШахматы\t-\nc2\tTwo\tТурксибский\n"
+    code, _, err = run(capsys, *d, "center", "set", "c1")
+    assert code == 2 and "give --require-card-auth or --district" in err
+    code, _, err = run(capsys, *d, "center", "set", "nope", "--district", "X")
+    assert code == 2 and "center 'nope' does not exist" in err

@@ -20,7 +20,7 @@ from portal.state import Portal
 def test_migrated_database_matches_the_metadata(portal: Portal) -> None:
     with portal.engine.connect() as conn:
         context = MigrationContext.configure(conn)
-        assert context.get_current_revision() == "0010_card_stations"
+        assert context.get_current_revision() == "0011_center_district"
         diff = compare_metadata(context, metadata)
     assert diff == []
 
@@ -39,7 +39,7 @@ def test_the_sessions_migration_applies_to_a_database_of_the_previous_head(
         upgrade_to_head(engine)
         with engine.connect() as conn:
             context = MigrationContext.configure(conn)
-            assert context.get_current_revision() == "0010_card_stations"
+            assert context.get_current_revision() == "0011_center_district"
             assert compare_metadata(context, metadata) == []
         principal = authenticate(engine, token)
         assert principal is not None

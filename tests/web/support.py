@@ -17,7 +17,7 @@ from portal.registry import add_center, create_admin_token
 from portal.settings import Settings
 from portal.state import Portal, open_portal
 from portal.synthetic.feed import IngestUplink
-from portal.synthetic.generator import City, CityConfig, generate
+from portal.synthetic.generator import City, CityConfig, district_of, generate
 from tests.portal.support import LiveServer
 
 T0 = 1_700_000_000_000
@@ -54,7 +54,7 @@ def serve_city(
     extra = {"db_url": db_url} if db_url else {}
     portal = open_portal(Settings(data_dir=data_dir, cookie_secure=False, **extra))
     for center_id, name in names.items():
-        add_center(portal.engine, center_id, name, now=T0)
+        add_center(portal.engine, center_id, name, now=T0, district=district_of(center_id))
     config = CityConfig(
         centers=3, days=days, seed=11, injected=0.4, upload_s=600, first=date(2024, 6, 3)
     )

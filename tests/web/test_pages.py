@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -296,3 +297,19 @@ def test_no_page_loads_code_from_elsewhere_and_the_api_document_stays(site: Site
     assert httpx.get(site.url + "/redoc", timeout=60).status_code == 404
     spec = httpx.get(site.url + "/openapi.json", timeout=60)
     assert spec.status_code == 200 and "/api/v1/reports/reconciliation" in spec.json()["paths"]
+
+
+def test_the_overview_filters_by_district(site: Site) -> None:
+    from portal.synthetic.generator import district_of
+
+    with httpx.Client(base_url=site.url, timeout=60) as http:
+        http.post("/login", data={"token": site.auditor, "next": "/audit"})
+        everyone = http.get(f"/audit?{site.period}&lang=ru").text
+        listed = set(re.findall(r'data-center="([^"]+)"', everyone))
+        assert len({district_of(c) for c in listed}) > 1, "the city should span districts"
+        assert "Все районы" in everyone
+        one = district_of(sorted(listed)[0])
+        page = http.get(f"/audit?{site.period}&lang=ru&district={one}").text
+        shown = set(re.findall(r'data-center="([^"]+)"', page))
+        assert shown == {c for c in listed if district_of(c) == one}
+        assert f'<option value="{one}" selected>' in page
