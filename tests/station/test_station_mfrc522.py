@@ -210,3 +210,19 @@ def test_the_chip_is_found_from_the_agent_config(desk: Desk, tmp_path: Path) -> 
         )
     finally:
         board.close()
+
+
+def test_a_card_slow_to_answer_gets_the_time_it_asks_for(desk: Desk, board: EmulatedBoard) -> None:
+    # FWI 4 (4.8 ms) and 60 ms per command: every answer comes after an S(WTX) for
+    # about 62 ms, past the door's 50 ms cap and within the station's.
+    desk.enroll()
+    app = Ntag424App(uid=UID)
+    card = board.chip.add_card(IsoDepCard(UID, app=app, fwi=4, apdu_time_s=0.06))
+    assert isinstance(card, IsoDepCard)
+    done = personalise(desk)
+    assert done.code == 0, done.err
+    assert card.wtx_sent == len(card.apdus) > 20
+    # Each answer waited for, not given up on and asked again with R(NAK).
+    assert not [b for b in card.received if b[0] & 0xF6 == 0xB2]
+    b = desk.bundle(UID)
+    assert app.keys == [b.app_master, b.meta_read, b.file_read, b.key3, b.key4]
