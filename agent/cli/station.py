@@ -47,7 +47,7 @@ reader_option = click.option(
     "--reader",
     default=DEFAULT_READER,
     show_default=True,
-    help="The station reader the card is on.",
+    help="The station reader the card is on (mfrc522: the RC522 on SPI, see 'station --help').",
 )
 timeout_option = click.option(
     "--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for a card."

@@ -22,6 +22,10 @@ here:
   READ BINARY in chunks that fit the 64-byte FIFO, DESELECT); a SUN message
   in the NDEF file goes into ``BadgeRead.card``. Whatever goes wrong in that
   session, the UID read stands (docs/readers-mfrc522.md, "Cards with SUN").
+* That session is public, one card at a time: :meth:`Mfrc522Reader.select_card`,
+  :meth:`~Mfrc522Reader.open_iso_dep` and :class:`IsoDepSession` (APDUs,
+  DESELECT), :meth:`~Mfrc522Reader.halt`. The city's personalisation station
+  (:mod:`agent.station.mfrc522`) runs its APDUs over it.
 
 Every bus error (spidev, RPi.GPIO, an emulator's) is translated into
 :class:`ReaderError` at the register access below; ``run`` never raises for
