@@ -13,9 +13,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import click
+from click.core import ParameterSource
 
 from agent.cli.base import Exit, cli
 from agent.cli.output import echo_json
+from agent.config import AgentConfig, load_config
 from agent.exceptions import CardNotBlank, ConfigError, PortalRefused, ReaderError
 from agent.protocol import public_key_b64, public_key_from_b64
 from agent.protocol.errors import ProtocolError
@@ -45,7 +47,7 @@ reader_option = click.option(
     "--reader",
     default=DEFAULT_READER,
     show_default=True,
-    help="The station reader the card is on.",
+    help="The station reader the card is on (mfrc522: the RC522 on SPI, see 'station --help').",
 )
 timeout_option = click.option(
     "--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for a card."
@@ -63,7 +65,14 @@ timeout_option = click.option(
 )
 @click.pass_context
 def station(ctx: click.Context, state_dir: Path) -> None:
-    """The city's card personalisation station (never at a club)."""
+    """The city's card personalisation station (never at a club).
+
+    The reader (--reader mfrc522, the default) is an RC522 board on the Pi's SPI,
+    wired as on a door: SPI 0.0 with its reset line on GPIO25. Another wiring is
+    read from the first [[readers]] entry with driver = "mfrc522" (spi_bus,
+    spi_device, reset_pin) of the agent config, when one is given with
+    'qatysu --config FILE station ...' or QATYSU_CONFIG.
+    """
     ctx.meta["station_dir"] = state_dir
 
 
@@ -129,6 +138,15 @@ def enroll_command(url: str, grant: str, insecure: bool, as_json: bool) -> None:
         )
 
 
+def _agent_config() -> AgentConfig | None:
+    """The agent config if one was named (option or environment), else None: defaults."""
+    root = click.get_current_context().find_root()
+    if root.get_parameter_source("config_path") in (None, ParameterSource.DEFAULT):
+        return None
+    path: Path = root.params["config_path"]
+    return load_config(path)
+
+
 def _card_gone(exc: ReaderError) -> Exit:
     return Exit(f"the card left the reader ({exc}): put it back and run the command again")
 
@@ -140,8 +158,9 @@ def _card_gone(exc: ReaderError) -> Exit:
 def inspect_command(reader: str, timeout: float, as_json: bool) -> int:
     """Say whether the card on the reader can be personalised (exit 0) or not (exit 1)."""
     url = load_enrollment(_state_dir()).url
+    config = _agent_config()
     try:
-        with open_reader(reader, timeout) as channel:
+        with open_reader(reader, timeout, config) as channel:
             uid = channel.uid.hex().upper()
             try:
                 state = probe(channel, url)
@@ -175,9 +194,10 @@ def personalise_command(reader: str, timeout: float, as_json: bool) -> None:
         pinned = public_key_from_b64(enrollment.portal_public_key)
     except ProtocolError as exc:
         raise ConfigError(f"{state_dir}: portal_public_key: {exc}") from exc
+    config = _agent_config()
     client = StationClient(enrollment.portal_url, key, insecure=enrollment.insecure)
     try:
-        with client, open_reader(reader, timeout) as channel:
+        with client, open_reader(reader, timeout, config) as channel:
             made = make_card(channel, client, pinned, enrollment.url)
     except ReaderError as exc:
         raise _card_gone(exc) from exc

@@ -22,6 +22,10 @@ here:
   READ BINARY in chunks that fit the 64-byte FIFO, DESELECT); a SUN message
   in the NDEF file goes into ``BadgeRead.card``. Whatever goes wrong in that
   session, the UID read stands (docs/readers-mfrc522.md, "Cards with SUN").
+* That session is public, one card at a time: :meth:`Mfrc522Reader.select_card`,
+  :meth:`~Mfrc522Reader.open_iso_dep` and :class:`IsoDepSession` (APDUs,
+  DESELECT), :meth:`~Mfrc522Reader.halt`. The city's personalisation station
+  (:mod:`agent.station.mfrc522`) runs its APDUs over it.
 
 Every bus error (spidev, RPi.GPIO, an emulator's) is translated into
 :class:`ReaderError` at the register access below; ``run`` never raises for
@@ -57,7 +61,7 @@ from agent.readers.mfrc522_health import DEAD_VERSIONS, ChipHealth, describe_ver
 from agent.readers.mfrc522_spi import open_spi_bus
 from agent.readers.presence import PresenceTracker
 
-__all__ = ["BusOpener", "Mfrc522Config", "Mfrc522Reader", "RegisterBus"]
+__all__ = ["BusOpener", "IsoDepSession", "Mfrc522Config", "Mfrc522Reader", "RegisterBus"]
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -259,7 +263,7 @@ class Mfrc522Reader(Reader[Mfrc522Config]):
                 self._report_fault(emit, fault)
                 return
         try:
-            result = self._activate()
+            result = self.select_card()
         except ReaderError as exc:
             fault = health.on_exchange(False, now, str(exc))
             if fault is not None:
@@ -273,7 +277,7 @@ class Mfrc522Reader(Reader[Mfrc522Config]):
                 if new and result.sak & SAK_ISO14443_4:
                     card = self._read_card(result)
                 else:
-                    self._transceive(HLTA_FRAME)
+                    self.halt()
             except ReaderError as exc:
                 chip_error = exc  # reported below, after the UID read it cannot undo
                 with contextlib.suppress(ReaderError):
@@ -294,10 +298,6 @@ class Mfrc522Reader(Reader[Mfrc522Config]):
         else:
             health.on_exchange(True, now)
 
-    def _activate(self) -> Activated | NotActivated:
-        """WUPA ... SELECT, the card left ACTIVE (the caller halts or opens ISO-DEP)."""
-        return self._drive(activate(wake=True, halt=False))
-
     def _read_card(self, card: Activated) -> dict[str, str] | None:
         """The SUN message of an ISO 14443-4 card just selected, or None: read by UID.
 
@@ -307,31 +307,51 @@ class Mfrc522Reader(Reader[Mfrc522Config]):
         tried again once after an RF reset, if the same card is still there.
         """
         for attempt in range(ISO_DEP_ATTEMPTS):
-            link = IsoDep(link_max_frame=FIFO_BYTES, max_wait_s=ISO_DEP_MAX_WAIT_S)
             try:
-                self._drive(link.rats())
+                session = self.open_iso_dep(card)
             except IsoDepError as exc:
                 logger.debug("reader %s: %s: %s, read by UID", self.name, card.uid_hex, exc)
                 self._reset_field()  # a card that ignored RATS may sit in any state
                 return None
             try:
-                ndef = self._drive(read_ndef_file(link))
+                ndef = session.run(read_ndef_file(session.link))
             except IsoDepError as exc:
                 logger.info("reader %s: card %s: ISO-DEP read failed (%s), attempt %d",
                             self.name, card.uid_hex, exc, attempt + 1)  # fmt: skip
                 self._reset_field()
-                again = self._activate()
+                again = self.select_card()
                 if not (isinstance(again, Activated) and again.uid == card.uid):
                     if isinstance(again, Activated):
-                        self._transceive(HLTA_FRAME)
+                        self.halt()
                     return None  # gone, or another card: this presentation is by UID
                 continue
-            if not self._drive(link.deselect()):
-                self._reset_field()  # still in the protocol state: out of it for the next WUPA
+            session.deselect()
             message = parse_sun_ndef(ndef) if ndef is not None else None
             return card_field(message) if message is not None else None
-        self._transceive(HLTA_FRAME)
+        self.halt()
         return None
+
+    # -- public seams: one card at a time (the station, agent/station/mfrc522.py) --
+
+    def select_card(self) -> Activated | NotActivated:
+        """WUPA ... SELECT, the card left ACTIVE (the caller halts or opens ISO-DEP)."""
+        return self._drive(activate(wake=True, halt=False))
+
+    def halt(self) -> None:
+        """HLTA to the card selected: it answers no REQA until it leaves the field."""
+        self._transceive(HLTA_FRAME)
+
+    def open_iso_dep(
+        self, card: Activated, *, max_wait_s: float = ISO_DEP_MAX_WAIT_S
+    ) -> IsoDepSession:
+        """RATS to ``card`` (just selected): its ISO-DEP session; IsoDepError if it has none.
+
+        ``max_wait_s`` caps every wait for an answer (the door's 50 ms by default,
+        so a card cannot hold the door; the station allows more).
+        """
+        link = IsoDep(link_max_frame=FIFO_BYTES, max_wait_s=max_wait_s)
+        self._drive(link.rats())
+        return IsoDepSession(self, card, link)
 
     def poll(self) -> Activated | NotActivated:
         """One activation attempt (WUPA ... HLTA); raises ReaderError if the chip fails."""
@@ -574,3 +594,38 @@ class Mfrc522Reader(Reader[Mfrc522Config]):
             self._injected_sleep(seconds)
         else:
             stop.wait(seconds)
+
+
+class IsoDepSession:
+    """One card's ISO-DEP session on this chip, from its ATS to DESELECT.
+
+    Made by :meth:`Mfrc522Reader.open_iso_dep`. The block protocol (chaining both
+    ways within the FIFO, R(ACK)/R(NAK), S(WTX)) is :class:`~agent.readers.isodep.IsoDep`'s;
+    this only moves its frames through the reader's chip. The door reads the
+    NDEF file over it, the station personalises a card over it.
+    """
+
+    def __init__(self, reader: Mfrc522Reader, card: Activated, link: IsoDep) -> None:
+        self.reader = reader
+        self.card = card
+        self.link = link
+
+    @property
+    def uid(self) -> bytes:
+        return self.card.uid
+
+    def run(self, flow: Flow[_T]) -> _T:
+        """Run one sans-I/O exchange of :attr:`link`; IsoDepError and ReaderError pass."""
+        return self.reader._drive(flow)
+
+    def apdu(self, command: bytes, *, expect: int = 2) -> bytes:
+        """One command APDU; the whole response APDU (data, SW1, SW2)."""
+        return self.run(self.link.exchange(command, expect=expect))
+
+    def deselect(self) -> bool:
+        """S(DESELECT): the card goes to HALT. Unconfirmed, an RF reset takes it out of
+        the protocol state instead (for the next WUPA); True when the card confirmed."""
+        if self.run(self.link.deselect()):
+            return True
+        self.reader._reset_field()
+        return False

@@ -71,8 +71,8 @@ class Channel(Protocol):
     anticollision; ``transceive_apdu`` sends one ISO 7816-4 command APDU over ISO-DEP
     and returns the response data followed by its two status bytes. It raises
     :class:`~agent.exceptions.ReaderError` when the card leaves the field. The
-    MFRC522's ISO-DEP path will implement it (agent/readers); tests use
-    ``tests.hardware.ntag424_emu.EmulatedChannel``.
+    station's MFRC522 implements it (:class:`agent.station.mfrc522.Mfrc522Channel`);
+    tests also use ``tests.hardware.ntag424_emu.EmulatedChannel``.
     """
 
     uid: bytes

@@ -13,8 +13,12 @@ from typing import Any
 import pytest
 
 from agent.cli import main
+from agent.config import AgentConfig
+from agent.protocol.card_keys import CardKeyBundle
 from agent.station import channels
+from portal.cards.keys import derived_bundle
 from portal.cards.registry import create_grant
+from portal.keys import load_or_create_card_master
 from portal.state import Portal
 from tests.hardware.ntag424_emu import EmulatedChannel, Ntag424App
 from tests.portal.conftest import client, live, portal, settings
@@ -58,6 +62,11 @@ class Desk:
         assert done.code == 0, done.err
         return done
 
+    def bundle(self, uid: bytes) -> CardKeyBundle:
+        """The keys the portal gives card ``uid`` (derived from its card master key)."""
+        master = load_or_create_card_master(self.portal.settings.data_dir)
+        return derived_bundle(master, uid, URL)
+
     def personalise(self) -> Result:
         return self.station("personalise", "--reader", "emulated", "--json")
 
@@ -77,7 +86,7 @@ def desk(
     made = Desk(tmp_path / "station", portal, live, run)
 
     @contextlib.contextmanager
-    def reader(timeout_s: float) -> Iterator[EmulatedChannel]:
+    def reader(timeout_s: float, config: AgentConfig | None) -> Iterator[EmulatedChannel]:
         yield EmulatedChannel(made.card)  # the card as it is now: cut, finished, foreign
 
     channels.register_reader("emulated", reader)

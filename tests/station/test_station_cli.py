@@ -25,18 +25,11 @@ from agent.protocol.ntag424 import check_sun
 from agent.station import channels
 from agent.station.personalise import read_sun
 from agent.station.store import load_station_key
-from portal.cards.keys import derived_bundle
 from portal.cards.registry import card_book, enroll_station, list_cards, list_grants
-from portal.keys import load_or_create_card_master
 from tests.hardware.ntag424_emu import EmulatedChannel, Ntag424App
 from tests.station.conftest import URL, Desk
 
 OTHER_UID = bytes.fromhex("04A1B2C3D4E581")
-
-
-def _bundle(desk: Desk, uid: bytes) -> CardKeyBundle:
-    master = load_or_create_card_master(desk.portal.settings.data_dir)
-    return derived_bundle(master, uid, URL)
 
 
 def _forms(key: bytes) -> list[bytes]:
@@ -93,7 +86,7 @@ def test_a_blank_card_is_personalised_activated_and_forgotten(
     assert done.code == 0, done.err
     uid = desk.card.uid.hex().upper()
     assert done.json() == {"uid": uid, "state": "active", "counter": 1, "resumed": False}
-    bundle = _bundle(desk, desk.card.uid)
+    bundle = desk.bundle(desk.card.uid)
     assert desk.card.keys == [
         bundle.app_master,
         bundle.meta_read,
@@ -158,10 +151,8 @@ def test_a_portal_that_is_not_the_pinned_one_gets_no_card_written(desk: Desk) ->
     assert desk.card.keys == [bytes(16)] * 5  # nothing written
 
 
-def test_no_reader_yet_and_unknown_reader(desk: Desk) -> None:
+def test_unknown_reader_and_no_enrollment(desk: Desk) -> None:
     desk.enroll()
-    mfrc = desk.station("personalise")
-    assert mfrc.code == 1 and "MFRC522 ISO-DEP channel is not in this build yet" in mfrc.err
     unknown = desk.station("inspect", "--reader", "nope")
     assert unknown.code == 2 and "--reader 'nope': no such station reader" in unknown.err
     fresh = desk.run("station", "--state-dir", str(desk.state_dir / "none"), "personalise")
@@ -188,7 +179,7 @@ def test_a_power_cut_at_any_command_is_finished_by_running_again(desk: Desk) -> 
             cut = desk.personalise()
             assert cut.code == 1, (cut_at, after, cut.out)
             assert "the card left the reader" in cut.err and "run the command again" in cut.err
-            bundle = _bundle(desk, uid)
+            bundle = desk.bundle(uid)
             seen_locked |= desk.card.keys[0] == bundle.app_master
             seen_interrupted |= desk.card.keys[:2] == [bytes(16), bundle.meta_read]
             state = desk.station("inspect", "--reader", "emulated", "--json").json()["state"]
@@ -250,7 +241,9 @@ class _NotAnNtag:
 
 def test_a_card_that_is_not_an_ntag424_is_refused_in_one_line(desk: Desk) -> None:
     desk.enroll()
-    channels.register_reader("emulated", lambda timeout: contextlib.nullcontext(_NotAnNtag()))
+    channels.register_reader(
+        "emulated", lambda timeout, config: contextlib.nullcontext(_NotAnNtag())
+    )
     for command in ("inspect", "personalise"):
         done = desk.station(command, "--reader", "emulated")
         assert done.code == 1
