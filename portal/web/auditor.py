@@ -56,7 +56,8 @@ def _period(request: Request) -> tuple[date, date]:
 
 
 def _error(request: Request, exc: Exception, status: int) -> HTMLResponse:
-    return render(request, "audit_error.html", status, message=str(exc))
+    # The heading in the page's language; the detail names the field or id, as the API's.
+    return render(request, "audit_error.html", status, message=str(exc), code=status)
 
 
 def _names(request: Request) -> dict[str, str]:

@@ -57,3 +57,22 @@ def test_a_lesson_of_a_group_whose_id_needs_escaping_opens_from_the_center_page(
     finally:
         server.stop()
         portal.close()
+
+
+def test_an_error_page_is_headed_in_the_pages_language(tmp_path: Path) -> None:
+    portal = open_portal(Settings(data_dir=tmp_path / "data", cookie_secure=False))
+    token = create_admin_token(portal.engine, "aud", "auditor", now=T0)
+    server = LiveServer(create_app(portal.settings, portal=portal))
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as browser:
+            browser.post("/login", data={"token": token, "next": "/audit"})
+            bad = browser.get("/audit?from=2024-02-30&to=2024-03-01&lang=kk")
+            assert bad.status_code == 400
+            assert "Бұл сұраныс бойынша бетті көрсету мүмкін емес" in bad.text
+            assert "2024-02-30" in bad.text  # the detail still names what was wrong
+            missing = browser.get("/audit/centers/nope?lang=ru")
+            assert missing.status_code == 404 and "Не найдено" in missing.text
+    finally:
+        server.stop()
+        portal.close()
