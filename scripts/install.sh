@@ -7,8 +7,8 @@
 #
 # What it does: a virtual environment under PREFIX/venv with the `pi` extra
 # (and mfrc522 without its dependencies), the system user and its groups
-# (gpio spi dialout), the systemd unit with a drop-in allowing the profile's
-# devices, /etc/qatysu/agent.toml from the profile with the device key, the
+# (gpio spi dialout), the systemd unit and modules-load.d/qatysu.conf,
+# /etc/qatysu/agent.toml from the profile with the device key, the
 # boot config lines the profile needs (shown; applied only with consent, after
 # a backup), and `systemctl enable`. It never starts the agent: enroll first.
 #
@@ -112,6 +112,7 @@ if [ "$uninstall" = 1 ]; then
     fi
     rm -f "$units/qatysu-agent.service" "$units/qatysu-portal.service"
     rm -rf "$units/qatysu-agent.service.d"
+    rm -f "$R/etc/modules-load.d/qatysu.conf"
     [ -z "$R" ] && system systemctl daemon-reload
     rm -rf "$R$venv"
     rmdir "$R$prefix" 2>/dev/null || true
@@ -172,12 +173,10 @@ profiles = {p["name"]: p for p in json.load(sys.stdin)}
 if name not in profiles:
     sys.exit("unknown profile %r (known: %s)" % (name, ", ".join(sorted(profiles))))
 p = profiles[name]
-print(" ".join(p["device_classes"]))
 print(" ".join(p["groups"]))
 print("\t".join(p["boot_config_lines"]))
 ' "$profile") || usage_error "--profile $profile: see the message above"
-device_classes=$(sed -n 1p <<<"$fields")
-boot_lines=$(sed -n 3p <<<"$fields" | tr '\t' '\n')
+boot_lines=$(sed -n 2p <<<"$fields" | tr '\t' '\n')
 
 # 3. The service user and its groups (gpio spi dialout, as the unit expects).
 for group in gpio spi dialout; do
@@ -192,31 +191,23 @@ else
     system usermod "${chroot_args[@]}" --append --groups gpio,spi,dialout "$user"
 fi
 
-# 4. The units, and the drop-in that lets the agent open the profile's devices.
-mkdir -p "$units/qatysu-agent.service.d"
+# 4. The unit (it allows every reader and GPIO driver by its major's name, so
+# it does not depend on the profile: docs/decisions/0940), and the USB serial
+# drivers loaded at boot so that a reader plugged in later is allowed too.
+mkdir -p "$units" "$R/etc/modules-load.d"
 sed -e "s#/opt/qatysu/venv#$venv#g" -e "s#^User=qatysu\$#User=$user#" -e "s#^Group=qatysu\$#Group=$user#" \
     "$source_dir/systemd/qatysu-agent.service" >"$units/qatysu-agent.service"
 chmod 0644 "$units/qatysu-agent.service"
-{
-    echo "# Written by scripts/install.sh for profile $profile: the device classes it uses."
-    echo "[Service]"
-    for class in $device_classes; do
-        case "$class" in
-            spidev) echo "DeviceAllow=char-spidev rw" ;;
-            gpiochip) echo "DeviceAllow=char-gpiochip rw" ;;
-            uart) echo "DeviceAllow=char-ttyAMA rw"; echo "DeviceAllow=char-ttyS rw" ;;
-            ttyUSB) echo "DeviceAllow=char-ttyUSB rw"; echo "DeviceAllow=char-ttyACM rw" ;;
-            *) echo "$prog: warning: unknown device class $class in profile $profile" >&2 ;;
-        esac
-    done
-} >"$units/qatysu-agent.service.d/devices.conf"
-chmod 0644 "$units/qatysu-agent.service.d/devices.conf"
+# Earlier versions wrote a per-profile drop-in; it is no longer needed.
+rm -f "$units/qatysu-agent.service.d/devices.conf"
+rmdir "$units/qatysu-agent.service.d" 2>/dev/null || true
+install -m 0644 "$source_dir/systemd/qatysu-modules-load.conf" "$R/etc/modules-load.d/qatysu.conf"
 if [ "$with_portal" = 1 ]; then
     sed -e "s#/opt/qatysu/venv#$venv#g" "$source_dir/systemd/qatysu-portal.service" \
         >"$units/qatysu-portal.service"
     chmod 0644 "$units/qatysu-portal.service"
 fi
-say "installed $units/qatysu-agent.service and its devices.conf drop-in"
+say "installed $units/qatysu-agent.service and /etc/modules-load.d/qatysu.conf"
 
 # 5. The config and the device key (an existing config is kept).
 if [ -f "$config" ]; then

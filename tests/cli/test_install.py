@@ -63,8 +63,10 @@ def test_install_lays_out_venv_units_config_key_and_boot_config(target: Target) 
     assert (root / "opt/qatysu/venv/pyvenv.cfg").is_file()
     unit = (root / "etc/systemd/system/qatysu-agent.service").read_text()
     assert "ExecStart=/opt/qatysu/venv/bin/qatysu --config /etc/qatysu/agent.toml run" in unit
-    dropin = (root / "etc/systemd/system/qatysu-agent.service.d/devices.conf").read_text()
-    assert "DeviceAllow=char-spidev rw\nDeviceAllow=char-gpiochip rw\n" in dropin
+    assert "DeviceAllow=char-spi rw\nDeviceAllow=char-gpiochip rw\n" in unit
+    assert not (root / "etc/systemd/system/qatysu-agent.service.d").exists()
+    modules = (root / "etc/modules-load.d/qatysu.conf").read_text()
+    assert modules.endswith("usbserial\ncdc_acm\n")
     config = load_config(root / "etc/qatysu/agent.toml")
     assert config.device.state_dir == Path("/var/lib/qatysu")  # as the device sees it
     assert config.readers[0].driver == "mfrc522"
@@ -106,8 +108,8 @@ def test_boot_config_is_only_shown_without_consent(target: Target) -> None:
     assert "    enable_uart=1\n    dtoverlay=disable-bt\n" in done.stdout
     assert "not changed: add them to /boot/firmware/config.txt by hand" in done.stdout
     assert target.boot.read_text() == before
-    dropin = (target.path / "etc/systemd/system/qatysu-agent.service.d/devices.conf").read_text()
-    assert "DeviceAllow=char-ttyAMA rw" in dropin and "DeviceAllow=char-ttyS rw" in dropin
+    unit = (target.path / "etc/systemd/system/qatysu-agent.service").read_text()
+    assert "DeviceAllow=char-ttyAMA rw" in unit and "DeviceAllow=char-ttyS rw" in unit
     done = target.install("--profile", "pi-rdm6300-uart", "--no-boot-config")
     assert "not changed (--no-boot-config)" in done.stdout
     assert target.boot.read_text() == before
@@ -125,9 +127,7 @@ def test_other_prefix_user_and_portal_unit(target: Target) -> None:
     assert (
         "ExecStart=/srv/q/venv/bin/qatysu-portal " in (units / "qatysu-portal.service").read_text()
     )
-    assert (
-        "DeviceAllow=char-ttyUSB rw" in (units / "qatysu-agent.service.d/devices.conf").read_text()
-    )
+    assert "DeviceAllow=char-ttyUSB rw" in agent
     assert "--groups gpio,spi,dialout club" in done.stdout
 
 
