@@ -39,6 +39,7 @@ with_portal=0
 uninstall=0
 bindings=auto
 reinit=0
+admin=""
 
 help() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; cat <<'USAGE'
 Options:
@@ -61,6 +62,9 @@ Options:
                       the venv sees them), pip (PyPI: spidev and lgpio are then
                       compiled, gcc and python3-dev needed), or auto (default:
                       system where apt-get is, on this machine's own root)
+  --admin USER        also put USER in the service's group, so that 'qatysu status'
+                      reaches the running agent without sudo (default: the
+                      user who ran sudo, on this machine's own root)
   --reinit            the config was made from another profile: rewrite it from
                       this one (a backup is kept; the key and records stay; enroll again)
   --uninstall         remove the units and the venv; keeps /etc/qatysu and /var/lib/qatysu
@@ -86,6 +90,7 @@ while [ $# -gt 0 ]; do
         --with-portal) with_portal=1; shift ;;
         --bindings) bindings=${2:?}; shift 2 ;;
         --reinit) reinit=1; shift ;;
+        --admin) admin=${2:?}; shift 2 ;;
         --uninstall) uninstall=1; shift ;;
         -h|--help) help; exit 0 ;;
         *) usage_error "unknown option $1" ;;
@@ -276,6 +281,16 @@ if ! grep -q "^$user:" "$R/etc/passwd" 2>/dev/null; then
         --no-create-home --shell /usr/sbin/nologin --groups gpio,spi,dialout "$user"
 else
     system usermod "${chroot_args[@]}" --append --groups gpio,spi,dialout "$user"
+fi
+
+# The technician's login in the service's group: the control socket is 0660 in a
+# 0750 runtime dir, both the group's, so 'qatysu status' works without sudo.
+if [ -z "$admin" ] && [ -z "$R" ] && [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+    admin=$SUDO_USER
+fi
+if [ -n "$admin" ]; then
+    system usermod "${chroot_args[@]}" --append --groups "$user" "$admin"
+    say "$admin can run 'qatysu status' without sudo from its next login"
 fi
 
 # 4. The unit (it allows every reader and GPIO driver by its major's name, so

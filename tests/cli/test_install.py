@@ -365,3 +365,14 @@ def test_serial_console_is_shown_and_removed_only_with_consent(target: Target) -
     done = other.install("--profile", "pi5-rc522", "--yes")
     assert "login console" not in done.stdout
     assert (other.boot.parent / "cmdline.txt").read_text() == original
+
+
+def test_the_technicians_login_joins_the_service_group_for_status(target: Target) -> None:
+    passwd = target.path / "etc/passwd"
+    passwd.write_text(passwd.read_text() + "pi:x:1000:1000::/home/pi:/bin/bash\n")
+    done = target.install("--profile", "pi5-rc522", "--no-boot-config", "--admin", "pi")
+    assert done.returncode == 0, done.stderr
+    assert f"would run: usermod --root {target.path} --append --groups qatysu pi" in done.stdout
+    assert "pi can run 'qatysu status' without sudo" in done.stdout
+    unit = (target.path / "etc/systemd/system/qatysu-agent.service").read_text()
+    assert "\nRuntimeDirectoryMode=0750\n" in unit and "\nGroup=qatysu\n" in unit
