@@ -185,3 +185,11 @@ def test_install_without_a_profile_makes_the_key_and_says_what_next(deb: Path, r
     assert (root.path / "var/lib/qatysu/device.key").is_file()
     assert not (root.path / "etc/qatysu/agent.toml").exists()
     assert "next: sudo qatysu init --profile NAME" in done.stdout
+
+
+def test_pi_check_wants_the_package_and_parses() -> None:
+    # The check itself takes minutes under emulation: `make pi-check`, not `make test`.
+    script = REPO / "packaging/pi-check.sh"
+    assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
+    done = subprocess.run([str(script)], capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "give the .deb to check" in done.stderr
