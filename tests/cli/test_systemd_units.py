@@ -98,6 +98,7 @@ def test_agent_unit_has_what_the_issue_asks() -> None:
     for key in ("StateDirectory", "ConfigurationDirectory", "RuntimeDirectory"):
         assert settings[key] == "qatysu"
     assert settings["WorkingDirectory"] == "/var/lib/qatysu"  # writable: the StateDirectory
+    assert settings["Environment"] == "LG_WD=/run/qatysu"  # lgpio's pipes: not among records
     assert settings["SupplementaryGroups"].split() == ["gpio", "spi", "dialout"]
     assert "PrivateDevices" not in settings  # it would hide /dev/spidev* and /dev/gpiochip*
     assert "ProtectClock" not in settings  # it would filter the adjtimex() the agent reads
