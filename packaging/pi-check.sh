@@ -52,7 +52,9 @@ fi
 # 3. A copy to install into, with /proc and /dev.
 run="$cache/run"
 cleanup() {
-    for m in "$run/proc" "$run/dev/pts" "$run/dev"; do umount "$m" 2>/dev/null || true; done
+    for m in "$run/proc" "$run/dev" "$cache/run-offline/proc" "$cache/run-offline/dev"; do
+        umount "$m" 2>/dev/null || true
+    done
 }
 trap cleanup EXIT
 cleanup
@@ -82,6 +84,12 @@ step() {  # step NAME COMMAND...: run it in the arm64 userland, report, go on
 }
 say "arm64: $(in_pi uname -m) under $(in_pi sh -c '. /etc/os-release; echo "$PRETTY_NAME"')"
 step "apt-get update" apt-get update -q
+# The offline path of docs/technician.md: the .debs apt would fetch, collected
+# first (on this fresh copy, as on a freshly flashed Pi), installed at the end
+# into another fresh copy with no network at all.
+step "apt-get install --download-only (the offline folder)" sh -c \
+    "mkdir -p /root/offline/partial && apt-get install -y -q --download-only --no-install-recommends \
+     -o Dir::Cache::archives=/root/offline /root/qatysu-check/$(basename "$deb") && ls /root/offline/*.deb"
 step "apt install ./$(basename "$deb") (no compiler)" sh -c \
     "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends /root/qatysu-check/$(basename "$deb") && ! command -v gcc"
 step "qatysu --help" qatysu --help
@@ -101,6 +109,24 @@ step "hardware-free tests: protocol, buffer, reader framing" sh -c "cd /root/qat
     tests/buffer/test_append.py tests/buffer/test_acknowledge.py tests/buffer/test_recovery.py \
     tests/buffer/test_thin_scan.py tests/buffer/test_quarantine_record.py \
     tests/readers/test_framing.py"
+# The offline install: a second fresh copy, its own network namespace (no
+# interface but lo), the collected .debs and the package only.
+cleanup
+offline="$cache/run-offline"
+rm -rf "$offline"
+cp -a "$cache/rootfs" "$offline"
+mkdir -p "$offline/root/offline"
+cp "$run"/root/offline/*.deb "$deb" "$offline/root/offline/"
+mount -t proc proc "$offline/proc"
+mount --bind /dev "$offline/dev"
+in_pi() {
+    unshare --net chroot "$offline" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+        LANG=C.UTF-8 "$@"
+}
+step "offline: apt install of the collected .debs and the package, no network" sh -c \
+    "DEBIAN_FRONTEND=noninteractive QATYSU_PROFILE=pi-usb-serial apt-get install -y -q --no-install-recommends /root/offline/*.deb"
+step "offline: the profile given to apt made the config" qatysu config validate
+umount "$offline/proc" "$offline/dev" 2>/dev/null || true
 say "every step's output: $cache/pi-check.log"
 if [ "$failed" = 0 ]; then say "arm64 install check passed"; else say "arm64 install check FAILED"; fi
 exit "$failed"
