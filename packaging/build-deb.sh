@@ -58,8 +58,15 @@ for pin in $names; do
     cp "$cache/$wheel" "$lib/wheels/"
 done
 
-# 2. The agent's own wheel (it ships the board profiles as data files).
-"$python" -m pip wheel -q --no-deps --wheel-dir "$lib/wheels" "$src" >/dev/null \
+# 2. The agent's own wheel (it ships the board profiles as data files), from a
+# clean copy of the tracked files: a checkout's build/ may hold stale modules.
+mkdir -p "$work/src"
+if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
+    git -C "$src" ls-files -z | (cd "$src" && xargs -0 tar -cf - --no-recursion) | tar -xf - -C "$work/src"
+else
+    tar -C "$src" --exclude=./.venv --exclude=./build --exclude=./dist -cf - . | tar -xf - -C "$work/src"
+fi
+"$python" -m pip wheel -q --no-deps --wheel-dir "$lib/wheels" "$work/src" >/dev/null \
     || die "cannot build the qatysu wheel"
 ls "$lib/wheels"/qatysu-"$version"-py3-none-any.whl >/dev/null || die "no qatysu $version wheel built"
 
