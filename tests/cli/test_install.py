@@ -166,6 +166,8 @@ def test_uninstall_removes_units_and_venv_and_keeps_config_and_records(target: T
     assert not (root / "etc/systemd/system/qatysu-agent.service").exists()
     assert not (root / "etc/systemd/system/qatysu-agent.service.d").exists()
     assert not (root / "opt/qatysu").exists()
+    assert not (root / "usr/local/bin/qatysu").exists()
+    assert not (root / "etc/modules-load.d/qatysu.conf").exists()
     assert (root / "etc/qatysu/agent.toml").is_file()
     assert (root / "var/lib/qatysu/device.key").is_file()
     assert f"would run: systemctl --root={root} disable qatysu-agent.service" in done.stdout

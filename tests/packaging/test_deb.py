@@ -123,6 +123,8 @@ def root(tmp_path: Path) -> Iterator[Root]:
 def test_install_upgrade_remove_purge_in_a_throwaway_root(deb: Path, root: Root) -> None:
     done = root.dpkg("-i", str(deb), QATYSU_PROFILE="pi5-rc522")
     assert done.returncode == 0, done.stderr
+    assert "turn SPI on: sudo raspi-config nonint do_spi 0" in done.stdout
+    assert "do_serial_cons" not in done.stdout  # an SPI reader leaves the UART alone
     r = root.path
     passwd = (r / "etc/passwd").read_text()
     assert "qatysu:x:" in passwd and ":/var/lib/qatysu:/usr/sbin/nologin" in passwd
