@@ -152,6 +152,11 @@ if [ "$bindings" = auto ]; then
     if [ -z "$R" ] && command -v apt-get >/dev/null; then bindings=system; fi
 fi
 case ",$extras," in *,pi,*) want_pi=1 ;; *) want_pi=0 ;; esac
+if [ "$bindings" = system ] && [ -z "$R" ]; then
+    # Only the distribution's interpreter sees the distribution's python3-* packages.
+    base=$("$python" -c 'import sys; print(sys.base_prefix)')
+    [ "$base" = /usr ] || die "--bindings system needs the distribution's python3 (/usr/bin/python3), not $python (prefix $base); or use --bindings pip"
+fi
 if [ "$want_pi" = 1 ] && [ "$bindings" = system ]; then
     packages="python3-venv python3-spidev python3-gpiozero"
     # Raspberry Pi OS has lgpio and the RPi.GPIO shim on top of it; plain Debian
