@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint typecheck install clean chromium lock
+.PHONY: test demo bench lint typecheck install clean chromium lock deb pi-check
 
 $(STAMP): pyproject.toml Makefile
 	@test -n "$(PYTHON)" || { echo "make: error: Python 3.11 or newer is required" >&2; exit 1; }
@@ -56,8 +56,19 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra portal --generate-hashes --universal \
 		--python-version 3.11 -o requirements/portal.lock
 
+# The Debian package dist/qatysu-agent_<version>_all.deb (dpkg-deb, no debhelper):
+# packaging/build-deb.sh, docs/decisions/0942.
+deb: $(STAMP)
+	PYTHON=$(BIN)/python packaging/build-deb.sh --out dist
+
+# Install that package with apt into an emulated arm64 Debian 12 (qemu-user-static
+# + debootstrap, cached under ~/.cache/qatysu-pi-check) and run the agent there.
+# Minutes, needs root: not part of `make test`. packaging/pi-check.sh.
+pi-check: deb
+	packaging/pi-check.sh dist/qatysu-agent_$$($(BIN)/python -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')_all.deb
+
 bench: $(STAMP)
 	$(BIN)/python -m bench.all
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf dist $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

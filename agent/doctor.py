@@ -27,6 +27,7 @@ from agent.readers.base import Device, ReaderConfig, Requirements
 
 __all__ = [
     "BOOT_CONFIGS",
+    "CMDLINES",
     "Check",
     "Facts",
     "Users",
@@ -37,6 +38,9 @@ __all__ = [
 
 Status = Literal["pass", "warn", "fail"]
 BOOT_CONFIGS = ("boot/firmware/config.txt", "boot/config.txt")
+CMDLINES = ("boot/firmware/cmdline.txt", "boot/cmdline.txt")
+# The GPIO 14/15 UART under its names: a console= on one of them is a login shell there.
+UART_CONSOLES = ("serial0", "ttyAMA0", "ttyS0")
 MIN_FREE_BYTES = 100 * 1024 * 1024
 
 
@@ -63,6 +67,7 @@ class Facts:
     readers: dict[str, tuple[bool, str]] = field(default_factory=dict)  # name -> ok, detail
     daemon: dict[str, Any] | None = None  # the control socket's status answer
     daemon_problem: str = ""
+    state_dir_problem: str | None = None  # "" writable, text why not, None not checked
 
 
 # --- users and groups under root ---------------------------------------------
@@ -213,6 +218,45 @@ def check_boot_config(root: Path, config: AgentConfig) -> list[Check]:
     return checks
 
 
+def _uses_uart(config: AgentConfig) -> bool:
+    """A reader on the GPIO 14/15 UART (its bus occupies the UART pins)."""
+    return any(needs.bus_pins.get(14) or needs.bus_pins.get(15) for _, needs in _needs(config))
+
+
+def serial_consoles(cmdline: str) -> list[str]:
+    """The ``console=`` words of a kernel command line that sit on the GPIO UART."""
+    words = cmdline.split()
+    return [w for w in words if w.startswith("console=") and w[8:].split(",")[0] in UART_CONSOLES]
+
+
+def check_serial_console(root: Path, config: AgentConfig) -> list[Check]:
+    if not _uses_uart(config):
+        return []
+    found = next((root / p for p in CMDLINES if (root / p).is_file()), None)
+    if found is None:
+        return [
+            Check(
+                "serial console",
+                "warn",
+                "no /boot/firmware/cmdline.txt or /boot/cmdline.txt to check",
+                "mount the boot partition",
+            )
+        ]
+    shown = "/" + str(found.relative_to(root))
+    consoles = serial_consoles(found.read_text(encoding="utf-8", errors="replace"))
+    if not consoles:
+        return [Check("serial console", "pass", f"{shown}: no login console on the UART")]
+    return [
+        Check(
+            "serial console",
+            "fail",
+            f"{shown}: {' '.join(consoles)} puts a login console on the reader's UART",
+            f"remove {' '.join(consoles)} from {shown} (install.sh offers it, or "
+            "'raspi-config nonint do_serial_cons 1') and reboot",
+        )
+    ]
+
+
 def _access(users: Users, user: str, st: os.stat_result) -> bool:
     if user == "root":
         return True
@@ -303,6 +347,16 @@ def check_clock(facts: Facts) -> list[Check]:
 def check_disk(config: AgentConfig, facts: Facts) -> list[Check]:
     checks: list[Check] = []
     state_dir = config.device.state_dir
+    if facts.state_dir_problem:
+        checks.append(
+            Check(
+                "state dir",
+                "fail",
+                f"{state_dir}: {facts.state_dir_problem}",
+                "the agent cannot store a record: remount the SD card read-write "
+                "(a read-only remount follows file system errors: run fsck) and reboot",
+            )
+        )
     if facts.disk_free_bytes is not None:
         free_mb = facts.disk_free_bytes // (1024 * 1024)
         if facts.disk_free_bytes < MIN_FREE_BYTES:
@@ -439,6 +493,7 @@ def run_checks(
     users = Users.under(root)
     return [
         *check_boot_config(root, config),
+        *check_serial_console(root, config),
         *check_devices(root, config, users, user),
         *check_groups(config, users, user),
         *check_clock(facts),

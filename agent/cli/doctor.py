@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -33,9 +35,22 @@ def probe_readers(config: AgentConfig) -> dict[str, tuple[bool, str]]:
             results[cfg.name] = (True, reader.probe())
         except (QatysuError, OSError) as exc:
             results[cfg.name] = (False, f"{cfg.name}: {exc}")
+        # Foreign libraries fail in their own ways on import or open (rpi-lgpio:
+        # RuntimeError off a Pi or under a /proc without the board's revision);
+        # doctor reports each as the reader's failure, never as a traceback.
+        except Exception as exc:
+            results[cfg.name] = (False, f"{cfg.name}: {type(exc).__name__}: {exc}")
         finally:
-            reader.close()
+            with contextlib.suppress(Exception):
+                reader.close()
     return results
+
+
+def state_dir_problem(path: Path) -> str:
+    """Why nothing can be written at ``path``, "" when it can (ownership: the other checks)."""
+    if os.statvfs(path).f_flag & os.ST_RDONLY:
+        return "on a read-only file system"
+    return ""
 
 
 def gather_facts(config: AgentConfig, *, offline: bool, probe: bool) -> Facts:
@@ -47,6 +62,7 @@ def gather_facts(config: AgentConfig, *, offline: bool, probe: bool) -> Facts:
     existing = next((p for p in (state_dir, *state_dir.parents) if p.exists()), None)
     if existing is not None:
         facts["disk_free_bytes"] = shutil.disk_usage(existing).free
+        facts["state_dir_problem"] = state_dir_problem(existing)
     socket_path = config.device.control_socket
     status: dict[str, Any] | None = None
     if daemon_running(socket_path):

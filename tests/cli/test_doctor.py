@@ -303,3 +303,102 @@ def test_core_without_facts_warns_instead_of_guessing(site: Site, root: FakeRoot
     facts = Facts(clock_synced=False, disk_free_bytes=10 * 1024 * 1024)
     checks = run_checks(load_config(site.config), root.path, facts)
     assert [c.status for c in checks if c.name == "disk"] == ["fail"]
+
+
+def uart_pi(root: FakeRoot, cmdline: str) -> None:
+    root.boot("enable_uart=1", "dtoverlay=disable-bt")
+    (root.path / "boot/firmware/cmdline.txt").write_text(cmdline)
+    root.node("ttyAMA0")
+    root.node("gpiochip0")
+    (root.path / "dev/serial0").symlink_to("/dev/ttyAMA0")
+    root.group("dialout", "qatysu")
+    root.write()
+
+
+def test_a_login_console_on_the_readers_uart_fails(
+    tmp_path: Path, short_dir: Path, run: Run, root: FakeRoot
+) -> None:
+    site = make_site(tmp_path, short_dir, run, "pi-rdm6300-uart")
+    uart_pi(root, "console=serial0,115200 console=tty1 root=PARTUUID=1-02 rootwait\n")
+    code, checks = doctor(run, site, root, "--no-probe")
+    (console,) = checks["serial console"]
+    assert console["status"] == "fail" and code == 1
+    assert console["detail"] == (
+        "/boot/firmware/cmdline.txt: console=serial0,115200 puts a login console on the "
+        "reader's UART"
+    )
+    assert "do_serial_cons 1" in console["fix"]
+    (root.path / "boot/firmware/cmdline.txt").write_text("console=tty1 root=PARTUUID=1-02\n")
+    _, checks = doctor(run, site, root, "--no-probe")
+    assert statuses(checks, "serial console") == ["pass"]
+    # An SPI reader does not care about the console.
+    spi = make_site(tmp_path / "spi", short_dir, run, "pi5-rc522")
+    _, checks = doctor(run, spi, root, "--no-probe")
+    assert "serial console" not in checks
+
+
+def test_a_gpio_library_that_refuses_the_machine_is_a_failed_reader_not_a_traceback(
+    tmp_path: Path, site: Site, run: Run, root: FakeRoot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    # rpi-lgpio's RPi.GPIO as it behaves off a Pi (or when /proc hides the board).
+    fake = tmp_path / "site"
+    (fake / "RPi").mkdir(parents=True)
+    (fake / "RPi/__init__.py").write_text("")
+    (fake / "RPi/GPIO.py").write_text(
+        "raise RuntimeError('This module can only be run on a Raspberry Pi!')\n"
+    )
+    monkeypatch.syspath_prepend(str(fake))
+    for name in ("RPi", "RPi.GPIO"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    good_pi5(root)
+    code, checks = doctor(run, site, root)
+    (reader,) = checks["reader"]
+    assert code == 1 and reader["status"] == "fail"
+    assert reader["detail"].startswith("entrance: ")
+    assert reader["detail"].endswith("This module can only be run on a Raspberry Pi!")
+
+
+def test_a_read_only_state_dir_fails(site: Site, root: FakeRoot) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("a read-only bind mount needs root and unshare (CI runs as root)")
+    good_pi5(root)
+    # The real measurement on a real read-only mount, in a private mount namespace.
+    code = (
+        "import sys; from pathlib import Path; from agent.cli.doctor import state_dir_problem;"
+        "print(repr(state_dir_problem(Path(sys.argv[1]))))"
+    )
+    script = (
+        f'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && '
+        f'"{sys.executable}" -c "{code}" "$1"'
+    )
+    done = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            str(site.state_dir),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "'on a read-only file system'", done.stderr
+    from agent.cli.doctor import state_dir_problem
+
+    assert state_dir_problem(site.state_dir) == ""
+    config = load_config(site.config)
+    facts = Facts(state_dir_problem="on a read-only file system")
+    (check,) = [c for c in run_checks(config, root.path, facts) if c.name == "state dir"]
+    assert check.status == "fail" and "remount the SD card read-write" in check.fix

@@ -79,8 +79,19 @@ def test_boot_config_lines() -> None:
     uart = load_profile("pi-rdm6300-uart")
     assert uart.boot_config_lines == ("enable_uart=1", "dtoverlay=disable-bt")
     assert "dialout" in uart.groups and "/dev/serial0" in uart.devices
+    pi5 = load_profile("pi5-rdm6300-uart")
+    assert pi5.boot_config_lines == ("dtparam=uart0=on",)
+    assert pi5.config["readers"][0]["port"] == "/dev/ttyAMA0" and pi5.boards == ("Raspberry Pi 5",)
+    assert not any("5" in board for board in uart.boards)
     assert load_profile("pi-usb-serial").boot_config_lines == ()
     assert any("rpi-lgpio" in note for note in load_profile("pi5-rc522").notes)
+
+
+def test_no_profile_names_an_armv6_board() -> None:
+    # Zero W and Zero: no armv6 wheel of spidev or lgpio, and no install check there.
+    for profile in list_profiles():
+        for board in profile.boards:
+            assert not re.search(r"Zero( W)?$|Zero W\b|Pi 1\b", board), (profile.name, board)
 
 
 def test_every_profile_ships_in_a_wheel() -> None:
