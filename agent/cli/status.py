@@ -49,6 +49,12 @@ def status_from_files(config: AgentConfig) -> dict[str, Any]:
             f"{config.device.state_dir}: the buffer is locked by a running agent, but "
             f"{config.device.control_socket} does not answer ({exc})"
         ) from exc
+    except PermissionError as exc:
+        # The state dir is the agent's own (0700): a login outside its group sees nothing.
+        raise Exit(
+            f"{config.device.state_dir}: permission denied: run 'sudo qatysu status', or join "
+            "the qatysu group (scripts/install.sh --admin USER) to reach the running agent"
+        ) from exc
     except (RecordBufferError, OSError) as exc:
         raise Exit(f"{config.device.state_dir}: cannot read the buffer: {exc}") from exc
     oldest = buffer.oldest_pending_wall_ms

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
+
+import pytest
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -103,3 +111,32 @@ def test_status_json_has_the_same_keys_running_and_stopped(site: Site, run: Run)
         buffer.close()
     assert running["running"] is True and stopped["running"] is False
     assert sorted(running) == sorted(stopped)
+
+
+def test_status_as_a_login_outside_the_agents_group_says_what_to_do(run: Run) -> None:
+    """Run as a real unprivileged user (setpriv to nobody): the state dir is 0700."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        if os.environ.get("CI"):
+            raise AssertionError("this test needs root and setpriv (util-linux) under CI")
+        pytest.skip("needs root and setpriv to run the CLI as another user")
+    root = Path(tempfile.mkdtemp(prefix="qatysu-status-", dir="/tmp"))
+    try:
+        root.chmod(0o755)
+        config, state = root / "agent.toml", root / "state"
+        made = run("--config", config, "init", "--profile", "demo-simulated", "--state-dir", state)
+        assert made.code == 0, made.err
+        config.chmod(0o644)
+        state.chmod(0o700)
+        answer = subprocess.run(
+            [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+             sys.executable, "-m", "agent", "--config", str(config), "status"],
+            capture_output=True, text=True, timeout=60, cwd=root,
+        )  # fmt: skip
+        assert answer.returncode == 1, answer.stderr
+        assert answer.stderr.strip() == (
+            f"qatysu: error: {state}: permission denied: run 'sudo qatysu status', or join the "
+            "qatysu group (scripts/install.sh --admin USER) to reach the running agent"
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
