@@ -64,11 +64,10 @@ def add_center(
             select(centers.c.center_id).where(centers.c.center_id == center_id)
         ).first():
             raise PortalConfigError(f"center {center_id!r} already exists")
-        conn.execute(
-            insert(centers).values(
-                center_id=center_id, name=name, created_ms=now, district=_district(district)
-            )
-        )
+        row: dict[str, Any] = {"center_id": center_id, "name": name, "created_ms": now}
+        if (where := _district(district)) is not None:
+            row["district"] = where  # named only when given: older schemas lack it
+        conn.execute(insert(centers).values(**row))
 
 
 def _district(district: str | None) -> str | None:

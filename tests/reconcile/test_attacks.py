@@ -573,7 +573,7 @@ def test_a_lesson_from_morning_to_night_needs_allow_long_and_is_implausible(
     honest.write_bytes(csv("schedule", city.schedule_lines))
     day_long.write_bytes(csv("schedule", [city.group("G-day", "C-1", "08:00", "21:00")]))
     assert main([*base, str(honest)]) == 0, capsys.readouterr().err
-    assert main([*base, str(day_long)]) == 1
+    assert main([*base, str(day_long)]) == 2  # a refused line is invalid input
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{day_long}:2:" in err[0], err
     with store.engine.connect() as conn:  # refused whole, and nothing stored before lost
