@@ -20,13 +20,22 @@ deb=${1:-}
 [ "$(id -u)" = 0 ] || die "run as root: debootstrap, chroot and mounts need it"
 deb=$(cd "$(dirname "$deb")" && pwd)/$(basename "$deb")
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cache=${QATYSU_PI_CHECK_CACHE:-$HOME/.cache/qatysu-pi-check}
-suite=bookworm
+# Another board or release: QATYSU_PI_ARCH=armhf (32-bit Raspberry Pi OS), QATYSU_PI_SUITE=trixie.
+arch=${QATYSU_PI_ARCH:-arm64}
+suite=${QATYSU_PI_SUITE:-bookworm}
+case "$arch" in
+    arm64) qemu=qemu-aarch64 ;;
+    armhf) qemu=qemu-arm ;;
+    *) echo "$prog: error: QATYSU_PI_ARCH: $arch is not arm64 or armhf" >&2; exit 2 ;;
+esac
+default_cache=$HOME/.cache/qatysu-pi-check
+[ "$arch-$suite" = arm64-bookworm ] || default_cache=$HOME/.cache/qatysu-pi-check-$arch-$suite
+cache=${QATYSU_PI_CHECK_CACHE:-$default_cache}
 
-# 1. The tools, and the kernel's binfmt_misc handler for arm64 binaries.
+# 1. The tools, and the kernel's binfmt_misc handler for the board's binaries.
 need=()
 command -v debootstrap >/dev/null || need+=(debootstrap)
-[ -x /usr/bin/qemu-aarch64-static ] || need+=(qemu-user-static)
+[ -x "/usr/bin/$qemu-static" ] || need+=(qemu-user-static)
 command -v update-binfmts >/dev/null || need+=(binfmt-support)
 if [ "${#need[@]}" -gt 0 ]; then
     say "installing ${need[*]}"
@@ -34,17 +43,17 @@ if [ "${#need[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
-[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || die "no binfmt_misc handler for arm64 (update-binfmts --enable qemu-aarch64)"
+update-binfmts --enable "$qemu" >/dev/null 2>&1 || true
+[ -e "/proc/sys/fs/binfmt_misc/$qemu" ] || die "no binfmt_misc handler for $arch (update-binfmts --enable $qemu)"
 
-# 2. The clean arm64 userland, made once (debootstrap's default mirror, or
+# 2. The clean userland of the board, made once (debootstrap's default mirror, or
 # QATYSU_PI_MIRROR).
 mkdir -p "$cache"
 if [ ! -x "$cache/rootfs/usr/bin/apt-get" ]; then
-    say "debootstrap arm64 $suite into $cache/rootfs (minutes, once)"
+    say "debootstrap $arch $suite into $cache/rootfs (minutes, once)"
     rm -rf "$cache/rootfs.partial"
     # shellcheck disable=SC2086
-    debootstrap --arch=arm64 --variant=minbase "$suite" "$cache/rootfs.partial" ${QATYSU_PI_MIRROR:-} \
+    debootstrap --arch="$arch" --variant=minbase "$suite" "$cache/rootfs.partial" ${QATYSU_PI_MIRROR:-} \
         >"$cache/debootstrap.log" 2>&1 || die "debootstrap failed: $cache/debootstrap.log"
     mv "$cache/rootfs.partial" "$cache/rootfs"
 fi
@@ -82,7 +91,7 @@ step() {  # step NAME COMMAND...: run it in the arm64 userland, report, go on
     if grep -q "^Traceback" "$cache/step.log"; then say "FAIL  $name printed a traceback"; failed=1; fi
     cat "$cache/step.log" >>"$cache/pi-check.log"
 }
-say "arm64: $(in_pi uname -m) under $(in_pi sh -c '. /etc/os-release; echo "$PRETTY_NAME"')"
+say "$arch: $(in_pi uname -m) under $(in_pi sh -c '. /etc/os-release; echo "$PRETTY_NAME"')"
 step "apt-get update" apt-get update -q
 # The offline path of docs/technician.md: the .debs apt would fetch, collected
 # first (on this fresh copy, as on a freshly flashed Pi), installed at the end
@@ -128,5 +137,5 @@ step "offline: apt install of the collected .debs and the package, no network" s
 step "offline: the profile given to apt made the config" qatysu config validate
 umount "$offline/proc" "$offline/dev" 2>/dev/null || true
 say "every step's output: $cache/pi-check.log"
-if [ "$failed" = 0 ]; then say "arm64 install check passed"; else say "arm64 install check FAILED"; fi
+if [ "$failed" = 0 ]; then say "$arch $suite install check passed"; else say "$arch $suite install check FAILED"; fi
 exit "$failed"
