@@ -430,6 +430,9 @@ class City:
     truth: dict[tuple[str, str, date], RowTruth] = field(default_factory=dict)
     # Schedule entries and when they were imported (base entries before the period).
     entry_imported: dict[ScheduleEntry, tuple[int, str]] = field(default_factory=dict)
+    # A late change's entry -> the version the base import held before it (a price
+    # raise ends the old row late: until then the old row stood, open-ended).
+    base_versions: dict[ScheduleEntry, ScheduleEntry] = field(default_factory=dict)
     day_injections: dict[tuple[str, date], str] = field(default_factory=dict)
     patient_centers: set[str] = field(default_factory=set)
     # What honest behaviour the run produced (cluster sizes, short gaps, propped doors,
@@ -513,6 +516,8 @@ class City:
                 early.append(e)
             else:
                 later[(at, note)].append(e)
+                if e in self.base_versions:
+                    early.append(self.base_versions[e])
         steps = [
             ImportStep("schedule", self.schedule_csv(early), base, "base"),
             ImportStep("roster", self.roster_csv(), base + 60_000, "base"),
@@ -916,6 +921,7 @@ def _late_schedule(
         city.schedule[i] = ended
         entries[lesson.group_id][entries[lesson.group_id].index(e)] = ended
         city.entry_imported[ended] = (late, "late_schedule")
+        city.base_versions[ended] = e
         until = lesson.date + timedelta(days=8)
         plan.price_raised[(lesson.group_id, e.weekday)] = (lesson.date, until)
     city.schedule.append(entry)
