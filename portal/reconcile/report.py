@@ -20,14 +20,18 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from portal.reconcile.engine import Result, Row
 from portal.reconcile.index import DoorEvent, Read
 from portal.reconcile.rules import STATUSES, VERIFIED
 from portal.reconcile.totals import totals
+
+if TYPE_CHECKING:
+    from jinja2 import Template
 
 # The HTML report's template lives with the pages' templates (one home for HTML).
 TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"
@@ -502,16 +506,21 @@ def _strings_as_strings(book: Any) -> None:
                     cell.data_type = "s"
 
 
+@cache
+def report_template(name: str) -> Template:
+    """A standalone report's Jinja template (escaping on), loaded once per process."""
+    from jinja2 import Environment, FileSystemLoader
+
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True).get_template(name)
+
+
 def as_html(result: Result, zone: ZoneInfo, options: ReportOptions | None = None) -> bytes:
     """A standalone page (no JavaScript, no external files) of totals and rows not verified,
     in the options' language."""
-    from jinja2 import Environment, FileSystemLoader
-
     o = options or ReportOptions()
     t = totals(result)
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
     return (
-        env.get_template("reconciliation_report.html")
+        report_template("reconciliation_report.html")
         .render(
             lang=o.lang,
             t=o.word,

@@ -18,7 +18,13 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
-from portal.reconcile.report import TEMPLATES, ReportOptions, csv_text, xlsx_bytes, xlsx_sheet
+from portal.reconcile.report import (
+    ReportOptions,
+    csv_text,
+    report_template,
+    xlsx_bytes,
+    xlsx_sheet,
+)
 from portal.reconcile.risk import RiskEntry, RiskReason, SpotCheckSeen
 
 CSV_COLUMNS = (
@@ -132,25 +138,12 @@ def as_xlsx(
         (o.word("confirmed_rows"), "int"),
         (o.word("spotchecks"), "text"),
     ]
+    lines = (_flat(e, k) for k, e in enumerate(entries, 1))
     xlsx_sheet(
         book,
         f"{o.word('risk_queue')} {first} {last}",
         columns,
-        (
-            [
-                k,
-                e.center_id,
-                names.get(e.center_id),
-                e.week,
-                e.score,
-                "; ".join(r.text for r in e.reasons),
-                e.kzt,
-                e.kzt_excess,
-                e.rows,
-                "; ".join(_check_text(c) for c in e.spotchecks),
-            ]
-            for k, e in enumerate(entries, 1)
-        ),
+        ([*line[:2], names.get(line[1]), *line[2:]] for line in lines),  # the CSV's + name
     )
     return xlsx_bytes(book)
 
@@ -162,11 +155,8 @@ def as_html(
     options: ReportOptions | None = None,
 ) -> bytes:
     """A standalone page (no script, no external file) of the queue, in the language."""
-    from jinja2 import Environment, FileSystemLoader
-
     o = options or ReportOptions()
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
-    page = env.get_template("risk_report.html").render(
+    page = report_template("risk_report.html").render(
         lang=o.lang,
         t=o.word,
         first=first.isoformat(),
