@@ -119,8 +119,11 @@ def enroll_command(url: str, grant: str, insecure: bool, as_json: bool) -> None:
         )
     except (KeyError, TypeError, ValueError, ProtocolError) as exc:
         raise Exit(f"{url}: the enrollment answer is not usable: {exc}") from exc
-    adopt_pending_key(state_dir)
+    # The enrollment first, the key last: a power cut between the two leaves the pending
+    # key in place, and enrolling again presents it (the portal answers the same key
+    # again); the other order could lose the key the grant is bound to.
     save_enrollment(state_dir, enrollment)
+    adopt_pending_key(state_dir)
     summary = {
         "station": enrollment.station,
         "station_key": public_key_b64(key),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.durable import replace_file
+from agent.durable import fsync_dir, replace_file
 from agent.exceptions import ConfigError, KeyFileError
 from agent.protocol.keys import private_key_from_raw, private_key_raw
 
@@ -70,6 +70,7 @@ def pending_station_key(state_dir: Path) -> Ed25519PrivateKey:
 def adopt_pending_key(state_dir: Path) -> None:
     """The pending key becomes the station key (the portal bound it)."""
     os.replace(state_dir / PENDING_KEY_FILE, state_dir / KEY_FILE)
+    fsync_dir(state_dir)  # the rename itself survives a power cut
 
 
 def load_station_key(state_dir: Path, name: str = KEY_FILE) -> Ed25519PrivateKey:
