@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy import Engine, insert, select, update
@@ -113,8 +113,23 @@ def session_principal(engine: Engine, session_id: str, now_ms: int) -> Principal
     return Principal(row.name, row.role, row.token_hash)
 
 
+_UNASKED = object()  # request.state holds no answer yet
+
+
 def current_principal(request: Request) -> Principal | None:
-    """Who is asking: the bearer token first, then the login session."""
+    """Who is asking: the bearer token first, then the login session.
+
+    Answered once per request (a page's handler and its renderer both ask).
+    """
+    cached = getattr(request.state, "principal", _UNASKED)
+    if cached is not _UNASKED:
+        return cast("Principal | None", cached)
+    principal = _principal(request)
+    request.state.principal = principal
+    return principal
+
+
+def _principal(request: Request) -> Principal | None:
     portal = request.app.state.portal
     engine: Engine = portal.engine
     header = request.headers.get("authorization", "")

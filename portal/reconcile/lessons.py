@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from importlib import resources
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -40,8 +41,12 @@ def _from_tzdata_package(name: str) -> ZoneInfo | None:
         return None
 
 
+@cache
 def load_zone(name: str) -> ZoneInfo:
-    """The portal's time zone; raises :class:`PortalConfigError` for stale or missing data."""
+    """The portal's time zone; raises :class:`PortalConfigError` for stale or missing data.
+
+    Loaded once per name and process: every page and report asks for it.
+    """
     zone = _from_tzdata_package(name)
     if zone is None:
         try:
