@@ -34,7 +34,9 @@ def load_key_file(path: Path) -> Ed25519PrivateKey:
         st = path.stat()
         text = path.read_text("ascii").strip()
     except FileNotFoundError as exc:
-        raise KeyFileError(f"{path}: no device key (run 'qatysu init')") from exc
+        raise KeyFileError(
+            f"{path}: no device key (a lost key: 'qatysu init --new-key', then enroll again)"
+        ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyFileError(f"{path}: cannot read device key: {exc}") from exc
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
