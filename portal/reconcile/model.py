@@ -90,7 +90,7 @@ class ReconcileSettings:
         ``burst_slow_gap_ms``, ``burst_slow_min_uids``,
         ``door_window_s`` and the keys named below)."""
         extra = getattr(settings, "extra", {}) or {}
-        d = cls()  # the defaults
+        d = cls()  # the defaults: one source, so a changed default reaches the portal
         return cls(
             margin_s=int(settings.lesson_margin_min) * 60,
             burst_gap_ms=int(extra.get("burst_gap_ms", d.burst_gap_ms)),
@@ -98,21 +98,22 @@ class ReconcileSettings:
             burst_reader_min_uids=int(extra.get("burst_reader_min_uids", d.burst_reader_min_uids)),
             burst_slow_gap_ms=int(extra.get("burst_slow_gap_ms", d.burst_slow_gap_ms)),
             burst_slow_min_uids=int(extra.get("burst_slow_min_uids", d.burst_slow_min_uids)),
-            door_window_ms=int(extra.get("door_window_s", 60)) * 1000,
+            door_window_ms=int(extra.get("door_window_s", d.door_window_ms // 1000)) * 1000,
             heartbeat_interval_s=int(settings.heartbeat_interval_s),
             time_tolerance_ms=int(settings.time_tolerance_s) * 1000,
-            time_bracket_ms=int(getattr(settings, "time_bracket_s", 600)) * 1000,
-            proof_bracket_ms=int(extra.get("proof_bracket_s", 900)) * 1000,
+            time_bracket_ms=int(getattr(settings, "time_bracket_s", d.time_bracket_ms // 1000))
+            * 1000,
+            proof_bracket_ms=int(extra.get("proof_bracket_s", d.proof_bracket_ms // 1000)) * 1000,
             door_open_max_ms=int(extra.get("door_open_max_s", d.door_open_max_ms // 1000)) * 1000,
-            travel_min_ms=int(extra.get("travel_min_s", 900)) * 1000,
-            shared_signer_max=int(extra.get("shared_signer_max", 3)),
+            travel_min_ms=int(extra.get("travel_min_s", d.travel_min_ms // 1000)) * 1000,
+            shared_signer_max=int(extra.get("shared_signer_max", d.shared_signer_max)),
             shared_signer_allowed=frozenset(
                 signer_key(n) for n in _names(extra.get("shared_signer_allowed", ()))
             ),
-            lesson_max_min=int(extra.get("lesson_max_min", 180)),
+            lesson_max_min=int(extra.get("lesson_max_min", d.lesson_max_min)),
             door_optional_centers=frozenset(_names(extra.get("door_optional_centers", ()))),
-            clone_switches=int(extra.get("clone_switches", 3)),
-            clone_window_ms=int(extra.get("clone_window_s", 600)) * 1000,
+            clone_switches=int(extra.get("clone_switches", d.clone_switches)),
+            clone_window_ms=int(extra.get("clone_window_s", d.clone_window_ms // 1000)) * 1000,
             timezone=str(settings.tz),
         )
 

@@ -7,11 +7,13 @@ by the pure engine from plain schedule versions, members and confirmations.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import date, time, timedelta
 
 from portal.reconcile.engine import CenterInput, Result, reconcile
 from portal.reconcile.lessons import ScheduleApproval, ScheduleEntry, local_ms
 from portal.reconcile.model import Confirmation, Member, ReconcileSettings
+from portal.settings import Settings
 
 from .support import DAY, END, MEMBERS, MIN, START, ZONE, Log, S, sorted_log
 
@@ -317,3 +319,16 @@ def test_lessons_of_an_unversioned_schedule_are_unchanged() -> None:
         ("2024-06-03", False),
         ("2024-06-10", False),
     ]
+
+
+def test_the_running_portal_uses_the_documented_defaults() -> None:
+    """Every setting from an unconfigured portal equals the dataclass default (the
+    shared_signer_max default once stayed 3 in the portal after it became 4)."""
+    portal = ReconcileSettings.from_portal(Settings())
+    default = ReconcileSettings()
+    differ = {
+        f.name: (getattr(portal, f.name), getattr(default, f.name))
+        for f in fields(ReconcileSettings)
+        if getattr(portal, f.name) != getattr(default, f.name)
+    }
+    assert differ == {}
