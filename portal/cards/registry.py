@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, insert, or_, select, update
 
 from agent.protocol.card_keys import (
     CardKeyError,
@@ -341,8 +341,8 @@ def list_grants(engine: Engine) -> list[dict[str, Any]]:
 def end_grant(engine: Engine, station: str, *, now: int, revoke_since_ms: int | None = None) -> int:
     """End the grant whose short id is ``station`` now (a lost or stolen station).
 
-    With ``revoke_since_ms``, also revoke every card issued under it from that time
-    on (those a thief may have made); returns how many cards were revoked.
+    With ``revoke_since_ms``, also revoke every card issued or activated under it from
+    that time on (those a thief may have made); returns how many cards were revoked.
     """
     if len(station) != 12 or any(c not in "0123456789abcdef" for c in station):
         raise NotFoundError(f"station {station!r} is not a grant id (12 hex digits)")
@@ -368,7 +368,9 @@ def end_grant(engine: Engine, station: str, *, now: int, revoke_since_ms: int | 
             update(cards)
             .where(
                 cards.c.grant_hash == row.token_hash,
-                cards.c.created_ms >= revoke_since_ms,
+                # Issued since, or activated since: a thief can fetch again the keys of
+                # a card issued earlier whose personalisation was never finished.
+                or_(cards.c.created_ms >= revoke_since_ms, cards.c.activated_ms >= revoke_since_ms),
                 cards.c.state.in_((ISSUED, ACTIVE)),
             )
             .values(state=REVOKED, revoked_ms=now)

@@ -7,7 +7,7 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from agent.protocol import public_key_b64
 from agent.protocol.card_keys import station_authorization, x25519_public_b64
@@ -19,7 +19,7 @@ from portal.cards.registry import (
     station_keys,
 )
 from portal.cli import main
-from portal.db.schema import card_grants, centers
+from portal.db.schema import card_grants, cards, centers
 from portal.keys import load_or_create_card_master
 from portal.registry import token_hash
 from portal.state import Portal
@@ -130,3 +130,35 @@ def test_center_set_require_card_auth(portal: Portal) -> None:
     with portal.engine.connect() as conn:
         assert conn.execute(select(centers.c.require_card_auth)).scalar_one() is False
     assert main([*_base(portal), "center", "set", "nope", "--require-card-auth", "on"]) == 2
+
+
+def test_revoking_since_a_theft_takes_cards_activated_since_too(
+    portal: Portal, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A card issued before the theft but finished after it (the thief fetched its
+    keys again) is revoked with the rest."""
+    assert main([*_base(portal), "cards", "issue", "--count", "3"]) == 0
+    token = capsys.readouterr().out.strip()
+    key = Ed25519PrivateKey.generate()
+    enroll_station(portal.engine, token, public_key_b64(key), now=portal.clock())
+    master = load_or_create_card_master(portal.settings.data_dir)
+    sealing = x25519_public_b64(X25519PrivateKey.generate())
+    for n, (uid, at) in enumerate([("04000000000011", -5 * 3_600_000), ("04000000000012", 0)]):
+        body = uid.encode()
+        auth = station_authorization(
+            key, "POST", "/api/v1/cards/keys", portal.clock() + at + n, body
+        )
+        request = StationRequest(auth, "POST", "/api/v1/cards/keys", body)
+        station_keys(
+            portal.engine, master, portal.key, request, uid, sealing, False, now=portal.clock() + at
+        )
+    with portal.engine.begin() as conn:  # the old card activated an hour ago, by the thief
+        conn.execute(
+            update(cards)
+            .where(cards.c.uid == "04000000000011")
+            .values(state="active", activated_ms=portal.clock() - 3_600_000)
+        )
+    short = token_hash(token)[:12]
+    assert main([*_base(portal), "cards", "end", short, "--revoke-cards-since", "2h"]) == 0
+    assert capsys.readouterr().out == f"station {short} ended; 2 cards revoked\n"
+    assert {r["state"] for r in list_cards(portal.engine)} == {"revoked"}
