@@ -9,6 +9,7 @@ devices page as PNG. Needs Debian's chromium at /usr/bin/chromium.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -71,8 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     if not CHROMIUM.exists():
         print(f"screenshots: {CHROMIUM} is missing (apt-get install chromium)", file=sys.stderr)
         return 1
-    for path in shoot(args.out, args.lang):
-        print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+    shown = [
+        str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p)
+        for p in shoot(args.out, args.lang)
+    ]
+    for path in shown:
+        print(path)
+    # The last line, as every bench.NAME ends: what it made.
+    print(json.dumps({"screenshots": len(shown), "files": shown}))
     return 0
 
 
