@@ -10,7 +10,6 @@ that one card and never printed, logged or written.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import click
 from click.core import ParameterSource
@@ -85,8 +84,14 @@ def _state_dir() -> Path:
 @click.option("--portal", "url", required=True, metavar="URL", help="Portal base URL (https://).")
 @click.option("--grant", required=True, help="The station grant from 'qatysu-portal cards issue'.")
 @click.option("--insecure", is_flag=True, help="Allow a plain http:// portal (a lab only).")
+@click.option(
+    "--ca-file",
+    default="",
+    metavar="FILE",
+    help="A city CA's certificates (PEM) the portal's certificate may chain to; kept.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def enroll_command(url: str, grant: str, insecure: bool, as_json: bool) -> None:
+def enroll_command(url: str, grant: str, insecure: bool, ca_file: str, as_json: bool) -> None:
     """Bind the grant to a new station key and pin the portal's key.
 
     A new key is made for each grant and replaces the previous one once the
@@ -94,16 +99,13 @@ def enroll_command(url: str, grant: str, insecure: bool, as_json: bool) -> None:
     trying again reuses the new key). The grant is then spent: no other key can
     use it, and it is never sent again.
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise Exit(f"--portal: {url!r} is not an https:// URL", 2)
-    if parts.scheme == "http" and not insecure:
-        raise Exit(f"--portal: {url} is plain http; use https, or --insecure for a lab portal", 2)
     state_dir = _state_dir()
     key = pending_station_key(state_dir)
     try:
-        with StationClient(url, key, insecure=insecure) as client:
+        with StationClient(url, key, insecure=insecure, ca_file=ca_file) as client:
             answer = client.enroll(grant, public_key_b64(key))
+    except ConfigError as exc:  # the URL or the CA file: the client's own checks
+        raise Exit(f"--portal: {exc}", 2) from exc
     except PortalRefused as exc:
         hint = {401: "unknown or expired grant", 410: "grant used by another station"}
         raise Exit(f"{exc}" + (f" ({hint[exc.status]})" if exc.status in hint else "")) from exc
@@ -116,6 +118,7 @@ def enroll_command(url: str, grant: str, insecure: bool, as_json: bool) -> None:
             url=str(answer["url"]),
             expires_ms=int(answer["expires_ms"]),
             insecure=insecure,
+            ca_file=ca_file,
         )
     except (KeyError, TypeError, ValueError, ProtocolError) as exc:
         raise Exit(f"{url}: the enrollment answer is not usable: {exc}") from exc
@@ -198,7 +201,9 @@ def personalise_command(reader: str, timeout: float, as_json: bool) -> None:
     except ProtocolError as exc:
         raise ConfigError(f"{state_dir}: portal_public_key: {exc}") from exc
     config = _agent_config()
-    client = StationClient(enrollment.portal_url, key, insecure=enrollment.insecure)
+    client = StationClient(
+        enrollment.portal_url, key, insecure=enrollment.insecure, ca_file=enrollment.ca_file
+    )
     try:
         with client, open_reader(reader, timeout, config) as channel:
             made = make_card(channel, client, pinned, enrollment.url)

@@ -45,6 +45,7 @@ class Enrollment:
     url: str  # the base URL written into each card's NDEF file
     expires_ms: int
     insecure: bool = False  # plain http allowed (a lab portal)
+    ca_file: str = ""  # a city CA the portal's certificate may chain to
 
 
 def _private_dir(state_dir: Path) -> None:

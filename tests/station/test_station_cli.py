@@ -16,6 +16,7 @@ import logging
 import stat
 from pathlib import Path
 
+import certifi
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -252,3 +253,19 @@ def test_a_card_that_is_not_an_ntag424_is_refused_in_one_line(desk: Desk) -> Non
             == "qatysu: error: card 04112233445566: no NDEF application: not an NTAG 424 DNA\n"
         )
     assert list_grants(desk.portal.engine)[0]["used"] == 0
+
+
+def test_a_city_ca_is_checked_and_kept_with_the_enrollment(desk: Desk, tmp_path: Path) -> None:
+    junk = tmp_path / "city-ca.pem"
+    junk.write_text("not a certificate\n")
+    https = desk.live.url.replace("http://", "https://", 1)
+    bad = desk.station("enroll", "--portal", https, "--grant", "qcg_x", "--ca-file", str(junk))
+    assert bad.code == 2 and "cannot load CA certificates" in bad.err
+    assert not (desk.state_dir / "station.json").exists()
+    done = desk.station(
+        "enroll", "--portal", desk.live.url, "--grant", desk.grant(1), "--insecure",
+        "--ca-file", certifi.where(),
+    )  # fmt: skip
+    assert done.code == 0, done.err
+    saved = json.loads((desk.state_dir / "station.json").read_text())
+    assert saved["ca_file"] == certifi.where()  # every later request trusts it too
