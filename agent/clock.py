@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from agent.protocol.canonical import MONO_EPOCH_NS, boot_epoch
+
 __all__ = [
     "MONO_EPOCH_NS",
     "Clock",
@@ -33,10 +35,9 @@ _TIME_ERROR = 5  # adjtimex return value: clock not synchronised
 _STA_UNSYNC = 0x0040
 # Records carry integers below 2**53 (exact in every JSON reader); CLOCK_MONOTONIC in
 # nanoseconds passes that after 104 days of uptime, which a Pi at a club door reaches.
-# So the kernel's boot is cut into epochs of 2**52 ns (about 52 days), each a boot of
-# its own for the records: id ``<boot id>.<n>`` from the second epoch on, mono_ns
+# So the kernel's boot is cut into epochs of MONO_EPOCH_NS (about 52 days), each a boot
+# of its own for the records: id ``<boot id>.<n>`` from the second epoch on, mono_ns
 # counted from the epoch's start. Every process of one kernel boot agrees on both.
-MONO_EPOCH_NS = 2**52
 
 
 @dataclass(frozen=True)
@@ -112,12 +113,6 @@ def _read_boot_id() -> str:
         # Not Linux: a per-process id keeps mono_ns comparisons honest (they
         # only ever compare within one boot id).
         return f"process-{uuid.uuid4()}"
-
-
-def boot_epoch(boot: str, mono_ns: int) -> tuple[str, int]:
-    """The records' ``(boot, mono_ns)`` for a kernel boot id and CLOCK_MONOTONIC reading."""
-    epoch, offset = divmod(mono_ns, MONO_EPOCH_NS)
-    return (boot if epoch == 0 else f"{boot}.{epoch}"), offset
 
 
 class SystemClock:

@@ -15,6 +15,18 @@ from typing import Any
 from agent.protocol.errors import EncodingError
 
 MAX_SAFE_INT = 2**53 - 1
+# CLOCK_MONOTONIC in ns passes MAX_SAFE_INT after 104 days of uptime: a record's
+# ``mono_ns`` counts from the start of an epoch of this length, and the epoch's number
+# joins the boot id (``<boot id>.<n>``), so every writer of records cuts boots alike.
+MONO_EPOCH_NS = 2**52
+
+
+def boot_epoch(boot: str, mono_ns: int) -> tuple[str, int]:
+    """The records' ``(boot, mono_ns)`` for a kernel boot id and CLOCK_MONOTONIC reading."""
+    epoch, offset = divmod(mono_ns, MONO_EPOCH_NS)
+    return (boot if epoch == 0 else f"{boot}.{epoch}"), offset
+
+
 # Arrays and objects nest at most this deep (a record is depth 1, its data 2).
 # Without a bound a deeply nested value would exhaust Python's recursion limit
 # inside a verifier, which must never raise; no record needs more than a few.
@@ -23,8 +35,10 @@ MAX_DEPTH = 32
 __all__ = [
     "MAX_DEPTH",
     "MAX_SAFE_INT",
+    "MONO_EPOCH_NS",
     "DuplicateKeys",
     "Invalid",
+    "boot_epoch",
     "canonical_bytes",
     "canonical_bytes_checked",
     "check_value",

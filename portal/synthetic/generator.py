@@ -75,6 +75,7 @@ from zoneinfo import ZoneInfo
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.protocol import ZERO_HASH, build_receipt, build_record, seal_digest
+from agent.protocol.canonical import boot_epoch
 from portal.reconcile.lessons import Lesson, ScheduleEntry, lessons, local_ms
 from portal.reconcile.model import (
     Confirmation,
@@ -1616,6 +1617,7 @@ def _run(
                 author, boot = "clone", clone_boot
                 mono = (at - clones[0][0] + 9000) * 1_000_000 if clones else mono
                 claimed, synced = at + device.drift_ms, not device.never_synced
+        boot, mono = boot_epoch(boot, mono)  # as the agent cuts a boot past 2^52 ns
         body: dict[str, Any] = {
             "v": 1,
             "device": device.device_id,

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
+from agent.protocol.canonical import MONO_EPOCH_NS
 from portal.reconcile.lessons import local_ms
 from portal.reconcile.model import ReconcileSettings
 from portal.reconcile.rules import AT_RISK, VERIFIED
@@ -302,3 +303,14 @@ def test_a_city_with_no_attacks_labels_every_row_honest() -> None:
     city, _ = generate(config)
     assert city.truth and all(t.label == HONEST for t in city.truth.values())
     assert not city.injections and city.last == date(2024, 4, 1) + timedelta(days=6)
+
+
+def test_a_device_up_for_months_cuts_its_boot_into_epochs_like_the_agent() -> None:
+    """A boot longer than 2^52 ns (52 days) gets the agent's ``<boot>.<n>`` epochs, so
+    every mono_ns stays a safe integer (the demo's signed history once failed here)."""
+    config = CityConfig(centers=1, days=40, install_days=80, power_cuts_per_month=0.0, seed=3)
+    city, link = generate(config)
+    monos = [m for d in city.devices for m in link.log(d).mono_ns]
+    boots = {b for d in city.devices for b in link.log(d).boot}
+    assert monos and max(monos) < MONO_EPOCH_NS
+    assert any("." in b for b in boots)  # the epoch's number joined the boot id
