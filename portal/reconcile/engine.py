@@ -13,6 +13,7 @@ No I/O: the loader hands in one center at a time.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -204,12 +205,12 @@ def read_facts(
     reads = index.reads
     fast = _run_badges(index, settings.burst_gap_ms, per_reader=False)
     at_reader = _run_badges(index, settings.burst_gap_ms, per_reader=True)
-    slow = _run_badges(index, settings.burst_slow_gap_ms, per_reader=True)
+    slow, paired = _slow_runs(index, settings)
     w = settings.door_window_ms
     boot_of, door_state = index.boot_of, index.door_state
     centers = index.device_center
     out = []
-    for read, n, r, m in zip(reads, fast, at_reader, slow, strict=True):
+    for read, n, r, m, p in zip(reads, fast, at_reader, slow, paired, strict=True):
         boot = boot_of(read)
         doors = boot.doors if boot is not None else ()
         best = SHUT
@@ -229,6 +230,7 @@ def read_facts(
                 reader_listed=boot is None or boot.lists(read),
                 reader_run_badges=r,
                 slow_run_badges=m,
+                slow_run_paired=p,
                 stale_anchor=read.stale_anchor,
                 require_card_auth=centers.get(read.device_id, "") in require_card_auth,
             )
@@ -246,6 +248,35 @@ def _run_badges(index: CenterIndex, gap_ms: int, *, per_reader: bool) -> list[in
             for k in run:
                 badges[k] = n
     return badges
+
+
+def _slow_runs(index: CenterIndex, s: ReconcileSettings) -> tuple[list[int], list[int]]:
+    """For each read, the distinct badges of its slow run at its reader, and how many of
+    them are paired (see :attr:`ReadFacts.slow_run_paired`; -1 at a center whose
+    children do not tap out)."""
+    reads = index.reads
+    times: dict[str, list[int]] = defaultdict(list)
+    for read in reads:  # index.reads is in time order, so each list is sorted
+        times[read.uid].append(read.time_ms)
+    lo_gap, hi_gap = s.pair_min_ms, s.pair_max_ms
+
+    def is_paired(read: Read) -> bool:
+        ts, t = times[read.uid], read.time_ms
+        before = bisect_right(ts, t - lo_gap) - bisect_left(ts, t - hi_gap)
+        return before > 0 or bisect_right(ts, t + hi_gap) > bisect_left(ts, t + lo_gap)
+
+    pairs = [is_paired(r) for r in reads]
+    counts = sum(pairs) >= s.paired_center_share * len(reads) if reads else False
+    badges = [1] * len(reads)
+    paired = [int(p) if counts else -1 for p in pairs]
+    for run in index.runs(s.burst_slow_gap_ms, per_reader=True):
+        if len(run) > 1:
+            uids = {reads[k].uid for k in run}
+            n_paired = len({reads[k].uid for k in run if pairs[k]}) if counts else -1
+            for k in run:
+                badges[k] = len(uids)
+                paired[k] = n_paired
+    return badges, paired
 
 
 def judge_reads(

@@ -30,6 +30,14 @@ class ReconcileSettings:
     burst_reader_min_uids: int = 4
     burst_slow_gap_ms: int = 3100
     burst_slow_min_uids: int = 7
+    # A shorter slow run is a burst when its cards were used once: at most one of its
+    # badges read again at the center between pair_min_ms and pair_max_ms before or
+    # after (a child who tapped in and out), at a center where at least
+    # paired_center_share of all reads are paired so (its children do tap out).
+    burst_unpaired_min_uids: int = 5
+    pair_min_ms: int = 20 * 60_000
+    pair_max_ms: int = 6 * 3_600_000
+    paired_center_share: float = 0.5
     door_window_ms: int = 60_000
     heartbeat_interval_s: int = 300
     time_tolerance_ms: int = 120_000
@@ -64,6 +72,10 @@ class ReconcileSettings:
             "burst_reader_min_uids",
             "burst_slow_gap_ms",
             "burst_slow_min_uids",
+            "burst_unpaired_min_uids",
+            "pair_min_ms",
+            "pair_max_ms",
+            "paired_center_share",
             "door_window_ms",
             "heartbeat_interval_s",
             "time_tolerance_ms",
@@ -87,7 +99,8 @@ class ReconcileSettings:
     def from_portal(cls, settings: Any) -> ReconcileSettings:
         """From the portal's :class:`~portal.settings.Settings` (and its ``extra`` map:
         ``burst_gap_ms``, ``burst_min_uids``, ``burst_reader_min_uids``,
-        ``burst_slow_gap_ms``, ``burst_slow_min_uids``,
+        ``burst_slow_gap_ms``, ``burst_slow_min_uids``, ``burst_unpaired_min_uids``,
+        ``pair_min_s``, ``pair_max_s``, ``paired_center_share``,
         ``door_window_s`` and the keys named below)."""
         extra = getattr(settings, "extra", {}) or {}
         d = cls()  # the defaults: one source, so a changed default reaches the portal
@@ -98,6 +111,12 @@ class ReconcileSettings:
             burst_reader_min_uids=int(extra.get("burst_reader_min_uids", d.burst_reader_min_uids)),
             burst_slow_gap_ms=int(extra.get("burst_slow_gap_ms", d.burst_slow_gap_ms)),
             burst_slow_min_uids=int(extra.get("burst_slow_min_uids", d.burst_slow_min_uids)),
+            burst_unpaired_min_uids=int(
+                extra.get("burst_unpaired_min_uids", d.burst_unpaired_min_uids)
+            ),
+            pair_min_ms=int(extra.get("pair_min_s", d.pair_min_ms // 1000)) * 1000,
+            pair_max_ms=int(extra.get("pair_max_s", d.pair_max_ms // 1000)) * 1000,
+            paired_center_share=float(extra.get("paired_center_share", d.paired_center_share)),
             door_window_ms=int(extra.get("door_window_s", d.door_window_ms // 1000)) * 1000,
             heartbeat_interval_s=int(settings.heartbeat_interval_s),
             time_tolerance_ms=int(settings.time_tolerance_s) * 1000,

@@ -68,6 +68,10 @@ class ReadFacts:
     # its reader at the slower tempo (gaps under burst_slow_gap_ms).
     reader_run_badges: int = 0
     slow_run_badges: int = 0
+    # Of the slow run's badges, those read again at the center between pair_min and
+    # pair_max before or after (tapped in and out); -1 where the center's children do
+    # not tap out (under paired_center_share of its reads paired), so it cannot count.
+    slow_run_paired: int = -1
     require_card_auth: bool = False  # the read's center requires cards that prove reads
 
 
@@ -107,6 +111,7 @@ def card_burst(f: ReadFacts, s: ReconcileSettings) -> bool:
         f.run_badges >= s.burst_min_uids
         or f.reader_run_badges >= s.burst_reader_min_uids
         or f.slow_run_badges >= s.burst_slow_min_uids
+        or (f.slow_run_badges >= s.burst_unpaired_min_uids and 0 <= f.slow_run_paired <= 1)
     )
 
 

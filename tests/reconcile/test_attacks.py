@@ -157,6 +157,51 @@ def test_slow_stack_is_a_card_burst_and_arriving_clusters_are_not(city: City) ->
     verified(city, honest, "G-fair")
 
 
+def tap_out(pi: Pi, kids: list[Kid], start: str = "16:32") -> None:
+    """Each child taps out alone on the way home, 47 s apart, each with the door."""
+    t = at(start)
+    for kid in kids:
+        pi.cluster(t, [kid])
+        t += 47_000
+
+
+def test_a_slow_stack_of_five_used_once_is_a_card_burst_and_friends_are_not(
+    city: City,
+) -> None:
+    city.group("G-five", "C-five")
+    city.group("G-mates", "C-mates")
+    city.group("G-stay", "C-stay")
+    absent = city.kids("K-five-", 5, "G-five")
+    present = city.kids("K-here-", 7, "G-five")
+    mates = city.kids("K-mate-", 11, "G-mates")
+    stay = city.kids("K-stay-", 11, "G-stay")
+    five, fair, nobody_out = city.pi("C-five"), city.pi("C-mates"), city.pi("C-stay")
+    gaps = (1.7, 2.4, 2.9, 1.9)
+    for pi in (five, fair, nobody_out):
+        pi.heartbeats(at("14:00"), at("17:00"))
+    honest_arrivals(five, present)
+    # The five collected cards, one door opening, 1.7-2.9 s apart, never tapped again,
+    # at a center whose children tap out on the way home.
+    five.cluster(at("14:56"), absent, gaps)
+    tap_out(five, present)
+    # Honest twins: five friends at the same tempo who tap out (three of them) ...
+    honest_arrivals(fair, mates[:6])
+    fair.cluster(at("14:56"), mates[6:], gaps)
+    tap_out(fair, mates[:6] + mates[6:9])
+    # ... and five friends at a center where no child taps out.
+    honest_arrivals(nobody_out, stay[:6])
+    nobody_out.cluster(at("14:56"), stay[6:], gaps)
+    confirm_all(city, absent + present, "G-five")
+    confirm_all(city, mates, "G-mates")
+    confirm_all(city, stay, "G-stay")
+    city.import_all()
+    city.reconcile()
+    accused(city, absent, "G-five", "card_burst")
+    verified(city, present, "G-five")
+    verified(city, mates, "G-mates")
+    verified(city, stay, "G-stay")
+
+
 def test_split_stack_across_two_readers_is_a_card_burst_and_siblings_are_not(
     city: City,
 ) -> None:
